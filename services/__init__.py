@@ -1,0 +1,1 @@
+"""Quartet services. Each service imports only :mod:`services.kit`, never another service."""

@@ -1,0 +1,65 @@
+"""Typed settings, read once from the environment (12-factor).
+
+Each service subclasses :class:`ServiceSettings` and sets its own defaults
+(name, port, database). This is the only module that reads ``os.environ``; the
+rest of the code gets a settings object.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads from its environment. Defaults suit a developer machine."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    service_name: str = "service"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    region: str = "local"
+    instance: str = Field(default_factory=_default_instance)
+    log_level: str = "INFO"
+
+    # PostgreSQL; ``None`` for a service without a database (ping).
+    database_url: str | None = None
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    db_acquire_timeout_seconds: float = Field(5.0, gt=0)
+    db_command_timeout_seconds: float = Field(10.0, gt=0)
+    db_startup_timeout_seconds: float = Field(30.0, ge=0)
+
+    # RabbitMQ and the event exchange (tests use a unique exchange per run).
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    events_exchange: str = "quartet.events"
+
+    # The OAuth2 issuer every token is checked against.
+    auth_url: str = "http://127.0.0.1:8001"
+
+    # Limits: every input is bounded, everything that waits has a timeout.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    request_timeout_seconds: float = Field(15.0, gt=0)
+
+    # Hypercorn. The gateway's upstream keep-alive must stay below keep_alive_seconds.
+    keep_alive_seconds: float = Field(75.0, gt=0)
+    # On SIGTERM: /readyz turns 503 at once; after drain_delay the listener closes and
+    # in-flight requests get up to shutdown_grace to finish.
+    drain_delay_seconds: float = Field(0.0, ge=0)
+    shutdown_grace_seconds: float = Field(20.0, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
