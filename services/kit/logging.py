@@ -66,5 +66,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger; ``name`` is added as ``logger``."""
-    return structlog.get_logger(name) if name is None else structlog.get_logger().bind(logger=name)
+    """A structlog logger; ``name`` is added as ``component``."""
+    # Stays a lazy proxy, so module-level loggers pick up configure_logging() made later.
+    return structlog.get_logger() if name is None else structlog.get_logger(component=name)

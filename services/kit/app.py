@@ -1,0 +1,329 @@
+"""The app factory every service builds on.
+
+``create_service_app`` returns a Quart app with the suite's common behaviour
+wired once: request ids, JSON access logs, problem+json for every error, body
+and time limits, ``/healthz`` ``/readyz`` ``/metrics`` ``/openapi.json``
+``/docs``, the database pool and migrations, and start/stop hooks for
+background work (event relay and consumers). A service adds its blueprints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from quart import Blueprint, Quart, Response, current_app, g, request
+from quart.typing import ResponseReturnValue
+from quart_schema import QuartSchema, RequestSchemaValidationError, hide
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from services.kit.config import ServiceSettings
+from services.kit.db import UNAVAILABLE_ERRORS, Database
+from services.kit.docs import docs_html
+from services.kit.logging import get_logger
+from services.kit.metrics import HttpMetrics
+from services.kit.migrations import MigrationSource, migrate
+from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
+
+log = get_logger("kit.app")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+Hook = Callable[["ServiceKit"], Awaitable[None]]
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceKit:
+    """What the app factory attaches to the app (``app.extensions["quartet"]``)."""
+
+    settings: ServiceSettings
+    registry: CollectorRegistry
+    metrics: HttpMetrics
+    db: Database | None
+    migrations: Sequence[MigrationSource]
+    readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    draining: bool = False
+    # Anything a service attaches (event bus, token verifier, http session...).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError(f"{self.settings.service_name} has no database")
+        return self.db
+
+
+def kit_of(app: Quart) -> ServiceKit:
+    return cast(ServiceKit, app.extensions["quartet"])
+
+
+def current_kit() -> ServiceKit:
+    """The kit of the app handling the current request."""
+    return kit_of(current_app)
+
+
+def current_db() -> Database:
+    return current_kit().database
+
+
+def request_id() -> str:
+    """The id of the current request (taken from ``X-Request-ID`` or generated)."""
+    rid = g.get("request_id")
+    if rid is None:
+        rid = _pick_request_id(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id = rid
+    return cast(str, rid)
+
+
+def _pick_request_id(given: str | None) -> str:
+    if given and _SANE_REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+class ServiceApp(Quart):
+    """Quart with a deadline on every handler: past ``request_timeout_seconds`` → 504 problem."""
+
+    async def dispatch_request(self, request_context: Any = None) -> ResponseReturnValue:
+        timeout = kit_of(self).settings.request_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                return await super().dispatch_request(request_context)
+        except TimeoutError:
+            raise Problem(504, "the request took too long and was abandoned") from None
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    blueprints: Sequence[Blueprint],
+    title: str,
+    description: str = "",
+    migrations: Sequence[MigrationSource] = (),
+    security_schemes: dict[str, Any] | None = None,
+) -> Quart:
+    """Build a service's Quart app with everything the suite shares; the service adds blueprints."""
+    app = ServiceApp(settings.service_name)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        BODY_TIMEOUT=settings.request_timeout_seconds,
+        RESPONSE_TIMEOUT=settings.request_timeout_seconds * 4,
+        PROPAGATE_EXCEPTIONS=False,
+        JSON_SORT_KEYS=False,
+    )
+    registry = CollectorRegistry()
+    kit = ServiceKit(
+        settings=settings,
+        registry=registry,
+        metrics=HttpMetrics.register(registry),
+        db=Database(settings) if settings.database_url else None,
+        migrations=migrations,
+    )
+    app.extensions["quartet"] = kit
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info={"title": title, "version": "1.0.0", "description": description},
+        security_schemes=security_schemes,
+    )
+    _install_request_hooks(app, kit)
+    _install_error_handlers(app)
+    _install_lifecycle(app, kit)
+    app.register_blueprint(_operations_blueprint(title))
+    for bp in blueprints:
+        app.register_blueprint(bp)
+    return app
+
+
+def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
+    @app.before_request
+    async def start_request() -> None:
+        rid = request_id()
+        g.started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        kit.metrics.in_flight.inc()
+        g.in_flight = True
+
+    @app.after_request
+    async def finish_request(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = request_id()
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        kit.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        kit.metrics.latency.labels(request.method, route).observe(elapsed)
+        if request.path not in _QUIET_PATHS:
+            log.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                route=route,
+                status=response.status_code,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+        return response
+
+    @app.teardown_request
+    async def end_request(_: BaseException | None) -> None:
+        if g.pop("in_flight", False):
+            kit.metrics.in_flight.dec()
+
+
+def problem_response(problem: Problem) -> Response:
+    body = problem_body(
+        problem.status,
+        request_id(),
+        title=problem.title,
+        detail=problem.detail,
+        type=problem.type,
+        errors=problem.errors,
+    )
+    response = current_app.json.response(body)
+    response.status_code = problem.status
+    response.content_type = PROBLEM_CONTENT_TYPE
+    response.headers.update(problem.headers)
+    return cast(Response, response)
+
+
+def _install_error_handlers(app: Quart) -> None:
+    @app.errorhandler(Problem)
+    async def on_problem(problem: Problem) -> Response:
+        return problem_response(problem)
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def on_invalid(error: RequestSchemaValidationError) -> Response:
+        return problem_response(Problem(422, "the request is not valid", errors=_validation_errors(error)))
+
+    @app.errorhandler(HTTPException)
+    async def on_http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        headers: dict[str, str] = {}
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        detail = {
+            404: "no such resource",
+            405: f"{request.method} is not allowed here",
+            413: f"the request body is larger than {kit_of(current_app).settings.max_body_bytes} bytes",
+        }.get(status, error.name)
+        return problem_response(Problem(status, detail, headers=headers))
+
+    @app.errorhandler(TimeoutError)
+    async def on_timeout(error: TimeoutError) -> Response:
+        log.warning("dependency timed out", error_type=type(error).__name__)
+        return problem_response(Problem(503, "a dependency did not answer in time", headers={"Retry-After": "1"}))
+
+    for error_type in UNAVAILABLE_ERRORS:
+
+        @app.errorhandler(error_type)
+        async def on_unavailable(error: Exception) -> Response:
+            log.warning("database unavailable", error_type=type(error).__name__, error=str(error))
+            return problem_response(
+                Problem(503, "the service is temporarily unavailable", headers={"Retry-After": "1"})
+            )
+
+    @app.errorhandler(Exception)
+    async def on_unhandled(error: Exception) -> Response:
+        log.error("unhandled error", exc_info=error)
+        return problem_response(Problem(500, "an internal error occurred; quote the request id when reporting it"))
+
+
+def _validation_errors(error: RequestSchemaValidationError) -> list[dict[str, Any]]:
+    inner = error.validation_error
+    errors_method = getattr(inner, "errors", None)
+    if callable(errors_method):
+        # Never echo the input back: it may hold a password or a token.
+        return [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors_method(include_url=False, include_input=False, include_context=False)
+        ]
+    return [{"loc": [], "msg": str(inner), "type": "invalid"}]
+
+
+def _install_lifecycle(app: Quart, kit: ServiceKit) -> None:
+    @app.before_serving
+    async def start() -> None:
+        if kit.db is not None:
+            await migrate(kit.db.dsn, kit.migrations, wait_seconds=kit.settings.db_startup_timeout_seconds)
+            await kit.db.open()
+            kit.readiness_checks.setdefault("database", kit.db.ping)
+        for hook in kit.on_start:
+            await hook(kit)
+        log.info("service started", port=kit.settings.port, region=kit.settings.region, instance=kit.settings.instance)
+
+    @app.after_serving
+    async def stop() -> None:
+        kit.draining = True
+        for hook in reversed(kit.on_stop):
+            try:
+                await asyncio.wait_for(hook(kit), timeout=kit.settings.shutdown_grace_seconds)
+            except Exception as error:  # one failing hook must not keep the others from running
+                log.error("stop hook failed", hook=getattr(hook, "__qualname__", repr(hook)), exc_info=error)
+        if kit.db is not None:
+            await kit.db.close()
+        log.info("service stopped")
+
+
+def _operations_blueprint(title: str) -> Blueprint:
+    bp = Blueprint("operations", __name__)
+
+    @bp.get("/healthz")
+    @hide
+    async def healthz() -> dict[str, str]:
+        """The process is up (liveness)."""
+        return {"status": "ok"}
+
+    @bp.get("/readyz")
+    @hide
+    async def readyz() -> tuple[dict[str, Any], int]:
+        """Ready for traffic: its database and broker are reachable and it is not shutting down."""
+        kit = current_kit()
+        if kit.draining:
+            raise Problem(503, "shutting down", headers={"Retry-After": "1"})
+        results = await asyncio.gather(
+            *(_check(name, check) for name, check in kit.readiness_checks.items()), return_exceptions=False
+        )
+        checks = dict(results)
+        if not all(ok == "ok" for ok in checks.values()):
+            raise Problem(
+                503,
+                "not ready: " + ", ".join(name for name, ok in checks.items() if ok != "ok"),
+                headers={"Retry-After": "1"},
+            )
+        return {"status": "ok", "checks": checks}, 200
+
+    @bp.get("/metrics")
+    @hide
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(current_kit().registry), content_type=CONTENT_TYPE_LATEST)
+
+    @bp.get("/docs")
+    @hide
+    async def docs() -> Response:
+        """Human-readable API docs (no CDN)."""
+        return Response(docs_html(title), content_type="text/html; charset=utf-8")
+
+    return bp
+
+
+async def _check(name: str, check: ReadinessCheck) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(check(), timeout=2.0)
+    except Exception as error:
+        return name, f"failed: {type(error).__name__}"
+    return name, "ok"

@@ -1,0 +1,56 @@
+"""``python -m services.<name> [serve|migrate|<extra command>]`` for every service."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from quart import Quart
+
+from services.kit.config import ServiceSettings
+from services.kit.logging import configure_logging, get_logger
+from services.kit.migrations import MigrationSource, migrate
+
+Command = Callable[[ServiceSettings, Sequence[str]], Coroutine[Any, Any, int]]
+
+
+def main(
+    settings_type: type[ServiceSettings],
+    create_app: Callable[[ServiceSettings], Quart],
+    migrations: Sequence[MigrationSource] = (),
+    commands: Mapping[str, Command] | None = None,
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Run the command named on the command line (default ``serve``); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    name = args.pop(0) if args else "serve"
+    try:
+        settings = settings_type()
+    except ValidationError as error:
+        print(f"invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.service_name, settings.log_level)
+    log = get_logger("kit.cli")
+    extra = dict(commands or {})
+    if name == "serve":
+        from services.kit.runner import run  # hypercorn and uvloop only when serving
+
+        run(create_app(settings), settings)
+        return 0
+    if name == "migrate":
+        if settings.database_url is None:
+            log.info("no database, nothing to migrate")
+            return 0
+        applied = asyncio.run(
+            migrate(settings.database_url, migrations, wait_seconds=settings.db_startup_timeout_seconds)
+        )
+        log.info("migrations done", applied=applied)
+        return 0
+    if name in extra:
+        return asyncio.run(extra[name](settings, args))
+    known = ", ".join(["serve", "migrate", *extra])
+    print(f"unknown command {name!r}; known: {known}", file=sys.stderr)
+    return 2

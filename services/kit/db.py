@@ -1,0 +1,92 @@
+"""The asyncpg pool of a service: one per process, opened at start, closed at stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from services.kit.config import ServiceSettings
+
+# What store functions take: a plain connection or one borrowed from the pool.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+# Errors that mean "the database is unreachable or restarting", answered as 503.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+class Database:
+    """A bounded asyncpg pool with transaction and connection helpers.
+
+    Every acquire waits at most ``db_acquire_timeout_seconds``; every statement at
+    most ``db_command_timeout_seconds``. A pool that cannot reach PostgreSQL
+    raises one of :data:`UNAVAILABLE_ERRORS` (or ``TimeoutError``), which the app
+    factory turns into 503.
+    """
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        if settings.database_url is None:
+            raise ValueError("DATABASE_URL is not set")
+        self._dsn = settings.database_url
+        self._min = settings.db_pool_min
+        self._max = settings.db_pool_max
+        self._acquire_timeout = settings.db_acquire_timeout_seconds
+        self._command_timeout = settings.db_command_timeout_seconds
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+
+    @property
+    def dsn(self) -> str:
+        return self._dsn
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            raise RuntimeError("database pool is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=self._min,
+            max_size=self._max,
+            command_timeout=self._command_timeout,
+            # Connections are recycled, so a restarted PostgreSQL is picked up again.
+            max_inactive_connection_lifetime=300,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), timeout=10)
+            except TimeoutError:
+                self._pool.terminate()
+            self._pool = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection, without a transaction."""
+        async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction (committed on success, rolled back on error)."""
+        async with self.pool.acquire(timeout=self._acquire_timeout) as conn, conn.transaction():
+            yield conn
+
+    async def ping(self) -> None:
+        """Raise unless a round trip to PostgreSQL succeeds."""
+        async with self.connection() as conn:
+            await conn.fetchval("SELECT 1")

@@ -1,0 +1,1 @@
+"""Ping: echo and latency diagnostics. The smallest example of the house shape."""
