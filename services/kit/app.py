@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from quart import Blueprint, Quart, Response, current_app, g, request
 from quart.typing import ResponseReturnValue
 from quart_schema import QuartSchema, RequestSchemaValidationError, hide
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from services.kit.config import ServiceSettings
 from services.kit.db import UNAVAILABLE_ERRORS, Database
@@ -159,6 +159,9 @@ def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
         structlog.contextvars.bind_contextvars(request_id=rid)
         kit.metrics.in_flight.inc()
         g.in_flight = True
+        # Refuse an oversized body up front, whatever the route (chunked bodies are cut while read).
+        if request.content_length is not None and request.content_length > kit.settings.max_body_bytes:
+            raise RequestEntityTooLarge()
 
     @app.after_request
     async def finish_request(response: Response) -> Response:

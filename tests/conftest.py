@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ServiceProcess, free_port
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def ping_service(log_dir: Path) -> Iterator[ServiceProcess]:
+    """A real ping process on a free port, shared by a test module."""
+    port = free_port()
+    proc = ServiceProcess(
+        "services.ping",
+        {"PORT": str(port), "REGION": "test-region", "INSTANCE": f"ping-{port}"},
+        log_dir / f"ping-{port}.log",
+    )
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()

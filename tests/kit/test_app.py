@@ -1,0 +1,70 @@
+"""The kit's app factory, exercised through Quart's test client (no network needed)."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Quart
+
+from services.kit.app import create_service_app, kit_of
+from services.kit.config import ServiceSettings
+from services.kit.problem import Problem
+
+
+def make_app() -> Quart:
+    bp = Blueprint("boom", __name__)
+
+    @bp.get("/boom")
+    async def boom() -> str:
+        raise RuntimeError("secret internal state: password=hunter2")
+
+    @bp.get("/teapot")
+    async def teapot() -> str:
+        raise Problem(418, "short and stout", headers={"X-Extra": "1"})
+
+    settings = ServiceSettings(service_name="kit-test", port=0)
+    return create_service_app(settings, blueprints=[bp], title="kit test")
+
+
+async def test_unhandled_error_is_problem_500_without_internal_detail() -> None:
+    app = make_app()
+    client = app.test_client()
+    resp = await client.get("/boom", headers={"X-Request-ID": "rid-123"})
+    assert resp.status_code == 500
+    assert resp.content_type == "application/problem+json"
+    body = await resp.get_json()
+    assert body["request_id"] == "rid-123"
+    assert resp.headers["X-Request-ID"] == "rid-123"
+    text = await resp.get_data(as_text=True)
+    assert "hunter2" not in text and "Traceback" not in text and "RuntimeError" not in text
+
+
+async def test_raised_problem_keeps_status_detail_and_headers() -> None:
+    client = make_app().test_client()
+    resp = await client.get("/teapot")
+    assert resp.status_code == 418
+    body = await resp.get_json()
+    assert body["detail"] == "short and stout"
+    assert resp.headers["X-Extra"] == "1"
+
+
+async def test_readyz_is_503_when_a_check_fails_and_200_when_it_recovers() -> None:
+    app = make_app()
+    healthy = {"value": False}
+
+    async def broker() -> None:
+        if not healthy["value"]:
+            raise ConnectionError("down")
+
+    kit_of(app).readiness_checks["broker"] = broker
+    client = app.test_client()
+    resp = await client.get("/readyz")
+    assert resp.status_code == 503
+    assert "broker" in (await resp.get_json())["detail"]
+    healthy["value"] = True
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_readyz_is_503_while_draining() -> None:
+    app = make_app()
+    kit_of(app).draining = True
+    resp = await app.test_client().get("/readyz")
+    assert resp.status_code == 503
