@@ -1,0 +1,88 @@
+# Quartet: the front door. `make up` runs the suite, `make test` tests it.
+#
+# With a Docker engine that answers (`docker info`) and compose, `up`/`down`/`ps`/`logs`
+# use compose.yaml. Without one they run local processes through scripts/suite.py.
+# Force either with MODE=docker or MODE=local.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.quartet-installed
+MODE ?= auto
+PYTEST_ARGS ?=
+
+# scripts/suite.py needs only the standard library for down/ps/logs: use the venv if it exists.
+SUITE = $(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/suite.py
+DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/dev/null 2>&1 \
+	&& docker compose version >/dev/null 2>&1
+USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
+
+.PHONY: help venv up down ps logs infra test lint fmt typecheck bench clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# The venv is (re)built when missing or when pyproject.toml / constraints.txt are newer than the stamp.
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> installing into $(VENV) (pinned by constraints.txt)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## create .venv and install the project with its pinned dependencies
+
+up: ## start the whole suite (idempotent) and print its URLs
+	@if $(USE_DOCKER); then \
+		echo "==> docker compose up -d --wait"; docker compose up -d --wait; \
+	else \
+		$(MAKE) -s --no-print-directory venv && $(PY) scripts/suite.py up; \
+	fi
+
+down: ## stop what `make up` started (PostgreSQL and RabbitMQ keep running)
+	@$(SUITE) down
+	@if [ "$(MODE)" != local ] && $(DOCKER_ANSWERS); then docker compose down; fi
+
+ps: ## each process, its pid, port and readiness
+	@if $(USE_DOCKER); then docker compose ps; else $(SUITE) ps; fi
+
+logs: ## tail the logs (FOLLOW=1 to follow, N=200 for more lines)
+	@if $(USE_DOCKER); then docker compose logs --tail $${N:-40} $(if $(FOLLOW),-f); \
+	else $(SUITE) logs -n $${N:-40} $(if $(FOLLOW),-f); fi
+
+infra: venv ## make sure PostgreSQL and RabbitMQ answer on localhost (start them if installed)
+	@$(PY) scripts/suite.py infra
+
+test: venv infra lint ## ruff, mypy, import-linter, then pytest against real PostgreSQL and RabbitMQ
+	@echo "==> pytest $(PYTEST_ARGS)"
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff check, ruff format --check, mypy, lint-imports
+	@echo "==> ruff check"
+	$(VENV)/bin/ruff check .
+	@echo "==> ruff format --check"
+	$(VENV)/bin/ruff format --check .
+	@echo "==> mypy"
+	$(VENV)/bin/mypy
+	@echo "==> lint-imports"
+	$(VENV)/bin/lint-imports
+
+typecheck: venv ## mypy only
+	$(VENV)/bin/mypy
+
+fmt: venv ## format and fix what ruff can
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: venv ## run the load scenarios (bench/run.py)
+	@if [ -f bench/run.py ]; then $(PY) bench/run.py; else echo "no benchmarks yet (bench/run.py comes later)"; fi
+
+clean: ## stop the local suite, remove .run/ and caches (keeps .venv)
+	@$(SUITE) down
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info tests/artifacts
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv too
+	rm -rf $(VENV)

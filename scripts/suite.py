@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""The local supervisor behind ``make up``, ``make down``, ``make ps`` and ``make logs``.
+
+It runs the suite as plain processes on this machine, against PostgreSQL and
+RabbitMQ on localhost, when no Docker engine answers. ``make`` calls it with the
+venv's python after the venv step; the script itself needs only the standard
+library (``down``, ``ps`` and ``logs`` work without a venv), and ``up`` imports
+asyncpg for the one step that creates databases.
+
+The suite is the table :data:`SERVICES`: a row is started only when its module
+exists on disk (``<package>/__main__.py``), so a new service is one row, already
+here, that switches itself on when its code lands.
+
+    python scripts/suite.py up | down | ps | logs [-f] [-n N] [NAME...] | infra | urls
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import suite_infra as infra
+import suite_procs as procs
+from suite_procs import ROOT, RUN_DIR, Proc
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A process that belongs to a service but serves no HTTP port (the reports worker)."""
+
+    name: str
+    module: str
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    port: int
+    has_database: bool
+    extras: tuple[Extra, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # service-specific defaults
+
+
+# The suite. Instance n (1-based, `<NAME>_INSTANCES`) of a service listens on port + 10*(n-1).
+SERVICES: tuple[Service, ...] = (
+    Service("auth", "services.auth", 8001, has_database=True),
+    Service("todos", "services.todos", 8002, has_database=True),
+    Service("ping", "services.ping", 8003, has_database=False),
+    Service(
+        "reports",
+        "services.reports",
+        8004,
+        has_database=True,
+        extras=(Extra("reports-worker", "services.reports.worker"),),
+    ),
+)
+GATEWAY = Service("gateway", "gateway", 8080, has_database=False)
+INSTANCE_PORT_STEP = 10
+
+# Shared settings every process gets unless the caller's environment sets them.
+SHARED_DEFAULTS = {
+    "REGION": "local",
+    "LOG_LEVEL": "INFO",
+    "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
+    "AUTH_URL": "http://127.0.0.1:8001",
+    "EVENTS_EXCHANGE": "quartet.events",
+}
+DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+GATEWAY_UPSTREAMS_FILE = RUN_DIR / "gateway.upstreams.json"
+
+
+def module_exists(module: str) -> bool:
+    """Is ``python -m module`` runnable from this checkout?"""
+    path = ROOT.joinpath(*module.split("."))
+    return (path / "__main__.py").is_file() or path.with_suffix(".py").is_file()
+
+
+def env_prefix(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def count(environ: Mapping[str, str], name: str) -> int:
+    raw = environ.get(f"{env_prefix(name)}_INSTANCES", "1")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{env_prefix(name)}_INSTANCES must be a number, not {raw!r}") from None
+    if not 1 <= value <= 9:
+        raise SystemExit(f"{env_prefix(name)}_INSTANCES must be 1..9 (ports step by {INSTANCE_PORT_STEP})")
+    return value
+
+
+def instance_name(name: str, n: int) -> str:
+    return name if n == 1 else f"{name}-{n}"
+
+
+def pg_admin_url(environ: Mapping[str, str]) -> str:
+    return environ.get("QUARTET_PG_ADMIN_URL") or environ.get("QUARTET_TEST_PG") or DEFAULT_PG_ADMIN_URL
+
+
+def database_spec(service: Service, environ: Mapping[str, str]) -> infra.DatabaseSpec:
+    name = f"quartet_{service.name}"
+    return infra.DatabaseSpec(name, environ.get(f"{env_prefix(service.name)}_DB_PASSWORD", f"{name}_dev"))
+
+
+def database_url(service: Service, environ: Mapping[str, str]) -> str:
+    own = environ.get(f"{env_prefix(service.name)}_DATABASE_URL")
+    if own:
+        return own
+    pg = infra.Endpoint.from_url(pg_admin_url(environ), 5432)
+    return database_spec(service, environ).url(pg)
+
+
+def enabled(environ: Mapping[str, str]) -> list[Service]:
+    """The rows of :data:`SERVICES` whose code is on disk (narrowed by ``QUARTET_SERVICES=ping,todos``)."""
+    wanted = {n.strip() for n in environ.get("QUARTET_SERVICES", "").split(",") if n.strip()}
+    unknown = wanted - {s.name for s in SERVICES}
+    if unknown:
+        raise SystemExit(f"QUARTET_SERVICES names unknown services: {', '.join(sorted(unknown))}")
+    return [s for s in SERVICES if module_exists(s.module) and (not wanted or s.name in wanted)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    services: list[Proc]  # HTTP services, every instance
+    extras: list[Proc]  # workers, started after their service's migrations
+    gateway: Proc | None
+    upstreams: dict[str, str]  # gateway env: AUTH_URLS=...
+
+
+def plan(environ: Mapping[str, str]) -> Plan:
+    """Every process `make up` would run, with its name, module, port and env."""
+    shared = {k: environ.get(k, v) for k, v in SHARED_DEFAULTS.items()}
+    services: list[Proc] = []
+    extras: list[Proc] = []
+    upstreams: dict[str, str] = {}
+    for svc in enabled(environ):
+        base = {**shared, **svc.env, "HOST": "127.0.0.1"}
+        if svc.has_database:
+            base["DATABASE_URL"] = database_url(svc, environ)
+        urls = []
+        for n in range(1, count(environ, svc.name) + 1):
+            name = instance_name(svc.name, n)
+            port = svc.port + INSTANCE_PORT_STEP * (n - 1)
+            services.append(Proc(name, svc.module, port, {**base, "PORT": str(port), "INSTANCE": name}))
+            urls.append(f"http://127.0.0.1:{port}")
+        upstreams[f"{env_prefix(svc.name)}_URLS"] = ",".join(urls)
+        for extra in svc.extras:
+            if not module_exists(extra.module):
+                continue
+            for n in range(1, count(environ, extra.name) + 1):
+                name = instance_name(extra.name, n)
+                extras.append(Proc(name, extra.module, None, {**base, "INSTANCE": name}))
+    gateway = None
+    if module_exists(GATEWAY.module):
+        env = {**shared, "HOST": "127.0.0.1", "PORT": str(GATEWAY.port), "INSTANCE": GATEWAY.name, **upstreams}
+        gateway = Proc(GATEWAY.name, GATEWAY.module, GATEWAY.port, env)
+    return Plan(services, extras, gateway, upstreams)
+
+
+def resolve(name: str) -> tuple[str, int | None] | None:
+    """(module, port) of a process name from the table: ``todos-2`` → services.todos on 8012.
+
+    Workers have no port; a name the table does not know gives None.
+    """
+    for svc in (*SERVICES, GATEWAY):
+        candidates = ((svc.name, svc.module, svc.port), *((e.name, e.module, None) for e in svc.extras))
+        for candidate, module, port in candidates:
+            suffix = name.removeprefix(candidate)
+            if suffix == "":
+                return module, port
+            if suffix.startswith("-") and suffix[1:].isdigit() and int(suffix[1:]) >= 1:
+                return module, None if port is None else port + INSTANCE_PORT_STEP * (int(suffix[1:]) - 1)
+    return None
+
+
+def module_of(name: str) -> str | None:
+    found = resolve(name)
+    return None if found is None else found[0]
+
+
+def child_python(environ: Mapping[str, str]) -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return environ.get("QUARTET_PYTHON") or (str(venv) if venv.exists() else sys.executable)
+
+
+def timeout_from(environ: Mapping[str, str], key: str, default: float) -> float:
+    try:
+        return float(environ.get(key, default))
+    except ValueError:
+        raise SystemExit(f"{key} must be a number of seconds") from None
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --------------------------------------------------------------------------- up
+
+
+def ensure_infra(environ: Mapping[str, str], need_postgres: bool = True) -> None:
+    try:
+        if need_postgres:
+            pg = infra.Endpoint.from_url(pg_admin_url(environ), 5432)
+            say(f"==> PostgreSQL on {pg}: {infra.ensure_postgres(pg)}")
+        amqp = infra.Endpoint.from_url(environ.get("AMQP_URL", SHARED_DEFAULTS["AMQP_URL"]), 5672)
+        say(f"==> RabbitMQ on {amqp}: {infra.ensure_rabbitmq(amqp)}")
+    except infra.InfraError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def migrate(service: Service, proc: Proc, python: str) -> None:
+    import subprocess
+
+    say(f"    migrate {service.name}")
+    with procs.log_file(service.name).open("ab") as log:
+        log.write(f"\n==== suite runs: python -m {service.module} migrate ====\n".encode())
+        log.flush()
+        try:
+            done = subprocess.run(
+                [python, "-m", service.module, "migrate"],
+                cwd=ROOT,
+                env={**os.environ, **proc.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise SystemExit(
+                f"error: migrating {service.name} took over 120s\n{procs.log_tail(service.name)}"
+            ) from None
+    if done.returncode != 0:
+        raise SystemExit(
+            f"error: migrating {service.name} failed (exit {done.returncode}):\n{procs.log_tail(service.name)}"
+        )
+
+
+def start_all(group: list[Proc], python: str, timeout: float) -> None:
+    """Start whatever in ``group`` is not running yet, then wait until all are ready."""
+    waiting: list[tuple[Proc, int]] = []
+    for proc in group:
+        pid = procs.running_pid(proc.name, proc.module)
+        if pid is not None:
+            say(f"    {proc.name:<16} already running (pid {pid})")
+        else:
+            if proc.port is not None and procs.port_answers("127.0.0.1", proc.port):
+                raise SystemExit(
+                    f"error: port {proc.port} for {proc.name} is taken by a process this suite did not start "
+                    f"(see: ss -ltnp 'sport = :{proc.port}')"
+                )
+            pid = procs.start(proc, python, os.environ)
+            say(f"    {proc.name:<16} started (pid {pid}, log .run/{proc.name}.log)")
+        waiting.append((proc, pid))
+    try:
+        procs.wait_ready(waiting, timeout)
+    except procs.NotReady as exc:
+        raise SystemExit(
+            f"error: {exc.name} {exc.reason}. Last lines of .run/{exc.name}.log:\n"
+            f"{procs.log_tail(exc.name)}\n(`make logs` shows more; `make down` stops the suite)"
+        ) from None
+
+
+def cmd_up(environ: Mapping[str, str]) -> int:
+    RUN_DIR.mkdir(exist_ok=True)
+    the_plan = plan(environ)
+    python = child_python(environ)
+    timeout = timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0)
+    active = enabled(environ)
+    if not active and the_plan.gateway is None:
+        raise SystemExit("error: no service of the table is on disk yet")
+    coming = [s.name for s in SERVICES if not module_exists(s.module)]
+    skipped = [s.name for s in SERVICES if module_exists(s.module) and s not in active]
+    say(
+        f"==> suite: {', '.join(s.name for s in active) or '-'}"
+        + (f"; coming: {', '.join(coming)}" if coming else "")
+        + (f"; left out by QUARTET_SERVICES: {', '.join(skipped)}" if skipped else "")
+    )
+
+    ensure_infra(environ, need_postgres=any(s.has_database for s in active))
+
+    db_services = [s for s in active if s.has_database]
+    if db_services:
+        say("==> databases and migrations")
+        specs = [
+            database_spec(s, environ) for s in db_services if not environ.get(f"{env_prefix(s.name)}_DATABASE_URL")
+        ]
+        try:
+            created = infra.provision_databases(pg_admin_url(environ), specs)
+        except infra.InfraError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        say(f"    created {', '.join(created)}" if created else "    roles and databases exist")
+        for svc in db_services:
+            first = next(p for p in the_plan.services if p.module == svc.module)
+            migrate(svc, first, python)
+
+    say("==> services")
+    start_all(the_plan.services + the_plan.extras, python, timeout)
+
+    if the_plan.gateway is not None:
+        say("==> gateway")
+        restart_gateway_if_upstreams_changed(the_plan)
+        start_all([the_plan.gateway], python, timeout)
+        GATEWAY_UPSTREAMS_FILE.write_text(json.dumps(the_plan.upstreams, sort_keys=True))
+
+    strays = [n for n in procs.recorded_names() if n not in {p.name for p in all_procs(the_plan)}]
+    for name in strays:
+        say(f"    note: {name} runs but is not in this plan (fewer instances?); `make down` stops it")
+    say("")
+    print_urls(the_plan)
+    return 0
+
+
+def all_procs(the_plan: Plan) -> list[Proc]:
+    return the_plan.services + the_plan.extras + ([the_plan.gateway] if the_plan.gateway else [])
+
+
+def restart_gateway_if_upstreams_changed(the_plan: Plan) -> None:
+    # The gateway reads its upstream lists once at start; a new instance count needs a new gateway.
+    gateway = the_plan.gateway
+    if gateway is None or procs.running_pid(gateway.name, gateway.module) is None:
+        return
+    try:
+        before = json.loads(GATEWAY_UPSTREAMS_FILE.read_text())
+    except (OSError, ValueError):
+        before = None
+    if before != the_plan.upstreams:
+        say("    upstreams changed: restarting the gateway")
+        stop_names([gateway.name], environ=os.environ)
+
+
+def print_urls(the_plan: Plan) -> None:
+    say("Quartet is up:")
+    if the_plan.gateway is not None:
+        say("  app       http://localhost:8080/app/")
+        if procs.http_ready(GATEWAY.port, "/docs"):
+            say("  API docs  http://localhost:8080/docs   (OpenAPI: http://localhost:8080/openapi.json)")
+        else:
+            say("  API docs  per service for now (merged docs at http://localhost:8080/docs are coming)")
+        say("  try       curl 'http://localhost:8080/ping?ECHOMSG=hi'")
+    for proc in the_plan.services:
+        say(f"  {proc.name:<9} http://localhost:{proc.port}   (docs: /docs, health: /healthz /readyz, /metrics)")
+    for proc in the_plan.extras:
+        say(f"  {proc.name:<9} worker (log .run/{proc.name}.log)")
+    coming = [s.name for s in SERVICES if not module_exists(s.module)]
+    if coming:
+        say(f"  coming    {', '.join(coming)} (not built yet)")
+    say("Stop with `make down`; `make ps` and `make logs` show what runs.")
+
+
+# ------------------------------------------------------------------------- down
+
+
+def stop_names(names: list[str], environ: Mapping[str, str]) -> dict[str, str]:
+    targets: list[tuple[str, int]] = []
+    outcome: dict[str, str] = {}
+    for name in names:
+        module = module_of(name)
+        pid = procs.read_pid(name)
+        if module is None or pid is None or not procs.is_ours(pid, module):
+            # Stale: the pid is gone or now belongs to someone else. Never signal it.
+            procs.pid_file(name).unlink(missing_ok=True)
+            if pid is not None and not procs.alive(pid):
+                outcome[name] = "had exited; pid file removed"
+            else:
+                outcome[name] = "stale pid file removed (pid not ours, not signalled)"
+            continue
+        targets.append((name, pid))
+    outcome.update(procs.stop(targets, timeout_from(environ, "QUARTET_STOP_TIMEOUT", 30.0)))
+    return outcome
+
+
+def cmd_down(environ: Mapping[str, str]) -> int:
+    names = procs.recorded_names()
+    if not names:
+        say("==> nothing of the local suite runs")
+        return 0
+    # The gateway first, so nothing new reaches a service that is draining.
+    first = [n for n in names if module_of(n) == GATEWAY.module]
+    rest = [n for n in names if n not in first]
+    outcome = stop_names(first, environ)
+    outcome.update(stop_names(rest, environ))
+    for name in first + rest:
+        say(f"    {name:<16} {outcome.get(name, '?')}")
+    GATEWAY_UPSTREAMS_FILE.unlink(missing_ok=True)
+    say("==> suite stopped (PostgreSQL and RabbitMQ keep running)")
+    return 0
+
+
+# --------------------------------------------------------------------- ps, logs
+
+
+def process_state(name: str, module: str | None, port: int | None) -> tuple[str, str]:
+    """(pid, state) of one process, for `ps`; changes nothing on disk."""
+    recorded = procs.read_pid(name)
+    pid = procs.running_pid(name, module, forget_stale=False) if module else None
+    if pid is None:
+        if recorded is None:
+            return "-", "stopped"
+        return "-", "exited (see its log)" if not procs.alive(recorded) else "stale pid file (another program)"
+    if port is None:
+        return str(pid), "running"
+    return str(pid), "ready" if procs.http_ready(port) else "not ready"
+
+
+def cmd_ps(environ: Mapping[str, str]) -> int:
+    the_plan = plan(environ)
+    rows: list[tuple[str, str, str, str]] = []
+    planned = {p.name for p in all_procs(the_plan)}
+    for proc in all_procs(the_plan):
+        pid, state = process_state(proc.name, proc.module, proc.port)
+        rows.append((proc.name, pid, "-" if proc.port is None else str(proc.port), state))
+    for name in procs.recorded_names():
+        if name not in planned:
+            module, port = resolve(name) or (None, None)
+            pid, state = process_state(name, module, port)
+            rows.append((name, pid, "-" if port is None else str(port), f"{state} (not in this plan)"))
+    for svc in (*SERVICES, GATEWAY):
+        if not module_exists(svc.module):
+            rows.append((svc.name, "-", str(svc.port), "coming (not built yet)"))
+    print(f"{'NAME':<16} {'PID':>7}  {'PORT':<5}  STATE")
+    for name, pid, port_text, state in rows:
+        print(f"{name:<16} {pid:>7}  {port_text:<5}  {state}")
+    pg = infra.Endpoint.from_url(pg_admin_url(environ), 5432)
+    amqp = infra.Endpoint.from_url(environ.get("AMQP_URL", SHARED_DEFAULTS["AMQP_URL"]), 5672)
+    for label, ep in (("postgresql", pg), ("rabbitmq", amqp)):
+        answering = procs.port_answers(ep.host, ep.port)
+        print(f"{label:<16} {'':>7}  {ep.port:<5}  {'answering' if answering else 'NOT answering'} (not managed)")
+    return 0
+
+
+def cmd_logs(names: list[str], lines: int, follow: bool) -> int:
+    names = names or [p.stem for p in sorted(RUN_DIR.glob("*.log"))]
+    argv = procs.tail_command(names, lines, follow)
+    if argv is None:
+        say("no logs in .run/ yet")
+        return 0
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="suite", description="Run the Quartet suite as local processes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start PostgreSQL/RabbitMQ if needed, databases, migrations, every service, the gateway")
+    sub.add_parser("down", help="stop exactly the processes `up` started")
+    sub.add_parser("ps", help="each process, its pid, port and readiness")
+    logs = sub.add_parser("logs", help="tail .run/*.log")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.add_argument("names", nargs="*")
+    sub.add_parser("infra", help="make sure PostgreSQL and RabbitMQ answer (start the local servers if not)")
+    sub.add_parser("urls", help="print the URLs of the suite")
+    args = parser.parse_args(argv)
+    environ = dict(os.environ)
+    if args.command == "up":
+        return cmd_up(environ)
+    if args.command == "down":
+        return cmd_down(environ)
+    if args.command == "ps":
+        return cmd_ps(environ)
+    if args.command == "logs":
+        return cmd_logs(args.names, args.lines, args.follow)
+    if args.command == "infra":
+        ensure_infra(environ)
+        return 0
+    print_urls(plan(environ))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""compose.yaml and the Dockerfile describe the whole suite (no Docker engine here: we parse them).
+
+The service list is checked against the table of scripts/suite.py, so the two ways
+of running the suite cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import suite  # noqa: E402
+
+INFRA = {"postgres", "rabbitmq"}
+APP_SERVICES = {s.name for s in suite.SERVICES} | {e.name for s in suite.SERVICES for e in s.extras} | {"gateway"}
+WORKERS = {e.name for s in suite.SERVICES for e in s.extras}
+HTTP_PORTS = {s.name: s.port for s in (*suite.SERVICES, suite.GATEWAY)}
+MODULES = {s.name: s.module for s in (*suite.SERVICES, suite.GATEWAY)} | {
+    e.name: e.module for s in suite.SERVICES for e in s.extras
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return dict(compose["services"])
+
+
+def test_compose_runs_every_service_of_the_suite_with_postgres_and_rabbitmq(services: dict[str, Any]) -> None:
+    assert set(services) == INFRA | APP_SERVICES
+    assert {"auth", "todos", "ping", "reports", "reports-worker", "gateway"} <= APP_SERVICES
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3-management")
+
+
+def test_every_app_service_runs_its_module_from_the_one_image(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        svc = services[name]
+        assert svc["build"] == ".", name
+        assert svc["image"] == "quartet:dev", name
+        assert svc["command"] == ["python", "-m", MODULES[name]], name
+
+
+def test_http_services_publish_the_ports_of_the_contract(services: dict[str, Any]) -> None:
+    assert HTTP_PORTS == {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "gateway": 8080}
+    for name, port in HTTP_PORTS.items():
+        assert f"{port}:{port}" in services[name]["ports"], name
+        assert services[name]["environment"]["PORT"] == str(port), name
+    for name in WORKERS:
+        assert "ports" not in services[name]
+        assert "PORT" not in services[name]["environment"]
+
+
+def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    for name, svc in services.items():
+        check = svc.get("healthcheck")
+        assert check and check.get("test"), f"{name} has no healthcheck"
+        assert check["test"][0] in {"CMD", "CMD-SHELL"}, name
+
+
+def test_http_services_are_healthy_when_readyz_answers(services: dict[str, Any]) -> None:
+    for name, port in HTTP_PORTS.items():
+        test = services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], name
+        assert f"http://127.0.0.1:{port}/readyz" in test[3], name
+
+
+class _Readyz(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def readyz_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Readyz)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_the_healthcheck_one_liner_fails_unless_readyz_is_200(
+    services: dict[str, Any], readyz_server: ThreadingHTTPServer, status: int, healthy: bool
+) -> None:
+    _Readyz.status = status
+    port = readyz_server.server_address[1]
+    for name, svc_port in HTTP_PORTS.items():
+        code = services[name]["healthcheck"]["test"][3].replace(f":{svc_port}/", f":{port}/")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30, check=False)
+        assert (done.returncode == 0) is healthy, (name, done.stderr.decode())
+
+
+def test_every_dependency_waits_for_a_healthy_service(services: dict[str, Any]) -> None:
+    for name, svc in services.items():
+        depends = svc.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on must name a condition"
+        for dep, how in depends.items():
+            assert dep in services, (name, dep)
+            assert how == {"condition": "service_healthy"}, (name, dep)
+            assert services[dep].get("healthcheck"), (name, dep)
+    for name in APP_SERVICES - {"ping", "gateway", *WORKERS}:
+        assert {"postgres", "rabbitmq"} <= set(services[name]["depends_on"]), name
+    assert set(services["gateway"]["depends_on"]) == {s.name for s in suite.SERVICES}
+
+
+def test_depends_on_has_no_cycle(services: dict[str, Any]) -> None:
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"cycle: {' -> '.join((*path, name))}"
+        if name not in done:
+            for dep in services[name].get("depends_on", {}):
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in services:
+        visit(name, ())
+
+
+def test_services_are_configured_by_environment_for_the_compose_network(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert env["HOST"] == "0.0.0.0", name
+        assert urlsplit(env["AMQP_URL"]).hostname == "rabbitmq", name
+        assert env["INSTANCE"] == name, name
+        for key in ("REGION", "LOG_LEVEL", "AUTH_URL", "EVENTS_EXCHANGE"):
+            assert key in env, (name, key)
+    gateway_env = services["gateway"]["environment"]
+    for svc in suite.SERVICES:
+        assert gateway_env[f"{svc.name.upper()}_URLS"] == f"http://{svc.name}:{svc.port}"
+
+
+def test_each_database_service_gets_its_own_database_and_role(services: dict[str, Any]) -> None:
+    init = (ROOT / "deploy/compose/postgres-init.sql").read_text()
+    mounts = services["postgres"]["volumes"]
+    assert any(m.startswith("./deploy/compose/postgres-init.sql:/docker-entrypoint-initdb.d/") for m in mounts)
+    users = {}
+    for svc in suite.SERVICES:
+        if not svc.has_database:
+            assert "DATABASE_URL" not in services[svc.name]["environment"]
+            continue
+        url = urlsplit(services[svc.name]["environment"]["DATABASE_URL"])
+        db = f"quartet_{svc.name}"
+        assert (url.hostname, url.port, url.path, url.username) == ("postgres", 5432, f"/{db}", db)
+        assert re.search(rf"CREATE ROLE {db} LOGIN PASSWORD '{re.escape(url.password or '')}';", init), db
+        assert f"CREATE DATABASE {db} OWNER {db};" in init
+        users[svc.name] = url.username
+    # The worker shares its service's database.
+    for svc in suite.SERVICES:
+        for extra in svc.extras:
+            if svc.has_database:
+                assert (
+                    services[extra.name]["environment"]["DATABASE_URL"]
+                    == services[svc.name]["environment"]["DATABASE_URL"]
+                )
+    assert len(set(users.values())) == len(users)
+
+
+def test_dockerfile_is_slim_python_pinned_by_constraints_and_not_root() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    instructions = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
+    assert instructions[0] == "FROM python:3.11-slim"
+    assert "COPY pyproject.toml constraints.txt ./" in instructions
+    assert re.search(r"pip install -c constraints\.txt", dockerfile)
+    users = [line.split()[1] for line in instructions if line.startswith("USER ")]
+    assert users and users[-1] not in {"root", "0"}
+    assert any(line.startswith("CMD [") for line in instructions)
+    for folder in ("services", "gateway", "web"):
+        assert f"COPY {folder} ./{folder}" in instructions
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", ".venv", ".run"} <= ignored
+    assert not {"services", "gateway", "web", "pyproject.toml", "constraints.txt"} & ignored

@@ -1,0 +1,119 @@
+"""scripts/suite.py, the local supervisor behind `make up` / `make down`: plan, pid safety, lifecycle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import suite  # noqa: E402
+import suite_procs  # noqa: E402
+
+
+@pytest.fixture
+def all_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend every service of the table is built, so the plan covers the whole suite."""
+    monkeypatch.setattr(suite, "module_exists", lambda module: True)
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(suite_procs, "RUN_DIR", tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def unrelated_process() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_service_is_enabled_only_when_its_module_is_on_disk() -> None:
+    assert suite.module_exists("services.ping")
+    assert not suite.module_exists("services.nosuchservice")
+    assert {s.name for s in suite.enabled({})} == {
+        s.name for s in suite.SERVICES if (ROOT / s.module.replace(".", "/") / "__main__.py").exists()
+    }
+
+
+@pytest.mark.usefixtures("all_on_disk")
+def test_plan_runs_every_instance_on_port_plus_ten_and_gives_the_gateway_every_url() -> None:
+    plan = suite.plan({"TODOS_INSTANCES": "2"})
+    ports = {p.name: p.port for p in plan.services}
+    assert ports == {"auth": 8001, "todos": 8002, "todos-2": 8012, "ping": 8003, "reports": 8004}
+    assert [p.name for p in plan.extras] == ["reports-worker"]
+    assert plan.gateway is not None and plan.gateway.port == 8080
+    assert plan.gateway.env["TODOS_URLS"] == "http://127.0.0.1:8002,http://127.0.0.1:8012"
+    assert plan.gateway.env["PING_URLS"] == "http://127.0.0.1:8003"
+    todos2 = next(p for p in plan.services if p.name == "todos-2")
+    assert todos2.env["PORT"] == "8012" and todos2.env["INSTANCE"] == "todos-2"
+
+
+@pytest.mark.usefixtures("all_on_disk")
+def test_each_database_service_gets_its_own_role_and_database() -> None:
+    plan = suite.plan({"TODOS_DB_PASSWORD": "s3cret/x"})
+    urls = {p.name: p.env.get("DATABASE_URL") for p in plan.services + plan.extras}
+    assert urls["auth"] == "postgresql://quartet_auth:quartet_auth_dev@127.0.0.1:5432/quartet_auth"
+    assert urls["todos"] == "postgresql://quartet_todos:s3cret%2Fx@127.0.0.1:5432/quartet_todos"
+    assert urls["reports-worker"] == urls["reports"]
+    assert urls["ping"] is None
+
+
+@pytest.mark.usefixtures("all_on_disk")
+def test_the_callers_environment_sets_shared_settings_but_not_ports() -> None:
+    plan = suite.plan({"LOG_LEVEL": "DEBUG", "PORT": "1", "REGION": "eu"})
+    ping = next(p for p in plan.services if p.name == "ping")
+    assert (ping.env["LOG_LEVEL"], ping.env["REGION"], ping.env["PORT"]) == ("DEBUG", "eu", "8003")
+
+
+def test_instance_counts_are_bounded() -> None:
+    with pytest.raises(SystemExit):
+        suite.plan({"PING_INSTANCES": "0"})
+    with pytest.raises(SystemExit):
+        suite.plan({"PING_INSTANCES": "many"})
+
+
+def test_process_names_resolve_to_module_and_port() -> None:
+    assert suite.resolve("todos-2") == ("services.todos", 8012)
+    assert suite.resolve("reports-worker") == ("services.reports.worker", None)
+    assert suite.resolve("gateway") == ("gateway", 8080)
+    assert suite.resolve("postgres") is None
+
+
+def test_a_stale_pid_file_is_removed_without_signalling_the_process_that_now_has_the_pid(
+    run_dir: Path, unrelated_process: subprocess.Popen[bytes]
+) -> None:
+    (run_dir / "ping.pid").write_text(f"{unrelated_process.pid}\n")
+    outcome = suite.stop_names(["ping"], {})
+    assert outcome == {"ping": "stale pid file removed (pid not ours, not signalled)"}
+    assert unrelated_process.poll() is None
+    assert not (run_dir / "ping.pid").exists()
+
+
+def test_started_process_is_ready_recognised_as_ours_and_stopped(run_dir: Path) -> None:
+    port = free_port()
+    proc = suite_procs.Proc("ping", "services.ping", port, {"PORT": str(port), "HOST": "127.0.0.1"})
+    pid = suite_procs.start(proc, sys.executable, {"PATH": "/usr/bin:/bin", "LOG_LEVEL": "INFO"})
+    try:
+        assert (run_dir / "ping.pid").read_text().strip() == str(pid)
+        suite_procs.wait_ready([(proc, pid)], timeout=30)
+        assert suite_procs.is_ours(pid, "services.ping")
+        assert not suite_procs.is_ours(pid, "services.todos")
+        assert suite.stop_names(["ping"], {}) == {"ping": "stopped"}
+        assert not suite_procs.alive(pid)
+        assert not (run_dir / "ping.pid").exists()
+        assert "suite starts services.ping" in (run_dir / "ping.log").read_text()
+    finally:
+        if suite_procs.alive(pid):
+            suite_procs.stop([("ping", pid)], timeout=5)
