@@ -1,0 +1,55 @@
+"""``python -m gateway``: serve the gateway on settings.host:settings.port under uvloop.
+
+SIGTERM (or SIGINT) drains: /readyz turns 503 at once, after ``drain_delay_seconds``
+the listener closes, requests in flight get up to ``shutdown_grace_seconds`` to
+finish, then the client session closes and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import uvloop
+from aiohttp import web
+
+from gateway.app import HEALTH, create_app
+from gateway.config import GatewaySettings
+from services.kit.logging import configure_logging, get_logger
+
+log = get_logger("gateway")
+
+
+async def serve(settings: GatewaySettings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        access_log=None,  # request_middleware writes the access log
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        keepalive_timeout=settings.keep_alive_seconds,
+    )
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("gateway listening", url=f"http://{settings.host}:{settings.port}")
+        await stop.wait()
+        app[HEALTH].start_draining()
+        log.info("draining", delay_seconds=settings.drain_delay_seconds, grace_seconds=settings.shutdown_grace_seconds)
+        await asyncio.sleep(settings.drain_delay_seconds)
+    finally:
+        await runner.cleanup()
+    log.info("gateway stopped")
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    configure_logging(settings.service_name, settings.log_level)
+    uvloop.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

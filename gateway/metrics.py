@@ -1,0 +1,51 @@
+"""Prometheus metrics of one gateway app, in its own registry (never the global default)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class GatewayMetrics:
+    """Requests by route, upstream instance and status; latency by route; requests in flight.
+
+    ``route`` is the upstream name for proxied requests (``todos``) and the handler's
+    name for the gateway's own (``app``, ``healthz``); ``unmatched`` for a 404.
+    ``upstream`` is the instance's base URL, empty when no upstream was involved.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "gateway_requests",
+            "Requests answered by the gateway.",
+            ["route", "upstream", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request received to response finished.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_requests_in_flight",
+            "Requests being handled right now.",
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, upstream: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, upstream=upstream, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """``GET /metrics``: the registry in Prometheus text format."""
+        # Text format 0.0.4: what every Prometheus server scrapes without negotiation.
+        return web.Response(
+            body=generate_latest(self.registry),
+            headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4, "Cache-Control": "no-store"},
+        )

@@ -1,0 +1,132 @@
+"""What happens around every request: its request id, error rendering, metrics, the access log.
+
+Errors have one shape here as in the services: handlers raise
+:class:`services.kit.problem.Problem` (or aiohttp raises its 404/405), and
+:func:`request_middleware` answers ``application/problem+json`` with the request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway.metrics import GatewayMetrics
+from services.kit.logging import get_logger
+from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Logged and counted when the client went away before the answer was sent (nginx's code).
+_CLIENT_CLOSED = 499
+
+log = get_logger("gateway.access")
+
+
+@dataclass
+class Exchange:
+    """What the access log and the metrics report about one request."""
+
+    request_id: str
+    route: str
+    upstream: str = ""
+    aborted: bool = False
+
+
+EXCHANGE = web.RequestKey("exchange", Exchange)
+
+
+def request_id_from(headers: Mapping[str, str]) -> str:
+    """The client's X-Request-ID when it is a sane token, else a fresh one."""
+    given = headers.get(REQUEST_ID_HEADER, "")
+    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def problem_response(
+    status: int,
+    request_id: str,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    return web.json_response(
+        problem_body(status, request_id, title=title, detail=detail),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def request_middleware(metrics: GatewayMetrics) -> Middleware:
+    """The outermost middleware: every response, error or not, passes through here."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        exchange = Exchange(request_id_from(request.headers), resource.canonical if resource else "unmatched")
+        request[EXCHANGE] = exchange
+        started = time.perf_counter()
+        status = 500
+        metrics.in_flight.inc()
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=exchange.request_id):
+                response = await _respond(request, handler, exchange.request_id)
+                status = response.status
+                return response
+        except asyncio.CancelledError:
+            status = _CLIENT_CLOSED
+            raise
+        finally:
+            metrics.in_flight.dec()
+            seconds = time.perf_counter() - started
+            metrics.observe(exchange.route, exchange.upstream, status, seconds)
+            # Only the path: query strings can carry codes and tokens (OAuth callbacks).
+            log.info(
+                "request",
+                request_id=exchange.request_id,
+                method=request.method,
+                path=request.path,
+                route=exchange.route,
+                upstream=exchange.upstream,
+                status=status,
+                duration_ms=round(seconds * 1000, 1),
+                **({"aborted": True} if exchange.aborted else {}),
+            )
+
+    return middleware
+
+
+async def _respond(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem_response(
+            problem.status, request_id, title=problem.title, detail=problem.detail, headers=problem.headers
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return problem_response(exc.status, request_id, headers=allow)
+    except Exception:
+        log.exception("unhandled error", request_id=request_id)
+        if request.writer.output_size > 0 and request.transport is not None:
+            # Part of a response is on the wire already: cut the connection so the
+            # client sees a truncated answer rather than a second one glued on.
+            request.transport.close()
+        return problem_response(500, request_id)
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every response carries the request id, whoever made it."""
+    exchange = request.get(EXCHANGE)
+    if exchange is not None:
+        response.headers[REQUEST_ID_HEADER] = exchange.request_id

@@ -1,0 +1,187 @@
+"""The streaming reverse proxy: one request in, the same request to an upstream instance, its answer back.
+
+Bodies stream both ways without being buffered, decompressed or re-encoded.
+Hop-by-hop headers stay on their hop. Failures the client can act on become
+problems: 413 for a body over the limit, 502 when the upstream cannot be reached
+or breaks the exchange, 504 when it takes longer than the route allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway.config import GatewaySettings
+from gateway.middleware import EXCHANGE, REQUEST_ID_HEADER
+from gateway.routing import Route
+from services.kit.logging import get_logger
+from services.kit.problem import Problem
+
+log = get_logger("gateway.proxy")
+
+# RFC 9110 section 7.6.1, plus the Proxy-* family and whatever Connection names.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"})
+# Set by the gateway for the upstream (Host by the client session from the upstream URL);
+# Expect: the gateway answers 100-continue itself.
+_REPLACED_ON_REQUEST = frozenset({"host", "expect", "x-forwarded-proto", "x-forwarded-host", REQUEST_ID_HEADER.lower()})
+_CHUNK_BYTES = 64 * 1024
+
+
+def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    """``headers`` without hop-by-hop ones (nor any name in ``drop``, lower case); repeats kept."""
+    named = {
+        token.strip().lower()
+        for name, value in headers.items()
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    kept: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower.startswith("proxy-") or lower in named or lower in drop:
+            continue
+        kept.add(name, value)
+    return kept
+
+
+def has_dot_segments(raw_path: str) -> bool:
+    """True when a path segment is ``.`` or ``..``, percent-encoded or not (``%2e%2e%2f`` too)."""
+    return any(segment in {".", ".."} for segment in unquote(raw_path).split("/"))
+
+
+def forwarded_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
+    """The headers the upstream gets: the client's end-to-end ones plus X-Forwarded-* and X-Request-ID."""
+    headers = end_to_end_headers(request.headers, drop=_REPLACED_ON_REQUEST | {"x-forwarded-for"})
+    prior = ", ".join(request.headers.getall("X-Forwarded-For", ()))
+    client = request.remote or "unknown"
+    headers["X-Forwarded-For"] = f"{prior}, {client}" if prior else client
+    headers["X-Forwarded-Proto"] = request.scheme
+    headers["X-Forwarded-Host"] = request.host
+    headers[REQUEST_ID_HEADER] = request_id
+    return headers
+
+
+class _LimitedBody:
+    """The request body as chunks, stopping (and remembering why) past ``limit`` bytes."""
+
+    def __init__(self, content: aiohttp.StreamReader, limit: int) -> None:
+        self._content = content
+        self._limit = limit
+        self.too_large = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._content.iter_chunked(_CHUNK_BYTES):
+            seen += len(chunk)
+            if seen > self._limit:
+                self.too_large = True
+                raise ValueError("request body over the limit")
+            yield chunk
+
+
+class Proxy:
+    """Owns the one client session of the process and forwards requests over it."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def client_session(self, app: web.Application) -> AsyncIterator[None]:
+        """``cleanup_ctx``: the session opens with the app and closes after in-flight requests."""
+        settings = self._settings
+        connector = aiohttp.TCPConnector(
+            limit=settings.upstream_max_connections,
+            # Below the services' hypercorn keep-alive (75 s): see GatewaySettings.
+            keepalive_timeout=settings.upstream_keepalive_seconds,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+            ),
+            # Bodies pass through byte for byte, with the upstream's Content-Encoding.
+            auto_decompress=False,
+            # A shared jar would hand one user's cookies to the next user's request.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # Forward what the client sent, not aiohttp's defaults (Accept-Encoding above all).
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+        )
+        try:
+            yield
+        finally:
+            await self._session.close()
+            self._session = None
+
+    def handler_for(self, route: Route) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.forward(request, route)
+
+        return handle
+
+    async def forward(self, request: web.Request, route: Route) -> web.StreamResponse:
+        if self._session is None:
+            raise RuntimeError("the client session is not open")
+        exchange = request[EXCHANGE]
+        exchange.route = route.name
+        if has_dot_segments(request.rel_url.raw_path):
+            # The prefix chose the upstream; "/ping/../todos" must not reach a service as a
+            # different path than the one the gateway routed (and, later, authorised).
+            raise Problem(400, "the path must not contain '.' or '..' segments")
+        base = exchange.upstream = route.upstream.pick()
+
+        limit = self._settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise Problem(413, f"the request body is larger than {limit} bytes")
+        body = _LimitedBody(request.content, limit) if request.body_exists else None
+
+        url = URL(base + request.rel_url.raw_path_qs, encoded=True)
+        timeout = aiohttp.ClientTimeout(
+            total=route.timeout_seconds, connect=self._settings.upstream_connect_timeout_seconds
+        )
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                headers=forwarded_headers(request, exchange.request_id),
+                data=body.chunks() if body else None,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as upstream:
+                return await self._relay(request, upstream)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._problem(exc, route, base, body) from None
+
+    async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        """Stream the upstream's answer to the client. Once headers are sent, failures cut the connection."""
+        response = web.StreamResponse(status=upstream.status, headers=end_to_end_headers(upstream.headers))
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            # Too late for a problem response. Closing the client connection without the
+            # final chunk (or short of Content-Length) tells the client the answer is cut.
+            request[EXCHANGE].aborted = True
+            log.warning("response stream cut short", reason=type(exc).__name__)
+            if request.transport is not None:
+                request.transport.close()
+        return response
+
+    def _problem(self, exc: BaseException, route: Route, base: str, body: _LimitedBody | None) -> Problem:
+        # The client sees which service failed, never hosts, ports or exception text.
+        fields: dict[str, Any] = {"route": route.name, "upstream": base, "reason": type(exc).__name__}
+        if body is not None and body.too_large:
+            return Problem(413, f"the request body is larger than {self._settings.max_body_bytes} bytes")
+        if isinstance(exc, TimeoutError):
+            log.warning("upstream timed out", timeout_seconds=route.timeout_seconds, **fields)
+            return Problem(504, f"the {route.name} service did not answer in time")
+        log.warning("upstream unreachable", **fields)
+        return Problem(502, f"the {route.name} service is unavailable")
