@@ -424,3 +424,24 @@ async def test_bus_starts_and_accepts_writes_while_the_broker_is_unreachable(dat
     finally:
         await bus.stop()
         await db.close()
+
+
+async def test_handler_that_hangs_is_timed_out_and_retried_like_a_failure(
+    broker: Broker, database: Dsn, make_bus: MakeBus
+) -> None:
+    dsn = await database()
+    calls = 0
+
+    async def hangs(conn: Connection, event: Event) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(60)
+
+    options = EventOptions(**{**FAST.__dict__, "handler_timeout": 0.2, "retry_delays": (0.1,)})
+    service = unique("consumer")
+    await make_bus(service, dsn, {"thing.happened": hangs}, options)
+    await broker.publish_raw(json.dumps(envelope()).encode(), "thing.happened")
+    await wait_for(lambda: _true(broker.count(dead_letter_queue(service))), what="the dead letter")
+    [dead] = await broker.get_all(dead_letter_queue(service))
+    assert dead.headers["x-error"].startswith("TimeoutError")
+    assert calls == 2

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-import aiormq.exceptions
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
@@ -69,6 +68,13 @@ def parse_handler_key(key: str) -> tuple[str, int]:
 def attempts_of(message: AbstractIncomingMessage) -> int:
     value = (message.headers or {}).get(ATTEMPTS_HEADER, 0)
     return value if isinstance(value, int) and value >= 0 else 0
+
+
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except Exception:  # aio-pika raises when the delivering channel is closed
+        return False
 
 
 class _HandlerFailed(Exception):
@@ -158,11 +164,13 @@ class EventConsumer:
                 await message.nack(requeue=True)
                 return
             await self._process(message)
-        except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError) as exc:
-            # The connection went away under us; unacked messages come back after reconnecting.
-            log.warning("broker connection lost while handling an event", error=f"{type(exc).__name__}: {exc}")
-        except Exception:
-            # Never let one message take the consumer down; it comes back after a pause.
+        except Exception as exc:
+            # Never let one message take the consumer down. If the connection went away,
+            # the broker gives the unacked message back after we reconnect; otherwise
+            # (a retry or DLQ copy was refused, say) it is requeued after a pause.
+            if not _channel_open(message):
+                log.warning("broker connection lost while handling an event", error=f"{type(exc).__name__}: {exc}")
+                return
             log.exception("event processing failed unexpectedly; message requeued")
             await asyncio.sleep(self._options.db_unavailable_pause)
             with contextlib.suppress(Exception):
@@ -212,7 +220,8 @@ class EventConsumer:
             if not await inbox.record(conn, event):
                 return False
             try:
-                await handler(conn, event)
+                async with asyncio.timeout(self._options.handler_timeout):
+                    await handler(conn, event)
             except Exception as exc:
                 raise _HandlerFailed(str(exc)) from exc
         return True

@@ -14,6 +14,8 @@ class EventOptions:
     prefetch: int = 10
     # A failing handler is retried after each of these delays, then dead-lettered.
     retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
+    # A handler running longer than this counts as failed (and is retried).
+    handler_timeout: float = 30.0
     # While the database is unreachable a message is put back after this pause,
     # without counting as a failed attempt.
     db_unavailable_pause: float = 2.0

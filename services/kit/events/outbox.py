@@ -60,6 +60,8 @@ async def add(
         raise RuntimeError("outbox.add must run inside the transaction of the change it announces")
     if not _TYPE_RE.match(type):
         raise ValueError(f"event type {type!r} must be dotted lowercase words, e.g. 'todo.created'")
+    if not isinstance(data, dict):
+        raise TypeError("event data must be a JSON object (a dict)")
     if version < 1:
         raise ValueError("event version must be at least 1")
     if correlation_id is None:

@@ -132,6 +132,8 @@ class OutboxRelay:
                 delay = min(delay * 2, self._options.reconnect_max)
                 continue
             if claimed < self._options.relay_batch_size:
+                with contextlib.suppress(*_UNAVAILABLE):
+                    await self._refresh_pending()
                 await wait_first(self._wake.wait(), timeout=self._options.relay_poll_interval)
 
     async def _publish_batch(self) -> tuple[int, bool]:
@@ -169,8 +171,6 @@ class OutboxRelay:
         unavailable = [o for o in outcomes if o is not None and o.unavailable]
         if unavailable:
             self._metrics.publish_failed.labels("unavailable").inc(len(unavailable))
-        if published:
-            self._pending_refreshed_at = 0.0  # refresh the gauge soon
         return len(events), bool(unavailable)
 
     async def _publish_one(self, exchange: aio_pika.abc.AbstractExchange, event: Event) -> _Outcome | None:
@@ -200,9 +200,12 @@ class OutboxRelay:
             if pruned_outbox or pruned_inbox:
                 log.info("events pruned", outbox=pruned_outbox, inbox=pruned_inbox)
         if now - self._pending_refreshed_at >= _PENDING_REFRESH_SECONDS:
-            async with self._db.connection() as conn:
-                self._metrics.outbox_pending.set(await outbox.count_pending(conn))
-            self._pending_refreshed_at = now
+            await self._refresh_pending()
+
+    async def _refresh_pending(self) -> None:
+        async with self._db.connection() as conn:
+            self._metrics.outbox_pending.set(await outbox.count_pending(conn))
+        self._pending_refreshed_at = time.monotonic()
 
     # --- LISTEN ----------------------------------------------------------------------
 
