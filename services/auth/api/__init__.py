@@ -1,0 +1,1 @@
+"""The auth service's HTTP routes, one blueprint per concern."""

@@ -1,0 +1,123 @@
+"""The authorization endpoint: a server-rendered sign-in form, then a redirect with code and state.
+
+GET validates the authorization request (client, exact redirect_uri, PKCE S256)
+and shows the form. POST validates it again, then the CSRF token, then the
+brute-force limits, then the credentials; on success authlib issues the code.
+A request whose client or redirect_uri is not valid gets an error page: it is
+never redirected anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2 import OAuth2Error
+from quart import Blueprint, Response, request
+from quart_schema import hide
+
+from services.auth.csrf import COOKIE_NAME, COOKIE_PATH
+from services.auth.login_page import error_page, login_page
+from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot, to_quart
+from services.auth.oauth.models import User
+from services.auth.runtime import AuthRuntime, runtime
+from services.auth.schemas import normalize_email
+from services.auth.store import users
+from services.auth.throttle import client_address
+
+bp = Blueprint("authorize", __name__)
+
+INVALID_CREDENTIALS = "Invalid email or password."
+TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Please wait a while and try again."
+FORM_EXPIRED = "The sign-in form expired. Please try again."
+
+
+@bp.get("/auth/authorize")
+@hide
+async def authorize_form() -> Response:
+    """Show the sign-in form for a valid authorization request."""
+    rt = runtime()
+    snap = await snapshot(rt.settings.issuer)
+    grant = await _validate(rt, snap)
+    if isinstance(grant, Response):
+        return grant
+    return _form(rt, snap, grant, rt.csrf.issue(), new_cookie=True)
+
+
+@bp.post("/auth/authorize")
+@hide
+async def authorize_submit() -> Response:
+    """Check the credentials; on success redirect to the client with ``code`` and ``state``."""
+    rt = runtime()
+    snap = await snapshot(rt.settings.issuer)
+    grant = await _validate(rt, snap)
+    if isinstance(grant, Response):
+        return grant
+    csrf_token = snap.form.get("csrf_token", "")
+    if not rt.csrf.valid(request.cookies.get(COOKIE_NAME), csrf_token):
+        return _form(rt, snap, grant, rt.csrf.issue(), new_cookie=True, error=FORM_EXPIRED, status=400)
+
+    user, retry_after = await _sign_in(rt, snap.form.get("email", ""), snap.form.get("password", ""))
+    if retry_after is not None:
+        page = _form(rt, snap, grant, csrf_token, error=TOO_MANY_ATTEMPTS, status=429)
+        page.headers["Retry-After"] = str(retry_after)
+        return page
+    if user is None:
+        return _form(rt, snap, grant, csrf_token, error=INVALID_CREDENTIALS, status=400)
+
+    result: OAuthResponse = await rt.bridge.run(rt.server.create_authorization_response, grant.request, user, grant)
+    response = to_quart(result)
+    response.headers["Cache-Control"] = "no-store"
+    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)
+    return response
+
+
+async def _validate(rt: AuthRuntime, snap: RequestSnapshot) -> Any:
+    """authlib's grant for a valid request; otherwise the response to send (error page or redirect)."""
+    try:
+        return await rt.bridge.run(rt.server.get_consent_grant, snap)
+    except OAuth2Error as error:
+        if error.redirect_uri:  # set only once the client and its exact redirect_uri were verified
+            status, _, headers = error()
+            return to_quart(OAuthResponse(status, "", list(headers)))
+        return error_page(error.description or error.error or "invalid authorization request")
+
+
+async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> tuple[User | None, int | None]:
+    """(user, None) on success; (None, None) on bad credentials; (None, seconds) when over a limit.
+
+    Unknown accounts cost one (dummy) argon2 check and count against the limits exactly like
+    existing ones, so neither the answer nor its timing tells whether an account exists.
+    """
+    email = normalize_email(email_field)[:320]
+    password = password[:1024]
+    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), rt.settings.trusted_proxies)
+    async with rt.db.transaction() as conn:
+        attempt = await rt.throttle.attempt(conn, email, address)
+    if attempt.retry_after is not None:
+        return None, attempt.retry_after
+    async with rt.db.connection() as conn:
+        user = await users.find_user_by_email(conn, email)
+    if not await rt.passwords.verify(user.password_hash if user else None, password) or user is None:
+        return None, None
+    rehashed = await rt.passwords.hash(password) if rt.passwords.needs_rehash(user.password_hash) else None
+    async with rt.db.transaction() as conn:
+        await rt.throttle.succeeded(conn, attempt)
+        if rehashed is not None:
+            await users.update_password_hash(conn, user.id, rehashed)
+    return user, None
+
+
+def _form(
+    rt: AuthRuntime,
+    snap: RequestSnapshot,
+    grant: Any,
+    csrf_token: str,
+    *,
+    new_cookie: bool = False,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    page = login_page(snap.params, grant.request.client.name, csrf_token, error=error, status=status)
+    if new_cookie:
+        rt.csrf.set_cookie(page, csrf_token, secure=rt.settings.issuer.startswith("https://"))
+    return page

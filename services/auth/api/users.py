@@ -1,0 +1,55 @@
+"""Accounts: register, read and delete your own."""
+
+from __future__ import annotations
+
+from quart import Blueprint, g
+from quart_schema import validate_request, validate_response
+
+from services.auth import events
+from services.auth.runtime import runtime
+from services.auth.schemas import RegisterRequest, UserOut
+from services.auth.store import users
+from services.kit.problem import Problem
+from services.kit.security import require_scope
+
+bp = Blueprint("users", __name__)
+
+
+@bp.post("/auth/register")
+@validate_request(RegisterRequest)
+@validate_response(UserOut, 201)
+async def register(data: RegisterRequest) -> tuple[UserOut, int]:
+    """Create an account (argon2id password hash); publishes ``user.registered``. 409 if the email is taken."""
+    rt = runtime()
+    password_hash = await rt.passwords.hash(data.password)
+    try:
+        async with rt.db.transaction() as conn:
+            user = await users.create_user(conn, data.email, data.name, password_hash)
+            await events.user_registered(conn, user)
+    except users.EmailTaken:
+        raise Problem(409, "an account with this email already exists") from None
+    return UserOut.of(user), 201
+
+
+@bp.get("/auth/me")
+@validate_response(UserOut)
+@require_scope("profile")
+async def me() -> UserOut:
+    """The signed-in user's profile (scope ``profile``)."""
+    async with runtime().db.connection() as conn:
+        user = await users.get_user(conn, g.user_id) if g.user_id else None
+    if user is None:
+        raise Problem(404, "this account no longer exists")
+    return UserOut.of(user)
+
+
+@bp.delete("/auth/me")
+@require_scope("profile")
+async def delete_me() -> tuple[str, int]:
+    """Delete the account and every grant it made; publishes ``user.deleted`` so services purge its data."""
+    async with runtime().db.transaction() as conn:
+        deleted = await users.delete_user(conn, g.user_id) if g.user_id else False
+        if not deleted:
+            raise Problem(404, "this account no longer exists")
+        await events.user_deleted(conn, g.user_id)
+    return "", 204

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from pathlib import Path
+
+from quart import Quart
+
+from services.auth.api import authorize, oauth, users, wellknown
+from services.auth.config import AuthSettings
+from services.auth.csrf import CsrfTokens
+from services.auth.oauth.bridge import SyncBridge
+from services.auth.oauth.server import QuartetAuthorizationServer
+from services.auth.oauth.storage import OAuthStorage
+from services.auth.passwords import Passwords
+from services.auth.runtime import RUNTIME_KEY, AuthRuntime
+from services.auth.seed import seed_clients
+from services.auth.signing import KeyRing, ensure_key
+from services.auth.store import grants
+from services.auth.store.keys import service_secret
+from services.auth.throttle import LoginThrottle
+from services.kit.app import ServiceKit, create_service_app, kit_of
+from services.kit.config import ServiceSettings
+from services.kit.events import MIGRATIONS as EVENT_MIGRATIONS
+from services.kit.logging import get_logger
+from services.kit.migrations import MigrationSource
+from services.kit.security import BEARER_SECURITY_SCHEME, install_auth
+
+log = get_logger("auth.app")
+
+MIGRATIONS = [EVENT_MIGRATIONS, MigrationSource("auth", Path(__file__).parent / "migrations")]
+JANITOR_INTERVAL_SECONDS = 600
+
+
+def create_app(settings: ServiceSettings) -> Quart:
+    assert isinstance(settings, AuthSettings)
+    app = create_service_app(
+        settings,
+        blueprints=[users.bp, authorize.bp, oauth.bp, wellknown.bp],
+        title="Quartet auth",
+        description="OAuth2 authorization server (code + PKCE, refresh, client credentials), users and keys.",
+        migrations=MIGRATIONS,
+        security_schemes=BEARER_SECURITY_SCHEME,
+    )
+    kit = kit_of(app)
+    kit.on_start.append(_start)
+    kit.on_stop.append(_stop)
+    # The auth service checks its own tokens (GET /auth/me) with the kit verifier, reading
+    # the keys from its database instead of over HTTP.
+    install_auth(app, audience=settings.access_token_audience, issuer=settings.issuer, fetch_jwks=_jwks_of(kit))
+    return app
+
+
+async def _start(kit: ServiceKit) -> None:
+    settings = kit.settings
+    assert isinstance(settings, AuthSettings)
+    db = kit.database
+    passwords = Passwords(settings)
+    await passwords.start()
+    async with db.connection() as conn:
+        await ensure_key(conn, settings.signing_algorithm)
+        csrf_key = await service_secret(conn, "login-csrf")
+    await seed_clients(db, settings, passwords)
+    keys = KeyRing(db, timedelta(seconds=settings.access_token_ttl_seconds))
+    bridge = SyncBridge(settings.oauth_threads, settings.oauth_storage_timeout_seconds)
+    bridge.bind(asyncio.get_running_loop())
+    kit.extras[RUNTIME_KEY] = AuthRuntime(
+        settings=settings,
+        db=db,
+        passwords=passwords,
+        keys=keys,
+        bridge=bridge,
+        server=QuartetAuthorizationServer(OAuthStorage(bridge, db, keys, settings)),
+        throttle=LoginThrottle(settings),
+        csrf=CsrfTokens(csrf_key),
+    )
+    kit.extras["auth_janitor"] = asyncio.create_task(_janitor(kit), name="auth-janitor")
+
+
+async def _stop(kit: ServiceKit) -> None:
+    janitor = kit.extras.pop("auth_janitor", None)
+    if janitor is not None:
+        janitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await janitor
+    rt = kit.extras.pop(RUNTIME_KEY, None)
+    if isinstance(rt, AuthRuntime):
+        rt.bridge.close()
+        rt.passwords.close()
+
+
+def _jwks_of(kit: ServiceKit):  # type: ignore[no-untyped-def]
+    async def fetch() -> dict[str, object]:
+        rt = kit.extras[RUNTIME_KEY]
+        assert isinstance(rt, AuthRuntime)
+        return await rt.keys.jwks()
+
+    return fetch
+
+
+async def _janitor(kit: ServiceKit) -> None:
+    """Forget expired codes, tokens and login counters now and then (bounded tables)."""
+    while True:
+        await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
+        try:
+            rt = kit.extras[RUNTIME_KEY]
+            async with kit.database.transaction() as conn:
+                deleted = await grants.delete_expired(conn, timedelta(days=1))
+                await rt.throttle.forget_stale(conn)
+            log.info("expired grants removed", rows=deleted)
+        except Exception as error:  # keep cleaning next time; the service works without it
+            log.warning("janitor failed", error=f"{type(error).__name__}: {error}")

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from services.kit.config import ServiceSettings
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class AuthSettings(ServiceSettings):
+    """The auth service's settings. ``AUTH_URL`` (the kit's ``auth_url``) is the issuer."""
+
+    service_name: str = "auth"
+    port: int = Field(8001, ge=0, le=65535)
+    database_url: str | None = "postgresql://quartet_auth:quartet_auth_dev@127.0.0.1:5432/quartet_auth"
+
+    # Tokens. Every access token carries this one audience: the whole suite is its resource server.
+    access_token_audience: str = "quartet"  # noqa: S105 - an audience, not a secret
+    access_token_ttl_seconds: int = Field(900, ge=60, le=900)
+    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=3600)
+    authorization_code_ttl_seconds: int = Field(60, ge=5, le=60)
+    signing_algorithm: str = Field("RS256", pattern="^(RS256|ES256|Ed25519)$")
+
+    # Seeded clients. The SPA is public; the reports worker is confidential.
+    web_redirect_uris: CommaList = ("http://localhost:8080/app/callback",)
+    web_extra_redirect_uris: CommaList = ()
+    reports_worker_client_secret: SecretStr = SecretStr("quartet-dev-reports-worker-secret")
+
+    # argon2id (RFC 9106's second recommended option by default: t=3, 64 MiB, p=4).
+    password_time_cost: int = Field(3, ge=1)
+    password_memory_kib: int = Field(64 * 1024, ge=8)
+    password_parallelism: int = Field(4, ge=1)
+    # Concurrent hashes (each holds password_memory_kib) and concurrent authlib calls.
+    hash_threads: int = Field(4, ge=1, le=64)
+    oauth_threads: int = Field(8, ge=1, le=64)
+    oauth_storage_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Brute force: failed logins per account and per client address within the window → 429.
+    login_max_failures_per_account: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(20, ge=1)
+    login_failure_window_seconds: int = Field(900, ge=1)
+    # Proxies whose X-Forwarded-For is believed (the gateway). Others count by their own address.
+    trusted_proxies: CommaList = ("127.0.0.1", "::1")
+
+    @field_validator("web_redirect_uris", "web_extra_redirect_uris", "trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def issuer(self) -> str:
+        return self.auth_url.rstrip("/")

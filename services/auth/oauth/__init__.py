@@ -1,0 +1,1 @@
+"""authlib's synchronous OAuth2 server, adapted once to the async service (see ``bridge``)."""

@@ -1,0 +1,1 @@
+"""All SQL of the auth service: plain functions that take a connection."""

@@ -1,0 +1,131 @@
+"""Bearer-token checks in a kit app: ``install_auth`` wires a verifier, ``require_scope`` guards handlers.
+
+::
+
+    app = create_service_app(settings, blueprints=[bp], security_schemes=BEARER_SECURITY_SCHEME, ...)
+    install_auth(app, audience="quartet")
+
+    @bp.get("/todos")
+    @require_scope("todos:read")
+    async def list_todos() -> ...:
+        ...  # g.claims (Claims), g.user_id (UUID, or None for a service token)
+
+A missing or invalid token answers 401 problem+json with ``WWW-Authenticate:
+Bearer``; a valid token without every required scope answers 403 (RFC 6750 §3.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import aiohttp
+from quart import Quart, g, request
+
+from services.kit.app import ServiceKit, current_kit, kit_of
+from services.kit.problem import Problem
+from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, TokenVerifier
+
+VERIFIER_KEY = "token_verifier"
+DEFAULT_AUDIENCE = "quartet"
+REALM = "quartet"
+BEARER_SECURITY_SCHEME: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}}
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def install_auth(
+    app: Quart,
+    *,
+    audience: str = DEFAULT_AUDIENCE,
+    issuer: str | None = None,
+    jwks_url: str | None = None,
+    fetch_jwks: JwksFetcher | None = None,
+    leeway: int = 30,
+) -> None:
+    """Create a :class:`TokenVerifier` when the app starts (``kit.extras["token_verifier"]``).
+
+    The issuer defaults to ``settings.auth_url`` and the JWKS to
+    ``<issuer>/.well-known/jwks.json``. The verifier gets its own small aiohttp
+    session (closed at stop) unless ``fetch_jwks`` supplies the keys.
+    """
+    kit = kit_of(app)
+
+    async def start(kit: ServiceKit) -> None:
+        iss = issuer or kit.settings.auth_url.rstrip("/")
+        url = jwks_url or f"{iss}/.well-known/jwks.json"
+        session: aiohttp.ClientSession | None = None
+        if fetch_jwks is None:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=4),
+                timeout=aiohttp.ClientTimeout(total=5, connect=2),
+                raise_for_status=False,
+            )
+            kit.extras["token_verifier_session"] = session
+        verifier = TokenVerifier(iss, audience, url, session, leeway, fetch_jwks=fetch_jwks)
+        kit.extras[VERIFIER_KEY] = verifier
+        await verifier.refresh()  # warm the cache; a failure here is retried on first use
+
+    async def stop(kit: ServiceKit) -> None:
+        session = kit.extras.pop("token_verifier_session", None)
+        if session is not None:
+            await session.close()
+
+    kit.on_start.append(start)
+    kit.on_stop.append(stop)
+
+
+def current_verifier() -> TokenVerifier:
+    verifier = current_kit().extras.get(VERIFIER_KEY)
+    if not isinstance(verifier, TokenVerifier):
+        raise RuntimeError("install_auth(app) was not called for this service")
+    return verifier
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(*scopes: str) -> Claims:
+    """Verify the request's bearer token and its scopes; set ``g.claims`` and ``g.user_id``."""
+    token = bearer_token()
+    if token is None:
+        raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
+    try:
+        claims = await current_verifier().verify(token)
+    except InvalidToken as error:
+        challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{_quote(str(error))}"'
+        raise Problem(401, str(error), headers={"WWW-Authenticate": challenge}) from None
+    if not claims.has_scopes(*scopes):
+        needed = " ".join(scopes)
+        challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{needed}"'
+        detail = f"insufficient_scope: this needs the scope {needed}"
+        raise Problem(403, detail, headers={"WWW-Authenticate": challenge})
+    g.claims = claims
+    g.user_id = claims.user_id
+    return claims
+
+
+def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Decorate a handler so it runs only for a valid access token holding every one of ``scopes``."""
+
+    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @wraps(handler)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            await authenticate(*scopes)
+            return await handler(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")

@@ -1,0 +1,262 @@
+"""Access-token verification for resource servers (RFC 9068 JWTs signed by the auth service).
+
+A :class:`TokenVerifier` checks a bearer token locally, without calling the auth
+service: the signature against the issuer's JWKS (fetched, cached, refreshed when
+an unknown ``kid`` shows up, at most once per ``min_refresh_seconds``), and the
+claims (``iss``, ``aud``, ``exp``/``nbf``/``iat`` with a small leeway, ``typ``
+``at+jwt``). The algorithm comes from the key, never from the token: a token whose
+``alg`` differs from its key's (``none``, ``HS256`` signed with a public key...) is
+rejected before any signature check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
+
+from services.kit.logging import get_logger
+
+log = get_logger("kit.security")
+
+# Asymmetric algorithms only: a shared-secret or unsigned token is never an access token here.
+ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256", "EdDSA", "Ed25519"})
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+MAX_TOKEN_BYTES = 8 * 1024
+MAX_JWKS_BYTES = 256 * 1024
+
+JwksFetcher = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+class InvalidToken(Exception):
+    """The token is not acceptable. ``str(error)`` is safe to show to the caller."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The verified claims of an access token."""
+
+    sub: str
+    client_id: str
+    scopes: frozenset[str]
+    jti: str
+    iat: int
+    exp: int
+    issuer: str
+    audience: tuple[str, ...]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def user_id(self) -> UUID | None:
+        """The user the token speaks for; ``None`` for a service token (client credentials)."""
+        try:
+            return UUID(self.sub)
+        except ValueError:
+            return None
+
+    def has_scopes(self, *scopes: str) -> bool:
+        return self.scopes.issuperset(scopes)
+
+
+def key_algorithm(key: Key) -> str | None:
+    """The one algorithm a JWK may verify: its ``alg`` member, else implied by its type."""
+    declared = key.get("alg")
+    if isinstance(declared, str):
+        return declared if declared in ALLOWED_ALGORITHMS else None
+    if isinstance(key, RSAKey):
+        return "RS256"
+    if isinstance(key, ECKey) and key.get("crv") == "P-256":
+        return "ES256"
+    if isinstance(key, OKPKey) and key.get("crv") == "Ed25519":
+        return "Ed25519"
+    return None
+
+
+def parse_jwks(document: Mapping[str, Any]) -> dict[str, tuple[Key, str]]:
+    """``kid`` → (public key, algorithm) for every usable signing key of a JWKS document."""
+    keys: dict[str, tuple[Key, str]] = {}
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        raise ValueError("a JWKS document needs a 'keys' list")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+            continue
+        if entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
+            continue
+        public = {k: v for k, v in entry.items() if k not in {"d", "p", "q", "dp", "dq", "qi"}}
+        try:
+            key = JWKRegistry.import_key(public)
+        except (JoseError, ValueError, TypeError):
+            log.warning("skipping a JWKS key that does not import", kid=entry["kid"])
+            continue
+        alg = key_algorithm(key)
+        if alg is not None:
+            keys[entry["kid"]] = (key, alg)
+    return keys
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS, decoded but not trusted."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidToken("the token is too large")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("the token is not a signed JWT")
+    segment = parts[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("the token header is malformed") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("the token header is malformed")
+    return header
+
+
+class TokenVerifier:
+    """Verify access tokens of ``issuer`` meant for ``audience`` against the issuer's JWKS.
+
+    ``session`` is the process's aiohttp session (or a function returning it).
+    ``fetch_jwks`` replaces the HTTP fetch (the auth service reads its own keys).
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        jwks_url: str,
+        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession] | None = None,
+        leeway: int = 30,
+        *,
+        min_refresh_seconds: float = 10.0,
+        max_age_seconds: float = 600.0,
+        fetch_timeout_seconds: float = 5.0,
+        fetch_jwks: JwksFetcher | None = None,
+    ) -> None:
+        if session is None and fetch_jwks is None:
+            raise ValueError("TokenVerifier needs an aiohttp session or a fetch_jwks function")
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks_url = jwks_url
+        self.leeway = leeway
+        self._session = session
+        self._fetch_override = fetch_jwks
+        self._min_refresh = min_refresh_seconds
+        self._max_age = max_age_seconds
+        self._fetch_timeout = fetch_timeout_seconds
+        self._keys: dict[str, tuple[Key, str]] = {}
+        self._fetched_at = float("-inf")  # last successful fetch
+        self._attempted_at = float("-inf")  # last attempt, successful or not
+        self._lock = asyncio.Lock()
+
+    async def verify(self, token: str) -> Claims:
+        """Return the claims of a valid access token; raise :class:`InvalidToken` otherwise."""
+        header = unverified_header(token)
+        if header.get("typ") not in ACCESS_TOKEN_TYPES:
+            raise InvalidToken("the token is not an access token (typ must be at+jwt)")
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise InvalidToken("the token's algorithm is not accepted")
+        if not isinstance(kid, str) or not 0 < len(kid) <= 200:
+            raise InvalidToken("the token names no valid key id")
+        key, key_alg = await self._key(kid)
+        if alg != key_alg:
+            raise InvalidToken("the token's algorithm does not match its key")
+        try:
+            decoded = jwt.decode(token, key, algorithms=[key_alg])
+            self._claims_registry().validate(decoded.claims)
+        except JoseError as error:
+            raise InvalidToken(_describe(error)) from None
+        return _to_claims(decoded.claims)
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Fetch the JWKS now (unless one was tried less than ``min_refresh_seconds`` ago)."""
+        async with self._lock:
+            if not force and time.monotonic() - self._attempted_at < self._min_refresh:
+                return
+            self._attempted_at = time.monotonic()
+            try:
+                document = await asyncio.wait_for(self._fetch(), timeout=self._fetch_timeout)
+                keys = parse_jwks(document)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+                # Keep serving with the keys we have; the next unknown kid tries again.
+                log.warning("JWKS refresh failed", url=self.jwks_url, error=f"{type(error).__name__}: {error}")
+                return
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+            log.info("JWKS refreshed", url=self.jwks_url, kids=sorted(keys))
+
+    async def _key(self, kid: str) -> tuple[Key, str]:
+        stale = time.monotonic() - self._fetched_at > self._max_age
+        if kid not in self._keys or stale:
+            await self.refresh()
+        found = self._keys.get(kid)
+        if found is None:
+            raise InvalidToken("the token was signed with an unknown key")
+        return found
+
+    async def _fetch(self) -> Mapping[str, Any]:
+        if self._fetch_override is not None:
+            return await self._fetch_override()
+        session = self._session() if callable(self._session) else self._session
+        assert session is not None
+        async with session.get(self.jwks_url, headers={"Accept": "application/json"}) as response:
+            response.raise_for_status()
+            body = await response.content.read(MAX_JWKS_BYTES + 1)
+        if len(body) > MAX_JWKS_BYTES:
+            raise ValueError("the JWKS document is too large")
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise ValueError("the JWKS document is not an object")
+        return document
+
+    def _claims_registry(self) -> jwt.JWTClaimsRegistry:
+        return jwt.JWTClaimsRegistry(
+            leeway=self.leeway,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            sub={"essential": True},
+            client_id={"essential": True},
+            jti={"essential": True},
+            exp={"essential": True},
+            iat={"essential": True},
+        )
+
+
+def _describe(error: JoseError) -> str:
+    name = type(error).__name__
+    if name == "ExpiredTokenError":
+        return "the token has expired"
+    if name == "BadSignatureError":
+        return "the token's signature is not valid"
+    if name in {"InvalidClaimError", "MissingClaimError"}:
+        return f"the token's claims are not acceptable ({error.description})"
+    return "the token is not valid"
+
+
+def _to_claims(raw: Mapping[str, Any]) -> Claims:
+    scope = raw.get("scope", "")
+    aud = raw["aud"]
+    if not isinstance(scope, str) or not isinstance(raw["client_id"], str):
+        raise InvalidToken("the token's claims are not acceptable (scope, client_id)")
+    return Claims(
+        sub=raw["sub"],
+        client_id=raw["client_id"],
+        scopes=frozenset(scope.split()),
+        jti=raw["jti"],
+        iat=int(raw["iat"]),
+        exp=int(raw["exp"]),
+        issuer=raw["iss"],
+        audience=(aud,) if isinstance(aud, str) else tuple(aud),
+        raw=dict(raw),
+    )
