@@ -97,23 +97,25 @@ async def broker() -> AsyncIterator[Broker]:
     try:
         yield state
     finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
         await _delete_everything(state)
-        await connection.close()
 
 
 async def _delete_everything(state: Broker) -> None:
-    for queue in sorted(state.queues):
-        with contextlib.suppress(Exception):
-            channel = await state.connection.channel()
-            try:
+    # A fresh connection: the test's own may have died with a broker restart.
+    connection = await aio_pika.connect(AMQP_URL, timeout=30)
+    try:
+        for queue in sorted(state.queues):
+            channel = await connection.channel()
+            with contextlib.suppress(aiormq.exceptions.ChannelClosed, aiormq.exceptions.ChannelInvalidStateError):
                 await channel.queue_delete(queue)
-            except aiormq.exceptions.ChannelClosed:
-                continue
-            await channel.close()
-    with contextlib.suppress(Exception):
-        channel = await state.connection.channel()
+                await channel.close()
+        channel = await connection.channel()
         await channel.exchange_delete(state.exchange_name)
         await channel.close()
+    finally:
+        await connection.close()
 
 
 @pytest.fixture
