@@ -445,3 +445,42 @@ async def test_handler_that_hangs_is_timed_out_and_retried_like_a_failure(
     [dead] = await broker.get_all(dead_letter_queue(service))
     assert dead.headers["x-error"].startswith("TimeoutError")
     assert calls == 2
+
+
+async def test_relay_polls_for_rows_written_without_a_notify(broker: Broker, database: Dsn, make_bus: MakeBus) -> None:
+    dsn = await database()
+    probe = await broker.probe()
+    await make_bus(unique("producer"), dsn)
+    await scalar(
+        dsn,
+        """
+        INSERT INTO event_outbox (id, type, version, occurred_at, subject, data)
+        VALUES (gen_random_uuid(), 'thing.happened', 1, now(), 'u', '{}')
+        """,
+    )  # no NOTIFY: only the polling fallback (1 s here) can find it
+
+    async def arrived() -> bool:
+        return await probe.get(no_ack=True, fail=False) is not None
+
+    await wait_for(arrived, timeout=5, what="the polled event")
+
+
+async def test_published_outbox_rows_and_old_inbox_rows_are_pruned_after_the_retention(
+    broker: Broker, database: Dsn, make_bus: MakeBus
+) -> None:
+    dsn = await database()
+    await effects_table(dsn)
+    options = EventOptions(**{**FAST.__dict__, "retention": 0.5, "prune_interval": 0.2, "relay_poll_interval": 0.2})
+    _, db, _ = await make_bus(unique("service"), dsn, {"thing.happened": record_effect}, options)
+    async with db.transaction() as conn:
+        await outbox.add(conn, "thing.happened", subject="u", data={})
+    await wait_for(lambda: _true(scalar(dsn, "SELECT count(*) FROM effects")), what="the effect")
+    assert await scalar(dsn, "SELECT count(*) FROM event_inbox") == 1
+
+    async def pruned() -> bool:
+        outbox_rows = await scalar(dsn, "SELECT count(*) FROM event_outbox")
+        inbox_rows = await scalar(dsn, "SELECT count(*) FROM event_inbox")
+        return outbox_rows == 0 and inbox_rows == 0
+
+    await wait_for(pruned, timeout=5, what="pruning")
+    assert await effects(dsn) == 1
