@@ -1,0 +1,98 @@
+"""A real auth process per test module, on a free port, with its own throwaway database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from joserfc.jwk import JWKRegistry, Key
+
+from tests.auth.flows import WORKER_SECRET, AuthFlows
+from tests.support import ServiceProcess, create_database, drop_database, free_port, unique
+
+# Cheap argon2 for tests (the defaults cost ~64 MiB and tens of ms per hash).
+FAST_HASHING = {"PASSWORD_TIME_COST": "1", "PASSWORD_MEMORY_KIB": "1024", "PASSWORD_PARALLELISM": "1"}
+
+
+@dataclass
+class AuthService:
+    process: ServiceProcess
+    dsn: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def issuer(self) -> str:
+        return self.process.url
+
+    def flows(self, address: str | None = None) -> AuthFlows:
+        return AuthFlows(self.url, address=address)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    async def signing_key(self) -> tuple[str, Key]:
+        """The current private signing key, read from the service's database (to forge tokens)."""
+        rows = await self.fetch(
+            "SELECT kid, private_jwk::text AS jwk FROM signing_keys WHERE activated_at <= now() "
+            "ORDER BY activated_at DESC LIMIT 1"
+        )
+        return rows[0]["kid"], JWKRegistry.import_key(json.loads(rows[0]["jwk"]))
+
+
+def auth_env(port: int, dsn: str, **extra: str) -> dict[str, str]:
+    return {
+        "PORT": str(port),
+        "AUTH_URL": f"http://127.0.0.1:{port}",
+        "DATABASE_URL": dsn,
+        "EVENTS_EXCHANGE": unique("test_auth_events"),
+        "REPORTS_WORKER_CLIENT_SECRET": WORKER_SECRET,
+        "WEB_EXTRA_REDIRECT_URIS": "http://127.0.0.1:5173/callback",
+        "DB_POOL_MIN": "1",
+        "DB_POOL_MAX": "8",
+        **FAST_HASHING,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+async def auth_db() -> AsyncIterator[tuple[str, str]]:
+    name, dsn = await create_database()
+    try:
+        yield name, dsn
+    finally:
+        await drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def auth_service(auth_db: tuple[str, str], log_dir: Path) -> Iterator[AuthService]:
+    port = free_port()
+    proc = ServiceProcess("services.auth", auth_env(port, auth_db[1]), log_dir / f"auth-{port}.log")
+    try:
+        proc.wait_ready()
+        yield AuthService(proc, auth_db[1], port)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def flows(auth_service: AuthService) -> AsyncIterator[AuthFlows]:
+    async with auth_service.flows() as f:
+        yield f
+
+
+@pytest.fixture
+async def user(flows: AuthFlows) -> dict[str, Any]:
+    return await flows.register()

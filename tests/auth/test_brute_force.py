@@ -1,0 +1,113 @@
+"""Brute-force limits on the login form: per account and per client address, no account hints."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.auth.throttle import client_address
+from tests.auth.conftest import AuthService, auth_env
+from tests.auth.flows import PASSWORD, AuthFlows, Authorization, authorization
+from tests.support import ServiceProcess, free_port
+
+ACCOUNT_LIMIT = 3
+ADDRESS_LIMIT = 6
+
+
+@pytest.fixture(scope="module")
+def auth_service(auth_db: tuple[str, str], log_dir: Path) -> Iterator[AuthService]:
+    """This module's own auth process, with small limits so the tests stay short."""
+    port = free_port()
+    env = auth_env(
+        port,
+        auth_db[1],
+        LOGIN_MAX_FAILURES_PER_ACCOUNT=str(ACCOUNT_LIMIT),
+        LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT),
+    )
+    proc = ServiceProcess("services.auth", env, log_dir / f"auth-bf-{port}.log")
+    try:
+        proc.wait_ready()
+        yield AuthService(proc, auth_db[1], port)
+    finally:
+        proc.stop()
+
+
+async def attempts(
+    flows: AuthFlows, email: str, password: str, count: int, auth: Authorization | None = None
+) -> list[httpx.Response]:
+    form = await flows.login_form(auth or authorization())
+    return [await flows.submit_login(form.text, email, password) for _ in range(count)]
+
+
+@pytest.fixture
+async def other_flows(auth_service: AuthService) -> AsyncIterator[AuthFlows]:
+    async with auth_service.flows() as f:
+        yield f
+
+
+async def test_repeated_wrong_passwords_lock_the_account_with_no_hint_it_exists(
+    flows: AuthFlows, other_flows: AuthFlows, user: dict[str, Any]
+) -> None:
+    same_request = authorization()
+    existing = await attempts(flows, user["email"], "wrong password", ACCOUNT_LIMIT + 2, same_request)
+    ghost_email = f"ghost-{secrets.token_hex(4)}@example.com"
+    unknown = await attempts(other_flows, ghost_email, "wrong password", ACCOUNT_LIMIT + 2, same_request)
+
+    for answers in (existing, unknown):
+        assert [r.status_code for r in answers] == [400] * ACCOUNT_LIMIT + [429, 429]
+        assert all(int(r.headers["retry-after"]) > 0 for r in answers[ACCOUNT_LIMIT:])
+    # Same status, same page, same headers whether the account exists or not.
+    for mine, ghost in zip(existing, unknown, strict=True):
+        assert mine.status_code == ghost.status_code
+        assert mine.text.replace(_csrf(mine), "") == ghost.text.replace(_csrf(ghost), "")
+        assert set(mine.headers) - {"date", "x-request-id", "content-length"} == set(ghost.headers) - {
+            "date",
+            "x-request-id",
+            "content-length",
+        }
+
+    # While locked, even the right password gets 429, from any address.
+    locked = await attempts(other_flows, user["email"], PASSWORD, 1)
+    assert locked[0].status_code == 429 and "location" not in locked[0].headers
+
+
+async def test_successful_login_resets_the_account_counter(flows: AuthFlows, user: dict[str, Any]) -> None:
+    await attempts(flows, user["email"], "wrong password", ACCOUNT_LIMIT - 1)
+    await flows.authorize(authorization(), user["email"])
+    again = await attempts(flows, user["email"], "wrong password", ACCOUNT_LIMIT)
+    assert [r.status_code for r in again] == [400] * ACCOUNT_LIMIT
+
+
+async def test_many_accounts_from_one_address_hit_the_address_limit(
+    auth_service: AuthService, user: dict[str, Any]
+) -> None:
+    async with auth_service.flows(address="192.0.2.77") as flows:
+        statuses = []
+        for _ in range(ADDRESS_LIMIT + 1):
+            statuses += [r.status_code for r in await attempts(flows, f"u{secrets.token_hex(4)}@example.com", "x", 1)]
+        assert statuses == [400] * ADDRESS_LIMIT + [429]
+        # Another user's correct password from this address waits too.
+        blocked = await attempts(flows, user["email"], PASSWORD, 1)
+        assert blocked[0].status_code == 429
+    # The account itself is not locked: from another address it signs in.
+    async with auth_service.flows(address="192.0.2.78") as elsewhere:
+        await elsewhere.authorize(authorization(), user["email"])
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
+    trusted = ("127.0.0.1",)
+    assert client_address("127.0.0.1", "203.0.113.9", trusted) == "203.0.113.9"
+    assert client_address("127.0.0.1", "203.0.113.9, 127.0.0.1", trusted) == "203.0.113.9"
+    assert client_address("198.51.100.4", "203.0.113.9", trusted) == "198.51.100.4"
+    assert client_address("127.0.0.1", "not-an-ip", trusted) == "127.0.0.1"
+
+
+def _csrf(resp: httpx.Response) -> str:
+    marker = 'name="csrf_token" value="'
+    start = resp.text.index(marker) + len(marker)
+    return resp.text[start : resp.text.index('"', start)]

@@ -1,0 +1,96 @@
+"""Accounts: register, profile, delete (with its outbox events)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.auth.conftest import AuthService
+from tests.auth.flows import AuthFlows
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def test_register_normalises_the_email_and_hashes_the_password(
+    auth_service: AuthService, flows: AuthFlows
+) -> None:
+    resp = await flows.http.post(
+        "/auth/register", json={"email": "  Mixed.Case@Example.COM ", "password": "long enough", "name": " Ann "}
+    )
+    assert resp.status_code == 201, resp.text
+    user = resp.json()
+    assert user["email"] == "mixed.case@example.com" and user["name"] == "Ann"
+    assert set(user) == {"id", "email", "name", "created_at"}
+    rows = await auth_service.fetch("SELECT password_hash FROM users WHERE id = $1::uuid", user["id"])
+    assert rows[0]["password_hash"].startswith("$argon2id$")
+
+    taken = await flows.http.post("/auth/register", json={"email": "mixed.case@EXAMPLE.com", "password": "whatever12"})
+    assert taken.status_code == 409
+    assert taken.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_registration_publishes_user_registered(auth_service: AuthService, flows: AuthFlows) -> None:
+    user = await flows.register()
+    rows = await auth_service.fetch("SELECT subject, data::text FROM event_outbox WHERE type = 'user.registered'")
+    events = {r["subject"]: json.loads(r["data"]) for r in rows}
+    assert events[user["id"]]["user_id"] == user["id"]
+    assert "email" not in events[user["id"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "a@example.com", "password": "short"},
+        {"email": "a@example.com", "password": "x" * 1025},
+        {"email": "not-an-email", "password": "long enough"},
+        {"email": "a@example.com"},
+        {"password": "long enough"},
+        {"email": "a@example.com", "password": "long enough", "name": "n" * 201},
+    ],
+)
+async def test_invalid_registration_is_422(flows: AuthFlows, body: dict[str, Any]) -> None:
+    resp = await flows.http.post("/auth/register", json=body)
+    assert resp.status_code == 422
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert "long enough" not in resp.text  # the password is never echoed
+
+
+async def test_password_of_1024_characters_is_accepted(flows: AuthFlows) -> None:
+    await flows.register(password="p" * 1024)
+
+
+async def test_me_needs_a_token_with_profile_scope(flows: AuthFlows, user: dict[str, Any]) -> None:
+    anonymous = await flows.http.get("/auth/me")
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+    narrow = await flows.sign_in(user["email"], "todos:read")
+    forbidden = await flows.http.get("/auth/me", headers=bearer(narrow))
+    assert forbidden.status_code == 403 and "insufficient_scope" in forbidden.headers["www-authenticate"]
+    tokens = await flows.sign_in(user["email"], "profile")
+    me = await flows.http.get("/auth/me", headers=bearer(tokens))
+    assert me.status_code == 200 and me.json() == user
+
+
+async def test_deleting_the_account_publishes_user_deleted_and_ends_its_grants(
+    auth_service: AuthService, flows: AuthFlows, user: dict[str, Any]
+) -> None:
+    tokens = await flows.sign_in(user["email"], "profile")
+    resp = await flows.http.delete("/auth/me", headers=bearer(tokens))
+    assert resp.status_code == 204
+
+    rows = await auth_service.fetch(
+        "SELECT subject, data::text, correlation_id FROM event_outbox WHERE type = 'user.deleted' AND subject = $1",
+        user["id"],
+    )
+    assert len(rows) == 1
+    assert json.loads(rows[0]["data"])["user_id"] == user["id"]
+    assert rows[0]["correlation_id"] == resp.headers["x-request-id"]
+
+    assert (await flows.http.get("/auth/me", headers=bearer(tokens))).status_code == 404
+    assert (await flows.refresh(tokens["refresh_token"])).json()["error"] == "invalid_grant"
+    assert (await flows.http.delete("/auth/me", headers=bearer(tokens))).status_code == 404
+    # The email is free again and the old password no longer signs in.
+    assert (await auth_service.fetch("SELECT 1 FROM users WHERE email = $1", user["email"])) == []
