@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+from urllib.parse import quote
 
 import aiohttp
 
@@ -61,6 +63,11 @@ class ClientCredentialsTokenSource:
         self._token = None
         self._valid_until = 0.0
 
+    def _basic_auth(self) -> str:
+        # RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding.
+        pair = f"{quote(self.client_id, safe='')}:{quote(self._secret, safe='')}"
+        return "Basic " + base64.b64encode(pair.encode()).decode()
+
     async def _fetch(self) -> tuple[str, float]:
         started = time.monotonic()
         form = {"grant_type": "client_credentials", "scope": self.scope}
@@ -68,8 +75,7 @@ class ClientCredentialsTokenSource:
             async with self._session.post(
                 self.token_url,
                 data=form,
-                auth=aiohttp.BasicAuth(self.client_id, self._secret),
-                headers={"Accept": "application/json"},
+                headers={"Accept": "application/json", "Authorization": self._basic_auth()},
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as response:
                 body = await response.json(content_type=None)
@@ -80,6 +86,6 @@ class ClientCredentialsTokenSource:
             error_code = body.get("error") if isinstance(body, dict) else None
             raise TokenRequestFailed(f"token endpoint answered {status} ({error_code or 'no token'})")
         expires_in = float(body.get("expires_in", 300))
-        valid_for = max(expires_in - self._margin, expires_in / 2)
+        valid_for = max(0.0, expires_in - self._margin)
         log.info("service token fetched", client_id=self.client_id, expires_in=expires_in)
         return body["access_token"], started + valid_for
