@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.suite import Suite, User
 from tests.support import ServiceProcess, free_port
 
 
@@ -27,3 +28,34 @@ def ping_service(log_dir: Path) -> Iterator[ServiceProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def suite(log_dir: Path) -> AsyncIterator[Suite]:
+    """auth + todos (+ reports) as real processes, shared by the whole test session."""
+    running = Suite(log_dir)
+    try:
+        await running.start()
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture(scope="session")
+async def alice(suite: Suite) -> User:
+    return await suite.register()
+
+
+@pytest.fixture(scope="session")
+async def bob(suite: Suite) -> User:
+    return await suite.register()
+
+
+@pytest.fixture(scope="session")
+async def pager(suite: Suite) -> User:
+    return await suite.register()
+
+
+@pytest.fixture
+async def new_user(suite: Suite) -> User:
+    return await suite.register()

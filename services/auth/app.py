@@ -20,6 +20,7 @@ from services.auth.signing import KeyRing, ensure_key
 from services.auth.store import grants
 from services.auth.store.keys import service_secret
 from services.auth.throttle import LoginThrottle
+from services.kit import events
 from services.kit.app import ServiceKit, create_service_app, kit_of
 from services.kit.config import ServiceSettings
 from services.kit.events import MIGRATIONS as EVENT_MIGRATIONS
@@ -49,6 +50,7 @@ def create_app(settings: ServiceSettings) -> Quart:
     # The auth service checks its own tokens (GET /auth/me) with the kit verifier, reading
     # the keys from its database instead of over HTTP.
     install_auth(app, audience=settings.access_token_audience, issuer=settings.issuer, fetch_jwks=_jwks_of(kit))
+    events.install(app)  # relays user.registered / user.deleted from the outbox
     return app
 
 

@@ -41,6 +41,10 @@ class ServiceSettings(BaseSettings):
     # RabbitMQ and the event exchange (tests use a unique exchange per run).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     events_exchange: str = "quartet.events"
+    # Consumer: messages in flight per process (keep at or below db_pool_max) and the
+    # delays of the retry queues before a failing event is dead-lettered.
+    events_prefetch: int = Field(10, ge=1, le=1000)
+    events_retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
 
     # The OAuth2 issuer every token is checked against.
     auth_url: str = "http://127.0.0.1:8001"

@@ -18,6 +18,7 @@ from services.kit.events.broker import dead_letter_queue, events_queue, retry_qu
 from services.kit.events.bus import EventBus
 from services.kit.events.envelope import Event, Handler, MalformedEvent
 from services.kit.events.options import EventOptions
+from services.kit.events.wiring import install
 from services.kit.migrations import MigrationSource
 
 MIGRATIONS = MigrationSource("kit.events", Path(__file__).parent / "migrations")
@@ -31,6 +32,7 @@ __all__ = [
     "MalformedEvent",
     "dead_letter_queue",
     "events_queue",
+    "install",
     "outbox",
     "retry_queue",
 ]

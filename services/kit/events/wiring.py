@@ -1,0 +1,47 @@
+"""``install(app, handlers)``: give a kit app its event bus (relay, and a consumer when it handles events)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from quart import Quart
+
+from services.kit.app import ServiceKit, kit_of
+from services.kit.events.bus import EventBus
+from services.kit.events.envelope import Handler
+from services.kit.events.options import EventOptions
+
+BUS_KEY = "event_bus"
+
+
+def install(app: Quart, *, handlers: Mapping[str, Handler] | None = None, options: EventOptions | None = None) -> None:
+    """Start the bus after the database pool opens and stop it before the pool closes.
+
+    The service's migrations must include :data:`services.kit.events.MIGRATIONS`.
+    ``/readyz`` reports the broker connection.
+    """
+    kit = kit_of(app)
+
+    async def start(kit: ServiceKit) -> None:
+        settings = kit.settings
+        chosen = options or EventOptions(
+            prefetch=min(settings.events_prefetch, settings.db_pool_max),
+            retry_delays=settings.events_retry_delays,
+        )
+        bus = EventBus(settings, kit.database, kit.registry, handlers, options=chosen)
+        kit.extras[BUS_KEY] = bus
+        await bus.start()
+
+    async def stop(kit: ServiceKit) -> None:
+        bus = kit.extras.pop(BUS_KEY, None)
+        if isinstance(bus, EventBus):
+            await bus.stop()
+
+    async def broker_ready() -> None:
+        bus = kit.extras.get(BUS_KEY)
+        if not isinstance(bus, EventBus) or not bus.ready():
+            raise ConnectionError("broker not connected")
+
+    kit.on_start.append(start)
+    kit.on_stop.append(stop)
+    kit.readiness_checks["broker"] = broker_ready

@@ -1,0 +1,1 @@
+"""Todos: each user's todo list, owned by the token's subject."""

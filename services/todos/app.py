@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from quart import Quart
+
+from services.kit import events
+from services.kit.app import create_service_app
+from services.kit.config import ServiceSettings
+from services.kit.migrations import MigrationSource
+from services.kit.security import BEARER_SECURITY_SCHEME, install_auth
+from services.todos.api import bp
+from services.todos.events import HANDLERS
+
+MIGRATIONS = [events.MIGRATIONS, MigrationSource("todos", Path(__file__).parent / "migrations")]
+
+
+def create_app(settings: ServiceSettings) -> Quart:
+    app = create_service_app(
+        settings,
+        blueprints=[bp],
+        title="Quartet todos",
+        description="Each user's todo list. Owner is the access token's subject.",
+        migrations=MIGRATIONS,
+        security_schemes=BEARER_SECURITY_SCHEME,
+    )
+    install_auth(app)
+    events.install(app, handlers=HANDLERS)
+    return app

@@ -1,0 +1,222 @@
+"""All SQL of the todos service. Every query names its owner: another user's todo is simply not found."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.kit.db import Connection
+from services.todos.cursor import Position
+
+_COLUMNS = "id, content, is_finished, created_at, updated_at, finished_at, version"
+
+
+@dataclass(frozen=True)
+class TodoRow:
+    id: UUID
+    content: str
+    is_finished: bool
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    version: int
+
+    @classmethod
+    def of(cls, record: asyncpg.Record) -> TodoRow:
+        return cls(**dict(record))
+
+    @property
+    def position(self) -> Position:
+        return Position(self.created_at, self.id)
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    def public(self) -> dict[str, Any]:
+        """The todo as the API shows it."""
+        return {
+            "id": self.id,
+            "content": self.content,
+            "is_finished": self.is_finished,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+        }
+
+    def event(self) -> dict[str, Any]:
+        """The todo as events carry it (JSON-ready)."""
+        return {
+            "id": str(self.id),
+            "content": self.content,
+            "is_finished": self.is_finished,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+async def list_todos(
+    conn: Connection, owner: UUID, *, after: Position | None, is_finished: bool | None, limit: int
+) -> list[TodoRow]:
+    """One page, newest first; ``limit`` rows (the caller asks one more to know if another page exists)."""
+    # One query, assembled from fixed fragments: each variant is an index range scan without a sort.
+    where = ["owner_id = $1"]
+    args: list[Any] = [owner]
+    if is_finished is not None:
+        args.append(is_finished)
+        where.append(f"is_finished = ${len(args)}")
+    if after is not None:
+        args.extend([after.created_at, after.id])
+        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = (
+        f"SELECT {_COLUMNS} FROM todos WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}"
+    )
+    return [TodoRow.of(r) for r in await conn.fetch(sql, *args)]
+
+
+async def get_todo(conn: Connection, owner: UUID, todo_id: UUID) -> TodoRow | None:
+    record = await conn.fetchrow(f"SELECT {_COLUMNS} FROM todos WHERE owner_id = $1 AND id = $2", owner, todo_id)
+    return TodoRow.of(record) if record else None
+
+
+async def create_todo(conn: Connection, owner: UUID, content: str) -> TodoRow:
+    record = await conn.fetchrow(
+        f"INSERT INTO todos (owner_id, content) VALUES ($1, $2) RETURNING {_COLUMNS}", owner, content
+    )
+    assert record is not None
+    return TodoRow.of(record)
+
+
+async def update_todo(
+    conn: Connection,
+    owner: UUID,
+    todo_id: UUID,
+    *,
+    content: str | None,
+    is_finished: bool | None,
+    expected_version: int | None,
+) -> TodoRow | None:
+    """Apply a patch; ``None`` when the todo is missing or (with ``expected_version``) stale."""
+    record = await conn.fetchrow(
+        f"""
+        UPDATE todos SET
+            content = coalesce($3, content),
+            is_finished = coalesce($4, is_finished),
+            finished_at = CASE
+                WHEN $4::boolean IS NULL THEN finished_at
+                WHEN $4 AND NOT is_finished THEN clock_timestamp()
+                WHEN $4 THEN finished_at
+                ELSE NULL END,
+            updated_at = clock_timestamp(),
+            version = version + 1
+        WHERE owner_id = $1 AND id = $2 AND ($5::integer IS NULL OR version = $5)
+        RETURNING {_COLUMNS}
+        """,
+        owner,
+        todo_id,
+        content,
+        is_finished,
+        expected_version,
+    )
+    return TodoRow.of(record) if record else None
+
+
+async def finish_todo(conn: Connection, owner: UUID, todo_id: UUID) -> TodoRow | None:
+    """Mark finished; ``None`` when it was already finished (no change) or missing."""
+    record = await conn.fetchrow(
+        f"""
+        UPDATE todos SET is_finished = true, finished_at = clock_timestamp(),
+                         updated_at = clock_timestamp(), version = version + 1
+        WHERE owner_id = $1 AND id = $2 AND NOT is_finished
+        RETURNING {_COLUMNS}
+        """,
+        owner,
+        todo_id,
+    )
+    return TodoRow.of(record) if record else None
+
+
+async def delete_todo(conn: Connection, owner: UUID, todo_id: UUID) -> TodoRow | None:
+    record = await conn.fetchrow(
+        f"DELETE FROM todos WHERE owner_id = $1 AND id = $2 RETURNING {_COLUMNS}", owner, todo_id
+    )
+    return TodoRow.of(record) if record else None
+
+
+async def purge_owner(conn: Connection, owner: UUID) -> int:
+    """Delete everything an owner has here (their account was deleted)."""
+    await conn.execute("DELETE FROM idempotency_keys WHERE owner_id = $1", owner)
+    status = await conn.execute("DELETE FROM todos WHERE owner_id = $1", owner)
+    return int(status.split()[-1])
+
+
+# Idempotency keys -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    request_hash: str
+    status: int
+    body: dict[str, Any]
+    location: str | None
+
+
+async def claim_idempotency_key(conn: Connection, owner: UUID, key: str, request_hash: str, ttl_hours: int) -> bool:
+    """Claim ``key`` for this request; ``False`` when a live earlier request holds it.
+
+    A concurrent claim of the same key waits on the unique index until the first
+    transaction ends, so two racing creates never both win.
+    """
+    claimed = await conn.fetchval(
+        """
+        INSERT INTO idempotency_keys AS k (owner_id, key, request_hash) VALUES ($1, $2, $3)
+        ON CONFLICT (owner_id, key) DO UPDATE
+            SET request_hash = EXCLUDED.request_hash, status = NULL, body = NULL, location = NULL,
+                created_at = now()
+            WHERE k.created_at < now() - make_interval(hours => $4)
+        RETURNING true
+        """,
+        owner,
+        key,
+        request_hash,
+        ttl_hours,
+    )
+    return bool(claimed)
+
+
+async def stored_response(conn: Connection, owner: UUID, key: str) -> StoredResponse | None:
+    record = await conn.fetchrow(
+        "SELECT request_hash, status, body, location FROM idempotency_keys WHERE owner_id = $1 AND key = $2",
+        owner,
+        key,
+    )
+    if record is None or record["status"] is None:
+        return None
+    return StoredResponse(record["request_hash"], record["status"], json.loads(record["body"]), record["location"])
+
+
+async def store_response(
+    conn: Connection, owner: UUID, key: str, status: int, body: dict[str, Any], location: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET status = $3, body = $4::jsonb, location = $5 WHERE owner_id = $1 AND key = $2",
+        owner,
+        key,
+        status,
+        json.dumps(body, default=str),
+        location,
+    )
+
+
+async def prune_idempotency_keys(conn: Connection, ttl_hours: int) -> int:
+    status = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)", ttl_hours
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,116 @@
+"""The suite as real processes, for tests that cross services: auth + todos (+ reports when present).
+
+One session-wide set of processes on free ports, with throwaway databases and a
+unique event exchange, so it runs beside a ``make up`` suite.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.auth.conftest import auth_env
+from tests.auth.flows import PASSWORD, AuthFlows
+from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
+
+USER_SCOPES = "profile todos:read todos:write reports:read reports:write"
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    token: str = ""
+
+
+@dataclass
+class Suite:
+    log_dir: Path
+    exchange: str = field(default_factory=lambda: unique("test_suite_events"))
+    amqp_url: str = AMQP_URL
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    databases: list[str] = field(default_factory=list)
+
+    @property
+    def auth_url(self) -> str:
+        return self.processes["auth"].url
+
+    @property
+    def todos_url(self) -> str:
+        return self.processes["todos"].url
+
+    def common_env(self) -> dict[str, str]:
+        return {
+            "AUTH_URL": self.auth_url,
+            "AMQP_URL": self.amqp_url,
+            "EVENTS_EXCHANGE": self.exchange,
+            "EVENTS_RETRY_DELAYS": "[0.2, 0.5]",
+            "DB_POOL_MIN": "1",
+        }
+
+    async def start_service(self, name: str, module: str, env: dict[str, str] | None = None) -> ServiceProcess:
+        db_name, dsn = await create_database()
+        self.databases.append(db_name)
+        port = free_port()
+        full_env = {**self.common_env(), "PORT": str(port), "DATABASE_URL": dsn, **(env or {})}
+        proc = ServiceProcess(module, full_env, self.log_dir / f"{name}-{port}.log")
+        self.processes[name] = proc
+        proc.wait_ready()
+        return proc
+
+    async def start(self) -> None:
+        db_name, dsn = await create_database()
+        self.databases.append(db_name)
+        port = free_port()
+        env = auth_env(port, dsn, EVENTS_EXCHANGE=self.exchange)
+        auth = ServiceProcess("services.auth", env, self.log_dir / f"auth-{port}.log")
+        self.processes["auth"] = auth
+        auth.wait_ready()
+        await self.start_service("todos", "services.todos")
+
+    async def stop(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            proc.stop()
+        for name in self.databases:
+            await drop_database(name)
+
+    def flows(self) -> AuthFlows:
+        return AuthFlows(self.auth_url)
+
+    async def register(self) -> User:
+        async with self.flows() as flows:
+            user = await flows.register()
+            tokens = await flows.sign_in(user["email"], USER_SCOPES)
+        return User(id=user["id"], email=user["email"], token=tokens["access_token"])
+
+    async def login(self, user: User, scope: str = USER_SCOPES) -> str:
+        async with self.flows() as flows:
+            tokens = await flows.sign_in(user.email, scope, PASSWORD)
+        return str(tokens["access_token"])
+
+    async def service_token(self, scope: str) -> str:
+        async with self.flows() as flows:
+            resp = await flows.client_credentials(scope)
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["access_token"])
+
+    async def delete_account(self, user: User) -> None:
+        async with httpx.AsyncClient(base_url=self.auth_url) as http:
+            resp = await http.delete("/auth/me", headers={"Authorization": f"Bearer {user.token}"})
+        assert resp.status_code == 204, resp.text
+
+    @asynccontextmanager
+    async def client(self, user: User, *, token: str | None = None, base_url: str | None = None) -> AsyncIterator[Any]:
+        headers = {"Authorization": f"Bearer {token or user.token}"}
+        async with httpx.AsyncClient(base_url=base_url or self.todos_url, headers=headers, timeout=30) as http:
+            yield http
+
+
+def new_email() -> str:
+    return f"user-{secrets.token_hex(6)}@example.com"
