@@ -8,7 +8,7 @@ from services.kit.config import ServiceSettings
 class TodosSettings(ServiceSettings):
     service_name: str = "todos"
     port: int = Field(8002, ge=0, le=65535)
-    database_url: str | None = "postgresql://quartet_todos:quartet_todos@127.0.0.1:5432/quartet_todos"
+    database_url: str | None = "postgresql://quartet_todos:quartet_todos_dev@127.0.0.1:5432/quartet_todos"
     db_pool_max: int = Field(20, ge=1)
     # Signs pagination cursors so a client cannot forge or alter one. Set it in production.
     cursor_secret: SecretStr = SecretStr("quartet-dev-cursor-secret-change-me")

@@ -1,0 +1,107 @@
+"""Load scenarios against a running suite (`make up` first), each side by side with a baseline.
+
+Speed is reported as ratios to a baseline measured in the same run on the same
+machine, because absolute numbers on a shared 2-core box drift from run to run.
+
+    .venv/bin/python bench/run.py [--gateway URL] [--todos URL] [--connections 200] [--duration 10]
+
+Scenarios (wrk, from Debian's `wrk` package, as a separate process on loopback):
+- baseline: GET /ping through the gateway (the cheapest request the stack serves);
+- todos-gateway: authenticated first-page read GET /todos?limit=10 through the gateway;
+- todos-direct: the same read straight to the todos service.
+Results are printed and appended to bench/results/todos-read.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.auth.flows import AuthFlows  # noqa: E402  (the same client-side flow the tests drive)
+
+RESULTS = ROOT / "bench" / "results"
+USER_SCOPES = "profile todos:read todos:write"
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("==> installing wrk (apt-get)", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    return shutil.which("wrk") or sys.exit("wrk is not available")
+
+
+def wrk(binary: str, url: str, token: str | None, connections: int, duration: int) -> dict[str, float]:
+    cmd = [binary, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result = {"rps": rps, "non_2xx": float(non2xx.group(1)) if non2xx else 0.0}
+    result["socket_errors"] = float(sum(int(x) for x in errors.groups())) if errors else 0.0
+    for pct in ("50", "99"):
+        match = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        if match:
+            value, unit = float(match.group(1)), match.group(2)
+            result[f"p{pct}_ms"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    return result
+
+
+async def prepare_user(gateway: str) -> str:
+    async with AuthFlows(gateway) as flows:
+        user = await flows.register()
+        tokens = await flows.sign_in(user["email"], USER_SCOPES)
+        token = tokens["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        for i in range(30):
+            resp = await flows.http.post("/todos", json={"content": f"bench todo {i}"}, headers=headers)
+            resp.raise_for_status()
+    return str(token)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gateway", default="http://127.0.0.1:8080")
+    parser.add_argument("--todos", default="http://127.0.0.1:8002")
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+    binary = ensure_wrk()
+    token = asyncio.run(prepare_user(args.gateway))
+    scenarios = {
+        "baseline (gateway /ping)": (f"{args.gateway}/ping?ECHOMSG=hi", None),
+        "todos-gateway (GET /todos)": (f"{args.gateway}/todos?limit=10", token),
+        "todos-direct (GET /todos)": (f"{args.todos}/todos?limit=10", token),
+    }
+    results = {}
+    for name, (url, tok) in scenarios.items():
+        print(f"==> {name}: {args.connections} connections, {args.duration}s", flush=True)
+        results[name] = wrk(binary, url, tok, args.connections, args.duration)
+    base = results["baseline (gateway /ping)"]["rps"]
+    print(f"\n{'scenario':32} {'req/s':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}")
+    for name, r in results.items():
+        print(
+            f"{name:32} {r['rps']:9.0f} {r['rps'] / base:7.2f} {r.get('p50_ms', 0):8.1f} {r.get('p99_ms', 0):8.1f}"
+            f" {r['non_2xx']:8.0f} {r['socket_errors']:8.0f}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    record = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "connections": args.connections}
+    with (RESULTS / "todos-read.jsonl").open("a") as out:
+        out.write(json.dumps({**record, "results": results}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
