@@ -73,7 +73,7 @@ async def _start(kit: ServiceKit) -> None:
         passwords=passwords,
         keys=keys,
         bridge=bridge,
-        server=QuartetAuthorizationServer(OAuthStorage(bridge, db, keys, settings)),
+        server=QuartetAuthorizationServer(OAuthStorage(bridge, db, keys, passwords, settings)),
         throttle=LoginThrottle(settings),
         csrf=CsrfTokens(csrf_key),
     )

@@ -58,5 +58,9 @@ class Passwords:
         matched = await asyncio.get_running_loop().run_in_executor(self._executor, verify_secret, target, password)
         return matched and hashed is not None
 
+    def verify_from_thread(self, hashed: str, secret: str) -> bool:
+        """For a worker thread outside this pool (authlib's): check in the pool and wait."""
+        return self._executor.submit(verify_secret, hashed, secret).result(timeout=30)
+
     def needs_rehash(self, hashed: str) -> bool:
         return self._hasher.check_needs_rehash(hashed)

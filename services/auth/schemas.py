@@ -46,3 +46,66 @@ class UserOut(BaseModel):
     @classmethod
     def of(cls, user: User) -> UserOut:
         return cls(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
+
+
+# --- OpenAPI documentation of the OAuth endpoints (authlib parses and answers them itself) ---
+
+
+class TokenForm(BaseModel):
+    grant_type: str = Field(description="authorization_code, refresh_token or client_credentials")
+    code: str | None = None
+    redirect_uri: str | None = None
+    code_verifier: str | None = Field(None, description="PKCE (S256) verifier of the authorization request")
+    refresh_token: str | None = None
+    scope: str | None = None
+    client_id: str | None = Field(None, description="public clients; confidential ones use HTTP Basic")
+    client_secret: str | None = None
+
+
+class TokenOut(BaseModel):
+    token_type: str = Field(description="always Bearer")
+    access_token: str = Field(description="RFC 9068 JWT (typ at+jwt), 15 minutes")
+    expires_in: int
+    scope: str
+    refresh_token: str | None = Field(None, description="rotating; each use returns a new one")
+
+
+class OAuthErrorOut(BaseModel):
+    error: str
+    error_description: str | None = None
+
+
+class TokenForm7009(BaseModel):
+    token: str
+    token_type_hint: str | None = Field(None, description="access_token or refresh_token")
+    client_id: str | None = None
+
+
+class IntrospectionOut(BaseModel):
+    active: bool
+    scope: str | None = None
+    client_id: str | None = None
+    sub: str | None = None
+    token_type: str | None = None
+    iss: str | None = None
+    aud: str | None = None
+    jti: str | None = None
+    iat: int | None = None
+    exp: int | None = None
+
+
+class JwksOut(BaseModel):
+    keys: list[dict[str, str]]
+
+
+class MetadataOut(BaseModel):
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    revocation_endpoint: str
+    introspection_endpoint: str
+    scopes_supported: list[str]
+    response_types_supported: list[str]
+    grant_types_supported: list[str]
+    code_challenge_methods_supported: list[str]

@@ -85,3 +85,12 @@ async def test_jwks_publishes_public_keys_only(flows: AuthFlows) -> None:
     keys = (await flows.http.get("/.well-known/jwks.json")).json()["keys"]
     assert keys and all(k["kty"] == "RSA" and k["alg"] == "RS256" and k["kid"] for k in keys)
     assert all(private not in k for k in keys for private in ("d", "p", "q", "dp", "dq", "qi"))
+
+
+async def test_openapi_documents_the_public_endpoints(flows: AuthFlows) -> None:
+    paths = (await flows.http.get("/openapi.json")).json()["paths"]
+    for path in ("/auth/register", "/auth/me", "/auth/token", "/auth/revoke", "/auth/introspect"):
+        assert path in paths
+    assert "/.well-known/jwks.json" in paths and "/.well-known/oauth-authorization-server" in paths
+    token = paths["/auth/token"]["post"]
+    assert "application/x-www-form-urlencoded" in token["requestBody"]["content"]

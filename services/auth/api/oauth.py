@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response
-from quart_schema import hide
+from quart_schema import DataSource, document_request, document_response
 
 from services.auth.oauth.bridge import snapshot, to_quart
 from services.auth.runtime import runtime
+from services.auth.schemas import IntrospectionOut, OAuthErrorOut, TokenForm, TokenForm7009, TokenOut
 
 bp = Blueprint("oauth", __name__)
 
 
 @bp.post("/auth/token")
-@hide
+@document_request(TokenForm, source=DataSource.FORM)
+@document_response(TokenOut)
+@document_response(OAuthErrorOut, 400)
+@document_response(OAuthErrorOut, 401)
 async def token() -> Response:
     """RFC 6749 token endpoint (form-encoded): authorization_code + PKCE, refresh_token, client_credentials."""
     rt = runtime()
@@ -21,7 +25,9 @@ async def token() -> Response:
 
 
 @bp.post("/auth/revoke")
-@hide
+@document_request(TokenForm7009, source=DataSource.FORM)
+@document_response(OAuthErrorOut, 400)
+@document_response(OAuthErrorOut, 401)
 async def revoke() -> Response:
     """RFC 7009: revoke an access token, or a refresh token with its whole grant. Always 200."""
     rt = runtime()
@@ -30,7 +36,10 @@ async def revoke() -> Response:
 
 
 @bp.post("/auth/introspect")
-@hide
+@document_request(TokenForm7009, source=DataSource.FORM)
+@document_response(IntrospectionOut)
+@document_response(OAuthErrorOut, 400)
+@document_response(OAuthErrorOut, 401)
 async def introspect() -> Response:
     """RFC 7662, for confidential clients: is this token active, and what does it carry?"""
     rt = runtime()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint
-from quart_schema import hide
+from quart_schema import document_response
 
 from services.auth.config import AuthSettings
 from services.auth.runtime import runtime
+from services.auth.schemas import JwksOut, MetadataOut
 from services.auth.scopes import ALL_SCOPES
 
 bp = Blueprint("wellknown", __name__)
@@ -37,14 +38,14 @@ def metadata(settings: AuthSettings) -> dict[str, Any]:
 
 
 @bp.get("/.well-known/oauth-authorization-server")
-@hide
+@document_response(MetadataOut)
 async def server_metadata() -> tuple[dict[str, Any], int, dict[str, str]]:
     """RFC 8414 authorization server metadata."""
     return metadata(runtime().settings), 200, {"Cache-Control": "public, max-age=300"}
 
 
 @bp.get("/.well-known/jwks.json")
-@hide
+@document_response(JwksOut)
 async def jwks() -> tuple[dict[str, Any], int, dict[str, str]]:
     """The public signing keys: the current one, and retired ones until their last token expires."""
     # Short cache: a resource server that misses a new kid refetches anyway.

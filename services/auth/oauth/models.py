@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,8 @@ class Client(ClientMixin):  # type: ignore[misc]
     redirect_uris: tuple[str, ...]
     grant_types: frozenset[str]
     scopes: tuple[str, ...]
+    # How a secret is checked against secret_hash (the service hands in its bounded argon2 pool).
+    secret_checker: Callable[[str, str], bool] = field(default=verify_secret, compare=False, repr=False)
 
     @property
     def is_confidential(self) -> bool:
@@ -56,7 +59,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         return redirect_uri in self.redirect_uris  # exact string match, no prefixes or patterns
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self.secret_hash is not None and verify_secret(self.secret_hash, client_secret)
+        return self.secret_hash is not None and self.secret_checker(self.secret_hash, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if self.is_confidential:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -21,6 +22,7 @@ from joserfc.errors import JoseError
 from services.auth.config import AuthSettings
 from services.auth.oauth.bridge import SyncBridge
 from services.auth.oauth.models import AuthorizationCode, Client, IssuedToken, StoredToken, User
+from services.auth.passwords import Passwords
 from services.auth.scopes import cut_down
 from services.auth.signing import KeyRing, SigningKey
 from services.auth.store import clients, grants, users
@@ -37,11 +39,14 @@ def token_hash(value: str) -> bytes:
 
 
 class OAuthStorage:
-    def __init__(self, bridge: SyncBridge, db: Database, keys: KeyRing, settings: AuthSettings) -> None:
+    def __init__(
+        self, bridge: SyncBridge, db: Database, keys: KeyRing, passwords: Passwords, settings: AuthSettings
+    ) -> None:
         self.bridge = bridge
         self.keys = keys
         self.settings = settings
         self._db = db
+        self._passwords = passwords
 
     # --- plumbing: one connection (or transaction) per storage call ---------------------
 
@@ -62,7 +67,9 @@ class OAuthStorage:
     # --- clients, users, keys -----------------------------------------------------------
 
     def client(self, client_id: str) -> Client | None:
-        return self._read(lambda conn: clients.get_client(conn, client_id))
+        client = self._read(lambda conn: clients.get_client(conn, client_id))
+        # argon2 for client secrets runs in the hashing pool too, which bounds its memory use.
+        return replace(client, secret_checker=self._passwords.verify_from_thread) if client else None
 
     def user(self, user_id: UUID) -> User | None:
         return self._read(lambda conn: users.get_user(conn, user_id))
@@ -176,7 +183,7 @@ class OAuthStorage:
             return None
         stored, rotated = found
         if rotated and not stored.revoked:
-            return StoredToken(**{**stored.__dict__, "revoked": True})
+            return replace(stored, revoked=True)
         return stored
 
     def revoke(self, token: StoredToken) -> None:
