@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 import pytest
 from joserfc.jwk import JWKRegistry, Key
 
 from tests.auth.flows import WORKER_SECRET, AuthFlows
-from tests.support import ServiceProcess, create_database, drop_database, free_port, unique
+from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
 
 # Cheap argon2 for tests (the defaults cost ~64 MiB and tens of ms per hash).
 FAST_HASHING = {"PASSWORD_TIME_COST": "1", "PASSWORD_MEMORY_KIB": "1024", "PASSWORD_PARALLELISM": "1"}
@@ -24,6 +25,7 @@ class AuthService:
     process: ServiceProcess
     dsn: str
     port: int
+    exchange: str
 
     @property
     def url(self) -> str:
@@ -52,12 +54,12 @@ class AuthService:
         return rows[0]["kid"], JWKRegistry.import_key(json.loads(rows[0]["jwk"]))
 
 
-def auth_env(port: int, dsn: str, **extra: str) -> dict[str, str]:
+def auth_env(port: int, dsn: str, exchange: str, **extra: str) -> dict[str, str]:
     return {
         "PORT": str(port),
         "AUTH_URL": f"http://127.0.0.1:{port}",
         "DATABASE_URL": dsn,
-        "EVENTS_EXCHANGE": unique("test_auth_events"),
+        "EVENTS_EXCHANGE": exchange,
         "REPORTS_WORKER_CLIENT_SECRET": WORKER_SECRET,
         "WEB_EXTRA_REDIRECT_URIS": "http://127.0.0.1:5173/callback",
         "DB_POOL_MIN": "1",
@@ -76,15 +78,25 @@ async def auth_db() -> AsyncIterator[tuple[str, str]]:
         await drop_database(name)
 
 
-@pytest.fixture(scope="module")
-def auth_service(auth_db: tuple[str, str], log_dir: Path) -> Iterator[AuthService]:
-    port = free_port()
-    proc = ServiceProcess("services.auth", auth_env(port, auth_db[1]), log_dir / f"auth-{port}.log")
+async def start_auth(auth_db: tuple[str, str], log_dir: Path, **extra: str) -> AsyncIterator[AuthService]:
+    """Run an auth process for the duration; afterwards delete its events exchange."""
+    port, exchange = free_port(), unique("test_auth_events")
+    proc = ServiceProcess("services.auth", auth_env(port, auth_db[1], exchange, **extra), log_dir / f"auth-{port}.log")
     try:
         proc.wait_ready()
-        yield AuthService(proc, auth_db[1], port)
+        yield AuthService(proc, auth_db[1], port, exchange)
     finally:
         proc.stop()
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture(scope="module")
+async def auth_service(auth_db: tuple[str, str], log_dir: Path) -> AsyncIterator[AuthService]:
+    async for service in start_auth(auth_db, log_dir):
+        yield service
 
 
 @pytest.fixture

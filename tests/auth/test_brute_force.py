@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +11,22 @@ import httpx
 import pytest
 
 from services.auth.throttle import client_address
-from tests.auth.conftest import AuthService, auth_env
+from tests.auth.conftest import AuthService, start_auth
 from tests.auth.flows import PASSWORD, AuthFlows, Authorization, authorization
-from tests.support import ServiceProcess, free_port
 
 ACCOUNT_LIMIT = 3
 ADDRESS_LIMIT = 6
 
 
 @pytest.fixture(scope="module")
-def auth_service(auth_db: tuple[str, str], log_dir: Path) -> Iterator[AuthService]:
+async def auth_service(auth_db: tuple[str, str], log_dir: Path) -> AsyncIterator[AuthService]:
     """This module's own auth process, with small limits so the tests stay short."""
-    port = free_port()
-    env = auth_env(
-        port,
-        auth_db[1],
-        LOGIN_MAX_FAILURES_PER_ACCOUNT=str(ACCOUNT_LIMIT),
-        LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT),
-    )
-    proc = ServiceProcess("services.auth", env, log_dir / f"auth-bf-{port}.log")
-    try:
-        proc.wait_ready()
-        yield AuthService(proc, auth_db[1], port)
-    finally:
-        proc.stop()
+    limits = {
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT": str(ACCOUNT_LIMIT),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": str(ADDRESS_LIMIT),
+    }
+    async for service in start_auth(auth_db, log_dir, **limits):
+        yield service
 
 
 async def attempts(

@@ -23,7 +23,7 @@ TTL = timedelta(minutes=15)
 
 
 def rotate_keys(auth_service: AuthService, *args: str) -> str:
-    env = {**os.environ, **auth_env(auth_service.port, auth_service.dsn)}
+    env = {**os.environ, **auth_env(auth_service.port, auth_service.dsn, auth_service.exchange)}
     done = subprocess.run(
         [sys.executable, "-m", "services.auth", "rotate-keys", *args],
         cwd=ROOT,

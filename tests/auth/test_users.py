@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import aio_pika
 import pytest
 
 from tests.auth.conftest import AuthService
 from tests.auth.flows import AuthFlows
+from tests.support import AMQP_URL
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
@@ -94,3 +97,25 @@ async def test_deleting_the_account_publishes_user_deleted_and_ends_its_grants(
     assert (await flows.http.delete("/auth/me", headers=bearer(tokens))).status_code == 404
     # The email is free again and the old password no longer signs in.
     assert (await auth_service.fetch("SELECT 1 FROM users WHERE email = $1", user["email"])) == []
+
+
+async def test_user_deleted_reaches_a_queue_bound_to_the_exchange(
+    auth_service: AuthService, flows: AuthFlows, user: dict[str, Any]
+) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(auth_service.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key="user.deleted")
+
+        tokens = await flows.sign_in(user["email"], "profile")
+        assert (await flows.http.delete("/auth/me", headers=bearer(tokens))).status_code == 204
+
+        async with asyncio.timeout(15):
+            while (message := await queue.get(fail=False)) is None:
+                await asyncio.sleep(0.05)
+        await message.ack()
+        event = json.loads(message.body)
+        assert event["type"] == "user.deleted" and event["producer"] == "auth"
+        assert event["subject"] == user["id"] and event["data"]["user_id"] == user["id"]
