@@ -54,12 +54,13 @@ class AuthService:
         return rows[0]["kid"], JWKRegistry.import_key(json.loads(rows[0]["jwk"]))
 
 
-def auth_env(port: int, dsn: str, exchange: str, **extra: str) -> dict[str, str]:
+def auth_env(port: int, dsn: str, exchange: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a test auth process (``extra`` overrides any of it)."""
     return {
         "PORT": str(port),
         "AUTH_URL": f"http://127.0.0.1:{port}",
         "DATABASE_URL": dsn,
-        "EVENTS_EXCHANGE": exchange,
+        "EVENTS_EXCHANGE": exchange or unique("test_auth_events"),
         "REPORTS_WORKER_CLIENT_SECRET": WORKER_SECRET,
         "WEB_EXTRA_REDIRECT_URIS": "http://127.0.0.1:5173/callback",
         "DB_POOL_MIN": "1",
