@@ -26,7 +26,10 @@ async def serve(settings: GatewaySettings) -> None:
         app,
         access_log=None,  # request_middleware writes the access log
         shutdown_timeout=settings.shutdown_grace_seconds,
-        keepalive_timeout=settings.keep_alive_seconds,
+        # aiohttp closes a connection whose next request head has not fully arrived within
+        # its keep-alive timeout (counted from the connection opening or the previous
+        # response): that is the slow-client (header read) protection.
+        keepalive_timeout=min(settings.keep_alive_seconds, settings.header_read_timeout_seconds),
     )
     await runner.setup()
     stop = asyncio.Event()

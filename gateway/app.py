@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+
 from aiohttp import web
 
+from gateway.balancer import Instance, Upstream
+from gateway.browser import Browser
 from gateway.config import GatewaySettings
+from gateway.edge_auth import EdgeAuth
 from gateway.health import Health
+from gateway.health_checks import HealthChecks
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import add_request_id, request_middleware
+from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Proxy
+from gateway.ratelimit import Buckets, MemoryBuckets, RateLimiter, RedisBuckets, add_rate_limit_headers
 from gateway.routing import build_routes
 from gateway.static import SinglePageApp
+from services.kit.logging import get_logger
+
+log = get_logger("gateway")
 
 HEALTH = web.AppKey("health", Health)
 
@@ -18,24 +29,78 @@ HEALTH = web.AppKey("health", Health)
 def create_app(settings: GatewaySettings) -> web.Application:
     metrics = GatewayMetrics()
     health = Health()
-    proxy = Proxy(settings)
+    proxy = Proxy(settings, metrics)
     spa = SinglePageApp(settings.web_dir)
+    routes = build_routes(settings)
+    upstreams = list({id(route.upstream): route.upstream for route in routes}.values())
+    _watch_breakers(upstreams, metrics)
+    openapi = MergedOpenAPI(upstreams, proxy.session, settings.openapi_cache_seconds)
+    browser = Browser(settings.cors_origins, settings.cors_max_age_seconds, openapi.docs_page)
+    edge_auth = EdgeAuth(settings, proxy.session)
+    buckets: Buckets = (
+        RedisBuckets(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else MemoryBuckets()
+    )
+    limiter = RateLimiter(settings, buckets)
 
-    # Edge concerns arriving with issue 8 (CORS, rate limits, token checks) go after
-    # request_middleware, so their answers are logged, counted and carry the request id.
-    app = web.Application(middlewares=[request_middleware(metrics)], client_max_size=settings.max_body_bytes)
+    def on_limited(budget: str) -> None:
+        metrics.rejected.labels(reason=f"rate_limit_{budget}").inc()
+
+    def on_auth_rejected(status: int) -> None:
+        metrics.rejected.labels(reason="unauthenticated" if status == 401 else "forbidden").inc()
+
+    # Outermost first. request_middleware sees every answer (request id, problem+json,
+    # metrics, access log); preflights are answered before any budget or token is asked
+    # for; the address budget comes before the token check so a flood of bad tokens is
+    # throttled too; the subject budget needs the verified subject.
+    app = web.Application(
+        middlewares=[
+            request_middleware(metrics),
+            browser.cors(),
+            limiter.by_address(on_limited),
+            edge_auth.middleware(on_auth_rejected),
+            limiter.by_subject(on_limited),
+        ],
+        client_max_size=settings.max_body_bytes,
+    )
     app[HEALTH] = health
     app.cleanup_ctx.append(proxy.client_session)
+    app.cleanup_ctx.append(HealthChecks(settings, upstreams, proxy.session, metrics).run_in_background)
+    app.cleanup_ctx.append(_closing(buckets))
     app.on_response_prepare.append(add_request_id)
+    app.on_response_prepare.append(add_rate_limit_headers)
+    app.on_response_prepare.append(browser.add_headers)
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.handle)
+    app.router.add_get("/openapi.json", openapi.handle)
+    app.router.add_get("/docs", openapi.docs)
     app.router.add_get("/", spa.redirect_to_app)
     app.router.add_get("/app", spa.redirect_to_app)
     app.router.add_get("/app/{tail:.*}", spa.handle)
-    for route in build_routes(settings):
+    for route in routes:
         handler = proxy.handler_for(route)
         for path in route.paths:
             app.router.add_route("*", path, handler)
     return app
+
+
+def _watch_breakers(upstreams: list[Upstream], metrics: GatewayMetrics) -> None:
+    """Breaker state changes go to the metrics and the log."""
+    for upstream in upstreams:
+
+        def changed(instance: Instance, route: str = upstream.name) -> None:
+            metrics.breaker_state.labels(route=route, upstream=instance.url).set(int(instance.state))
+            log.warning("breaker " + instance.state.name.lower(), route=route, upstream=instance.url)
+
+        for instance in upstream.instances:
+            instance.on_state_change = changed
+            metrics.breaker_state.labels(route=upstream.name, upstream=instance.url).set(0)
+
+
+def _closing(buckets: Buckets) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def close(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await buckets.close()
+
+    return close

@@ -6,6 +6,7 @@ Upstreams are lists of base URLs so a service can run as several instances:
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,9 +47,58 @@ class GatewaySettings(ServiceSettings):
     # is closing at that moment.
     upstream_keepalive_seconds: float = Field(30.0, gt=0)
 
+    # Per-route overrides of the connect timeout: ``UPSTREAM_ROUTE_CONNECT_TIMEOUTS=ping=0.5``.
+    upstream_route_connect_timeouts: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+
+    # Instances: active health checks on each instance's /readyz; a circuit breaker per
+    # instance that opens after breaker_failures consecutive failures (timeouts, broken
+    # exchanges) and at once on a connect error (passive ejection), stays open for
+    # breaker_open_seconds, then lets one trial request through (half-open).
+    health_check_path: str = "/readyz"
+    health_check_interval_seconds: float = Field(2.0, gt=0)
+    health_check_timeout_seconds: float = Field(1.0, gt=0)
+    # Consecutive failed checks before an instance counts as unhealthy (one success heals it).
+    health_check_failures: int = Field(2, ge=1)
+    breaker_failures: int = Field(3, ge=1)
+    breaker_open_seconds: float = Field(5.0, gt=0)
+
+    # Slow clients: the whole request head must arrive within this time of the connection
+    # opening (or of the previous response on a kept-alive connection).
+    header_read_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Edge auth: tokens of this issuer (AUTH_URL) and audience, keys from JWKS_URL
+    # (default: <AUTH_URL>/.well-known/jwks.json). Verified tokens are cached by their
+    # string until they expire, at most token_cache_size of them.
+    token_audience: str = "quartet"  # noqa: S105 - an audience name, not a secret
+    jwks_url: str | None = None
+    token_leeway_seconds: int = Field(30, ge=0, le=300)
+    token_cache_size: int = Field(10_000, ge=0)
+
+    # Rate limits (token buckets): requests per second and burst, per client address, per
+    # token subject, and per client address on the login endpoints (/auth/token, POST
+    # /auth/authorize). 0 per second turns a budget off. Defaults leave a load test from
+    # one address (thousands of requests per second) unthrottled; production sets smaller ones.
+    rate_limit_address_per_second: float = Field(5000.0, ge=0)
+    rate_limit_address_burst: int = Field(10_000, ge=1)
+    rate_limit_subject_per_second: float = Field(5000.0, ge=0)
+    rate_limit_subject_burst: int = Field(10_000, ge=1)
+    rate_limit_login_per_second: float = Field(2.0, ge=0)
+    rate_limit_login_burst: int = Field(20, ge=1)
+    # Client addresses (CIDRs) never rate limited, e.g. ``127.0.0.0/8`` for a local benchmark.
+    rate_limit_exempt: CommaList = ()
+    # Proxies (CIDRs) whose X-Forwarded-For is believed: the client is the rightmost
+    # address in that header that is not itself a trusted proxy.
+    trusted_proxies: CommaList = ()
+    # Share the buckets between several gateways through Redis; in-process when unset.
+    redis_url: str | None = None
+    redis_timeout_seconds: float = Field(0.25, gt=0)
+
+    # The merged /openapi.json is fetched from the services at most this often.
+    openapi_cache_seconds: float = Field(30.0, ge=0)
+
     web_dir: Path = REPO_ROOT / "web"
-    # Parsed now; the CORS middleware arrives with edge auth and rate limits (issue 8).
     cors_origins: CommaList = ("http://localhost:8080",)
+    cors_max_age_seconds: int = Field(600, ge=0)
 
     @field_validator("auth_urls", "todos_urls", "ping_urls", "reports_urls", mode="before")
     @classmethod
@@ -66,7 +116,15 @@ class GatewaySettings(ServiceSettings):
     def _origins(cls, value: Any) -> tuple[str, ...]:
         return tuple(origin.rstrip("/") for origin in _split(value))
 
-    @field_validator("upstream_route_timeouts", mode="before")
+    @field_validator("rate_limit_exempt", "trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> tuple[str, ...]:
+        networks = _split(value)
+        for network in networks:
+            ipaddress.ip_network(network, strict=False)  # ValueError when it is not a CIDR
+        return tuple(networks)
+
+    @field_validator("upstream_route_timeouts", "upstream_route_connect_timeouts", mode="before")
     @classmethod
     def _route_timeouts(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -81,11 +139,12 @@ class GatewaySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewaySettings:
-        unknown = set(self.upstream_route_timeouts) - set(UPSTREAM_NAMES)
-        if unknown:
-            raise ValueError(f"unknown routes in upstream_route_timeouts: {sorted(unknown)}")
-        if any(seconds <= 0 for seconds in self.upstream_route_timeouts.values()):
-            raise ValueError("route timeouts must be positive")
+        for timeouts in (self.upstream_route_timeouts, self.upstream_route_connect_timeouts):
+            unknown = set(timeouts) - set(UPSTREAM_NAMES)
+            if unknown:
+                raise ValueError(f"unknown routes in route timeouts: {sorted(unknown)}")
+            if any(seconds <= 0 for seconds in timeouts.values()):
+                raise ValueError("route timeouts must be positive")
         if self.upstream_keepalive_seconds >= self.keep_alive_seconds:
             raise ValueError("upstream_keepalive_seconds must be below the services' keep_alive_seconds")
         return self
@@ -98,6 +157,19 @@ class GatewaySettings(ServiceSettings):
     def route_timeout(self, name: str) -> float:
         """The whole-exchange timeout for requests routed to ``name``."""
         return self.upstream_route_timeouts.get(name, self.upstream_timeout_seconds)
+
+    def route_connect_timeout(self, name: str) -> float:
+        """The connect timeout for requests routed to ``name``."""
+        return self.upstream_route_connect_timeouts.get(name, self.upstream_connect_timeout_seconds)
+
+    @property
+    def issuer(self) -> str:
+        return self.auth_url.rstrip("/")
+
+    @property
+    def jwks(self) -> str:
+        """Where the signing keys are fetched from."""
+        return self.jwks_url or f"{self.issuer}/.well-known/jwks.json"
 
 
 def _split(value: Any) -> list[str]:

@@ -37,6 +37,43 @@ class GatewayMetrics:
             "Requests being handled right now.",
             registry=self.registry,
         )
+        self.upstream_latency = Histogram(
+            "gateway_upstream_response_seconds",
+            "Time from sending a request to an upstream instance to its response headers.",
+            ["route", "upstream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_failures = Counter(
+            "gateway_upstream_failures",
+            "Exchanges with an upstream instance that failed, by reason (connect, timeout, broken).",
+            ["route", "upstream", "reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "gateway_upstream_retries",
+            "Idempotent requests retried on another instance after a connection failure.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.breaker_state = Gauge(
+            "gateway_upstream_breaker_state",
+            "Circuit breaker of an upstream instance: 0 closed, 1 half-open, 2 open.",
+            ["route", "upstream"],
+            registry=self.registry,
+        )
+        self.healthy = Gauge(
+            "gateway_upstream_healthy",
+            "Whether the active health check of an upstream instance passes (1) or not (0).",
+            ["route", "upstream"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "gateway_edge_rejections",
+            "Requests answered at the edge without reaching a service, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def observe(self, route: str, upstream: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, upstream=upstream, status=str(status)).inc()

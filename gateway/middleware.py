@@ -38,6 +38,10 @@ class Exchange:
     route: str
     upstream: str = ""
     aborted: bool = False
+    client: str = ""
+    subject: str = ""  # the verified token's sub, for protected routes
+    limited: str = ""  # the budget that answered 429
+    retried: bool = False
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
@@ -98,10 +102,25 @@ def request_middleware(metrics: GatewayMetrics) -> Middleware:
                 upstream=exchange.upstream,
                 status=status,
                 duration_ms=round(seconds * 1000, 1),
-                **({"aborted": True} if exchange.aborted else {}),
+                client=exchange.client or request.remote,
+                **_extras(exchange),
             )
 
     return middleware
+
+
+def _extras(exchange: Exchange) -> dict[str, object]:
+    """Access-log fields that only some requests have."""
+    extras: dict[str, object] = {}
+    if exchange.subject:
+        extras["subject"] = exchange.subject
+    if exchange.limited:
+        extras["rate_limited"] = exchange.limited
+    if exchange.retried:
+        extras["retried"] = True
+    if exchange.aborted:
+        extras["aborted"] = True
+    return extras
 
 
 async def _respond(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:

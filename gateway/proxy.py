@@ -1,13 +1,20 @@
 """The streaming reverse proxy: one request in, the same request to an upstream instance, its answer back.
 
 Bodies stream both ways without being buffered, decompressed or re-encoded.
-Hop-by-hop headers stay on their hop. Failures the client can act on become
-problems: 413 for a body over the limit, 502 when the upstream cannot be reached
-or breaks the exchange, 504 when it takes longer than the route allows.
+Hop-by-hop headers stay on their hop; identity headers a client could forge never
+reach a service. Failures the client can act on become problems: 413 for a body
+over the limit, 502 when the upstream cannot be reached or breaks the exchange,
+504 when it takes longer than the route allows.
+
+An idempotent request without a body that could not reach its instance (connect
+refused or timed out, or the pooled connection dropped before any answer) is tried
+once more on another instance: nothing reached a handler the first time, or the
+method makes a second time harmless.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -18,7 +25,9 @@ from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 from yarl import URL
 
+from gateway.balancer import Instance
 from gateway.config import GatewaySettings
+from gateway.metrics import GatewayMetrics
 from gateway.middleware import EXCHANGE, REQUEST_ID_HEADER
 from gateway.routing import Route
 from services.kit.logging import get_logger
@@ -32,6 +41,29 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-e
 # Expect: the gateway answers 100-continue itself.
 _REPLACED_ON_REQUEST = frozenset({"host", "expect", "x-forwarded-proto", "x-forwarded-host", REQUEST_ID_HEADER.lower()})
 _CHUNK_BYTES = 64 * 1024
+# Headers that assert who the caller is. Only a verified token says that: services read
+# the token, and no client-supplied claim of identity passes the edge.
+IDENTITY_HEADERS = frozenset(
+    {
+        "x-user-id",
+        "x-user",
+        "x-user-email",
+        "x-auth-subject",
+        "x-auth-user",
+        "x-auth-scopes",
+        "x-auth-client-id",
+        "x-authenticated-user",
+        "x-authenticated-userid",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-remote-user",
+        "remote-user",
+        "x-client-id",
+    }
+)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Failures where the request never got an answer from the instance: safe to try elsewhere.
+_NOT_ANSWERED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError)
 
 
 def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
@@ -51,6 +83,14 @@ def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = fro
     return kept
 
 
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return "connect"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "broken"
+
+
 def has_dot_segments(raw_path: str) -> bool:
     """True when a path segment is ``.`` or ``..``, percent-encoded or not (``%2e%2e%2f`` too)."""
     return any(segment in {".", ".."} for segment in unquote(raw_path).split("/"))
@@ -58,7 +98,7 @@ def has_dot_segments(raw_path: str) -> bool:
 
 def forwarded_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
     """The headers the upstream gets: the client's end-to-end ones plus X-Forwarded-* and X-Request-ID."""
-    headers = end_to_end_headers(request.headers, drop=_REPLACED_ON_REQUEST | {"x-forwarded-for"})
+    headers = end_to_end_headers(request.headers, drop=_REPLACED_ON_REQUEST | IDENTITY_HEADERS | {"x-forwarded-for"})
     prior = ", ".join(request.headers.getall("X-Forwarded-For", ()))
     client = request.remote or "unknown"
     headers["X-Forwarded-For"] = f"{prior}, {client}" if prior else client
@@ -89,9 +129,16 @@ class _LimitedBody:
 class Proxy:
     """Owns the one client session of the process and forwards requests over it."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The open client session (for the token verifier and the health checks)."""
+        if self._session is None:
+            raise RuntimeError("the client session is not open")
+        return self._session
 
     async def client_session(self, app: web.Application) -> AsyncIterator[None]:
         """``cleanup_ctx``: the session opens with the app and closes after in-flight requests."""
@@ -126,27 +173,50 @@ class Proxy:
         return handle
 
     async def forward(self, request: web.Request, route: Route) -> web.StreamResponse:
-        if self._session is None:
-            raise RuntimeError("the client session is not open")
         exchange = request[EXCHANGE]
         exchange.route = route.name
         if has_dot_segments(request.rel_url.raw_path):
             # The prefix chose the upstream; "/ping/../todos" must not reach a service as a
-            # different path than the one the gateway routed (and, later, authorised).
+            # different path than the one the gateway routed and authorised.
             raise Problem(400, "the path must not contain '.' or '..' segments")
-        base = exchange.upstream = route.upstream.pick()
 
         limit = self._settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise Problem(413, f"the request body is larger than {limit} bytes")
         body = _LimitedBody(request.content, limit) if request.body_exists else None
 
-        url = URL(base + request.rel_url.raw_path_qs, encoded=True)
-        timeout = aiohttp.ClientTimeout(
-            total=route.timeout_seconds, connect=self._settings.upstream_connect_timeout_seconds
-        )
+        instance = route.upstream.pick()
         try:
-            async with self._session.request(
+            return await self._exchange(request, route, instance, body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if not (isinstance(exc, _NOT_ANSWERED) and body is None and request.method in IDEMPOTENT_METHODS):
+                raise self._problem(exc, route, instance.url, body) from None
+            other = route.upstream.pick(exclude=instance)
+            if other is instance:
+                raise self._problem(exc, route, instance.url, body) from None
+        exchange.retried = True
+        self._metrics.retries.labels(route=route.name).inc()
+        log.info("retrying on another instance", route=route.name, failed=instance.url, upstream=other.url)
+        try:
+            return await self._exchange(request, route, other, None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._problem(exc, route, other.url, None) from None
+
+    async def _exchange(
+        self, request: web.Request, route: Route, instance: Instance, body: _LimitedBody | None
+    ) -> web.StreamResponse:
+        """One attempt on one instance; its outcome feeds the instance's breaker and the metrics."""
+        session = self.session()
+        exchange = request[EXCHANGE]
+        exchange.upstream = instance.url
+        url = URL(instance.url + request.rel_url.raw_path_qs, encoded=True)
+        timeout = aiohttp.ClientTimeout(total=route.timeout_seconds, connect=route.connect_timeout_seconds)
+        answered = False
+        failure = ""
+        instance.started()
+        started = time.perf_counter()
+        try:
+            async with session.request(
                 request.method,
                 url,
                 headers=forwarded_headers(request, exchange.request_id),
@@ -154,9 +224,22 @@ class Proxy:
                 timeout=timeout,
                 allow_redirects=False,
             ) as upstream:
+                answered = True
+                self._metrics.upstream_latency.labels(route=route.name, upstream=instance.url).observe(
+                    time.perf_counter() - started
+                )
                 return await self._relay(request, upstream)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._problem(exc, route, base, body) from None
+            failure = _failure_reason(exc)
+            raise
+        finally:
+            # A body over the limit is the client's fault, and a client that went away
+            # (cancelled, no failure) says nothing about the instance either.
+            client_fault = body is not None and body.too_large
+            ok = True if answered or client_fault else (False if failure else None)
+            instance.finished(ok=ok, connect_failed=failure == "connect")
+            if failure and not client_fault:
+                self._metrics.upstream_failures.labels(route=route.name, upstream=instance.url, reason=failure).inc()
 
     async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
         """Stream the upstream's answer to the client. Once headers are sent, failures cut the connection."""

@@ -7,10 +7,9 @@ never ``/todosx``) and the longest prefix wins. The app registers each route's
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from gateway.balancer import Upstream
 from gateway.config import GatewaySettings
 
 # Path prefix → upstream name. The public contract in shared/ARCHITECTURE.md.
@@ -23,26 +22,6 @@ PREFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass
-class Upstream:
-    """The instances of one service. ``pick`` chooses the instance for the next request.
-
-    Round-robin for now; balancing on load and circuit breaking replace ``pick`` later.
-    """
-
-    name: str
-    urls: tuple[str, ...]
-    _order: Iterator[str] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.urls:
-            raise ValueError(f"upstream {self.name!r} has no URLs")
-        self._order = itertools.cycle(self.urls)
-
-    def pick(self) -> str:
-        return next(self._order)
-
-
 @dataclass(frozen=True)
 class Route:
     """A path prefix, the upstream it goes to and the time an exchange with it may take."""
@@ -50,6 +29,7 @@ class Route:
     prefix: str
     upstream: Upstream
     timeout_seconds: float
+    connect_timeout_seconds: float
 
     @property
     def name(self) -> str:
@@ -66,6 +46,17 @@ class Route:
 
 def build_routes(settings: GatewaySettings) -> list[Route]:
     """The routing table from settings, longest prefix first (the longest match wins)."""
-    upstreams = {name: Upstream(name, settings.upstream_urls(name)) for name in dict(PREFIXES).values()}
-    routes = [Route(prefix, upstreams[name], settings.route_timeout(name)) for prefix, name in PREFIXES]
+    upstreams = {
+        name: Upstream.of(
+            name,
+            settings.upstream_urls(name),
+            failures_to_open=settings.breaker_failures,
+            open_seconds=settings.breaker_open_seconds,
+        )
+        for name in dict(PREFIXES).values()
+    }
+    routes = [
+        Route(prefix, upstreams[name], settings.route_timeout(name), settings.route_connect_timeout(name))
+        for prefix, name in PREFIXES
+    ]
     return sorted(routes, key=lambda route: len(route.prefix), reverse=True)

@@ -44,11 +44,11 @@ def echo_upstream(log_dir: Path) -> Iterator[ServiceProcess]:
 
 @pytest.fixture(scope="module")
 def gateway(log_dir: Path, ping_service: ServiceProcess, echo_upstream: ServiceProcess) -> Iterator[ServiceProcess]:
-    """The gateway a test module shares: ping → the real ping service, todos → the echo
-    upstream, auth and reports → nothing listening."""
+    """The gateway a test module shares: ping → the real ping service, auth → the echo
+    upstream (its public paths reach it without a token), todos and reports → nothing listening."""
     proc = launch_gateway(
         log_dir,
-        {"PING_URLS": ping_service.url, "TODOS_URLS": echo_upstream.url, "MAX_BODY_BYTES": str(MAX_BODY_BYTES)},
+        {"PING_URLS": ping_service.url, "AUTH_URLS": echo_upstream.url, "MAX_BODY_BYTES": str(MAX_BODY_BYTES)},
     )
     yield proc
     proc.stop()

@@ -55,4 +55,4 @@ def test_routes_match_whole_segments_longest_prefix_first() -> None:
 def test_instances_are_picked_round_robin() -> None:
     routes = build_routes(GatewaySettings(todos_urls=("http://a:8002", "http://b:8002")))
     todos = next(route for route in routes if route.name == "todos")
-    assert [todos.upstream.pick() for _ in range(4)] == ["http://a:8002", "http://b:8002"] * 2
+    assert [todos.upstream.pick().url for _ in range(4)] == ["http://a:8002", "http://b:8002"] * 2

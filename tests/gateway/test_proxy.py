@@ -78,7 +78,7 @@ def test_request_id_given_is_returned_and_logged_by_gateway_and_service(
 
 @pytest.mark.parametrize("given", ["x" * 129, "has space", "semi;colon", ""])
 def test_insane_request_id_is_replaced_and_sent_upstream(gateway: ServiceProcess, given: str) -> None:
-    resp = httpx.get(f"{gateway.url}/todos/rid", headers={"X-Request-ID": given})
+    resp = httpx.get(f"{gateway.url}/auth/rid", headers={"X-Request-ID": given})
     _, received = echoed(resp)
     rid = resp.headers["x-request-id"]
     assert rid != given
@@ -90,7 +90,7 @@ def test_hop_by_hop_request_headers_are_not_forwarded(gateway: ServiceProcess, e
     status, headers, body = raw_request(
         gateway.port,
         f"""
-GET /todos/hops?a=1&b=%2F HTTP/1.1
+GET /auth/hops?a=1&b=%2F HTTP/1.1
 Host: 127.0.0.1:{gateway.port}
 Connection: close, X-Hop-Secret
 X-Hop-Secret: for-the-gateway-only
@@ -114,13 +114,13 @@ X-Forwarded-For: 203.0.113.7
     assert received["x-forwarded-host"] == f"127.0.0.1:{gateway.port}"
     assert received["host"] == echo_upstream.url.removeprefix("http://")
     # The path and query arrive byte for byte; aiohttp adds no defaults of its own.
-    assert report["target"] == "/todos/hops?a=1&b=%2F"
+    assert report["target"] == "/auth/hops?a=1&b=%2F"
     assert "accept-encoding" not in received and "user-agent" not in received
     assert headers["x-request-id"] == received["x-request-id"]
 
 
 def test_hop_by_hop_response_headers_are_not_returned(gateway: ServiceProcess) -> None:
-    resp = httpx.get(f"{gateway.url}/todos/hop")
+    resp = httpx.get(f"{gateway.url}/auth/hop")
     assert resp.status_code == 200
     assert resp.text == "hop"
     assert resp.headers["x-end-to-end"] == "kept"
@@ -130,7 +130,7 @@ def test_hop_by_hop_response_headers_are_not_returned(gateway: ServiceProcess) -
 
 
 def test_compressed_body_passes_through_untouched(gateway: ServiceProcess) -> None:
-    with httpx.stream("GET", f"{gateway.url}/todos/gzip", headers={"Accept-Encoding": "gzip"}) as resp:
+    with httpx.stream("GET", f"{gateway.url}/auth/gzip", headers={"Accept-Encoding": "gzip"}) as resp:
         raw = b"".join(resp.iter_raw())
     assert resp.headers["content-encoding"] == "gzip"
     assert gzip.decompress(raw) == b"squeezed " * 100
@@ -138,7 +138,7 @@ def test_compressed_body_passes_through_untouched(gateway: ServiceProcess) -> No
 
 def test_request_body_streams_through_with_its_length(gateway: ServiceProcess) -> None:
     payload = bytes(range(256)) * 200  # 51 200 bytes, under the limit
-    report, received = echoed(httpx.post(f"{gateway.url}/todos/upload", content=payload))
+    report, received = echoed(httpx.post(f"{gateway.url}/auth/upload", content=payload))
     assert report["method"] == "POST"
     assert report["body_length"] == len(payload)
     assert report["body_sha256"] == hashlib.sha256(payload).hexdigest()
@@ -151,14 +151,14 @@ def test_chunked_request_body_streams_through(gateway: ServiceProcess) -> None:
     def body() -> Iterator[bytes]:
         yield from chunks
 
-    report, received = echoed(httpx.put(f"{gateway.url}/todos/upload", content=body()))
+    report, received = echoed(httpx.put(f"{gateway.url}/auth/upload", content=body()))
     assert report["body_length"] == 50_000
     assert report["body_sha256"] == hashlib.sha256(b"".join(chunks)).hexdigest()
     assert received["transfer-encoding"] == ["chunked"]
 
 
 def test_oversized_body_with_content_length_is_problem_413(gateway: ServiceProcess) -> None:
-    resp = httpx.post(f"{gateway.url}/todos/upload", content=b"x" * (MAX_BODY_BYTES + 1))
+    resp = httpx.post(f"{gateway.url}/auth/upload", content=b"x" * (MAX_BODY_BYTES + 1))
     assert_problem(resp, 413)
 
 
@@ -167,12 +167,12 @@ def test_oversized_chunked_body_is_problem_413(gateway: ServiceProcess) -> None:
         for _ in range(MAX_BODY_BYTES // 8192 + 4):
             yield b"y" * 8192
 
-    assert_problem(httpx.post(f"{gateway.url}/todos/upload", content=body()), 413)
+    assert_problem(httpx.post(f"{gateway.url}/auth/upload", content=body()), 413)
 
 
 def test_response_cut_by_the_upstream_reaches_the_client_as_cut(gateway: ServiceProcess) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(f"{gateway.url}/todos/cut")
+        httpx.get(f"{gateway.url}/auth/cut")
     # The gateway is fine afterwards.
     assert httpx.get(f"{gateway.url}/ping").status_code == 200
 
@@ -188,11 +188,11 @@ def test_wrong_method_on_a_gateway_path_is_problem_405(gateway: ServiceProcess) 
     assert "GET" in resp.headers["allow"]
 
 
-@pytest.mark.parametrize("path", ["/auth", "/auth/token", "/.well-known/jwks.json", "/reports/summary"])
+@pytest.mark.parametrize("path", ["/auth", "/auth/token", "/.well-known/jwks.json"])
 def test_prefixes_route_to_their_upstream(gateway: ServiceProcess, path: str) -> None:
-    # Auth and reports lead to ports where nothing listens: 502 proves the request was routed.
-    body = assert_problem(httpx.get(f"{gateway.url}{path}"), 502)
-    assert "127.0.0.1" not in json.dumps(body)
+    # Auth leads to the echo upstream: its report proves where the request went.
+    report, _ = echoed(httpx.get(f"{gateway.url}{path}"))
+    assert report["target"] == path
 
 
 def test_secrets_in_headers_are_never_logged(gateway: ServiceProcess) -> None:

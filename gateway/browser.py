@@ -1,0 +1,116 @@
+"""What browsers need from the edge: CORS for the allowed origins, and security headers.
+
+CORS: a preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``)
+is answered here and never forwarded: 204 with the allowed methods and headers for
+an origin in ``CORS_ORIGINS``, 403 problem+json for any other. Actual requests from
+an allowed origin get ``Access-Control-Allow-Origin`` (that origin, with ``Vary:
+Origin``) and the response headers a client may read. No credentials mode: the API
+takes bearer tokens, not cookies.
+
+Security headers on every answer: ``X-Content-Type-Options: nosniff``,
+``Referrer-Policy``, ``X-Frame-Options: DENY``, and a Content-Security-Policy with
+``frame-ancestors 'none'`` — strict (``default-src 'none'``) for API answers, the
+app's own files only for ``/app/``, the inline script and style of ``/docs`` by
+hash. A service that sets its own CSP (the auth login form) keeps it. HSTS when
+the request came over https.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from services.kit.problem import Problem
+
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+ALLOWED_HEADERS = frozenset(
+    {"authorization", "content-type", "idempotency-key", "if-match", "if-none-match", "x-request-id"}
+)
+EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+APP_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def docs_csp(html: str) -> str:
+    """A CSP for a page whose only code is its inline ``<script>`` and ``<style>`` blocks."""
+
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+    return (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+class Browser:
+    def __init__(self, origins: tuple[str, ...], max_age_seconds: int, docs_html: str) -> None:
+        self._origins = frozenset(origins)
+        self._max_age = str(max_age_seconds)
+        self._docs_csp = docs_csp(docs_html)
+
+    def cors(self) -> Middleware:
+        @web.middleware
+        async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+            origin = request.headers.get("Origin")
+            if origin is None:
+                return await handler(request)
+            if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+                return self._preflight(request, origin)
+            return await handler(request)
+
+        return cors
+
+    def _preflight(self, request: web.Request, origin: str) -> web.Response:
+        if origin not in self._origins:
+            raise Problem(403, "this origin may not call the API", headers={"Vary": "Origin"})
+        asked = request.headers.get("Access-Control-Request-Headers", "")
+        wanted = {name.strip().lower() for name in asked.split(",") if name.strip()}
+        if not wanted <= ALLOWED_HEADERS:
+            raise Problem(403, "a requested header is not allowed", headers={"Vary": "Origin"})
+        method = request.headers["Access-Control-Request-Method"].upper()
+        if method not in ALLOWED_METHODS.split(", "):
+            raise Problem(403, "the requested method is not allowed", headers={"Vary": "Origin"})
+        headers = {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": ALLOWED_METHODS,
+            "Access-Control-Max-Age": self._max_age,
+            "Vary": "Origin",
+        }
+        if wanted:
+            headers["Access-Control-Allow-Headers"] = ", ".join(sorted(wanted))
+        return web.Response(status=204, headers=headers)
+
+    async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """``on_response_prepare``: CORS fields for allowed origins, security headers for everyone."""
+        headers = response.headers
+        origin = request.headers.get("Origin")
+        # The gateway alone speaks CORS for the suite: whatever a service said is replaced.
+        headers.popall("Access-Control-Allow-Origin", None)
+        if origin is not None and origin in self._origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+            vary = headers.get("Vary")
+            headers["Vary"] = f"{vary}, Origin" if vary and "origin" not in vary.lower() else vary or "Origin"
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        path = request.path
+        if path == "/app" or path.startswith("/app/"):
+            headers["Content-Security-Policy"] = APP_CSP
+        elif path == "/docs":
+            headers["Content-Security-Policy"] = self._docs_csp
+        else:
+            headers.setdefault("Content-Security-Policy", API_CSP)
+        if request.secure:
+            headers.setdefault("Strict-Transport-Security", HSTS)

@@ -1,0 +1,156 @@
+"""Token checks at the edge: protected routes without a valid access token never reach a service.
+
+The gateway checks what it can check cheaply and without knowing each service's
+rules: a signed, unexpired access token of our issuer and audience (the kit's
+:class:`TokenVerifier`, keys from the JWKS, no call to auth per request) that
+carries at least one scope of the route's family (``todos:*`` for ``/todos``,
+``reports:*`` for ``/reports``). The exact scope a handler needs
+(``todos:write`` for a POST, ``profile`` for ``/auth/me``) stays with the service,
+which verifies the token again: one place per rule, and the gateway never has to
+learn a service's endpoints.
+
+Verified tokens are cached by their string until they expire, so the hot path is
+a dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway.config import GatewaySettings
+from gateway.middleware import EXCHANGE
+from gateway.proxy import has_dot_segments
+from gateway.routing import PREFIXES
+from services.kit.logging import get_logger
+from services.kit.problem import Problem
+from services.kit.security.verifier import Claims, InvalidToken, TokenVerifier
+
+log = get_logger("gateway.auth")
+
+REALM = "quartet"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a protected route asks of a token: any valid one, or one with a scope of ``family``."""
+
+    family: str | None = None
+
+    def allows(self, claims: Claims) -> bool:
+        return self.family is None or any(scope.startswith(self.family) for scope in claims.scopes)
+
+
+ANY_TOKEN = Requirement()
+_SCOPE_FAMILIES = (("/todos", Requirement("todos:")), ("/reports", Requirement("reports:")))
+
+
+def requirement_for(path: str) -> Requirement | None:
+    """What ``path`` needs at the edge; ``None`` for a public route.
+
+    Protected: ``/todos*``, ``/reports*``, ``/auth/me``. Everything else is public here
+    (``/ping``, ``/.well-known/*``, the OAuth endpoints, ``/app/``, docs, health); a
+    service may still ask for a token on its own.
+    """
+    for prefix, requirement in _SCOPE_FAMILIES:
+        if _under(path, prefix):
+            return requirement
+    if _under(path, "/auth/me"):
+        return ANY_TOKEN
+    return None
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+class TokenCache:
+    """Verified claims by token string, dropped at expiry; the oldest go first past ``size``."""
+
+    def __init__(self, size: int, clock: Callable[[], float] = time.time) -> None:
+        self._size = size
+        self._clock = clock
+        self._claims: OrderedDict[str, Claims] = OrderedDict()
+
+    def get(self, token: str) -> Claims | None:
+        claims = self._claims.get(token)
+        if claims is not None and claims.exp <= self._clock():
+            del self._claims[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: Claims) -> None:
+        if self._size == 0:
+            return
+        self._claims[token] = claims
+        while len(self._claims) > self._size:
+            self._claims.popitem(last=False)
+
+
+class EdgeAuth:
+    """The verifier, its cache, and the middleware that applies :func:`requirement_for`."""
+
+    def __init__(self, settings: GatewaySettings, session: Callable[[], aiohttp.ClientSession]) -> None:
+        self.verifier = TokenVerifier(
+            settings.issuer, settings.token_audience, settings.jwks, session, settings.token_leeway_seconds
+        )
+        self.cache = TokenCache(settings.token_cache_size)
+
+    async def claims_for(self, token: str) -> Claims:
+        claims = self.cache.get(token)
+        if claims is None:
+            claims = await self.verifier.verify(token)
+            self.cache.put(token, claims)
+        return claims
+
+    def middleware(self, on_reject: Callable[[int], None]) -> Middleware:
+        @web.middleware
+        async def edge_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if has_dot_segments(request.rel_url.raw_path) and any(_under(request.path, p) for p, _ in PREFIXES):
+                # Decided before the token check: "/todos/../ping" must not pass as either.
+                raise Problem(400, "the path must not contain '.' or '..' segments")
+            requirement = requirement_for(request.path)
+            if requirement is None:
+                return await handler(request)
+            try:
+                claims = await self._check(request, requirement)
+            except Problem as problem:
+                on_reject(problem.status)
+                raise
+            request[EXCHANGE].subject = claims.sub
+            return await handler(request)
+
+        return edge_auth
+
+    async def _check(self, request: web.Request, requirement: Requirement) -> Claims:
+        token = bearer_token(request.headers.get("Authorization", ""))
+        if token is None:
+            raise Problem(401, "an access token is required", headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
+        try:
+            claims = await self.claims_for(token)
+        except InvalidToken as error:
+            raise Problem(
+                401,
+                str(error),
+                headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
+            ) from None
+        if not requirement.allows(claims):
+            raise Problem(
+                403,
+                f"the token carries no {requirement.family}* scope",
+                headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
+            )
+        return claims

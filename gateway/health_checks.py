@@ -1,0 +1,80 @@
+"""Active health checks: every instance's ``/readyz``, every few seconds, in the background.
+
+An instance whose checks fail ``health_check_failures`` times in a row takes no
+traffic until one check passes again. This finds an instance that hangs or lost its
+database before a client request does, and brings a restarted one back without
+waiting for a request to try it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+
+import aiohttp
+from aiohttp import web
+
+from gateway.balancer import Instance, Upstream
+from gateway.config import GatewaySettings
+from gateway.metrics import GatewayMetrics
+from services.kit.logging import get_logger
+
+log = get_logger("gateway.health")
+
+
+class HealthChecks:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        upstreams: Iterable[Upstream],
+        session: Callable[[], aiohttp.ClientSession],
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._settings = settings
+        self._upstreams = tuple(upstreams)
+        self._session = session
+        self._metrics = metrics
+        self._failures: dict[int, int] = {}
+
+    async def run_in_background(self, app: web.Application) -> AsyncIterator[None]:
+        """``cleanup_ctx``: checks run while the app serves (after the client session opened)."""
+        for upstream in self._upstreams:
+            for instance in upstream.instances:
+                self._metrics.healthy.labels(route=upstream.name, upstream=instance.url).set(1)
+        task = asyncio.create_task(self._loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.health_check_interval_seconds)
+            await asyncio.gather(
+                *(self.check(upstream, instance) for upstream in self._upstreams for instance in upstream.instances)
+            )
+
+    async def check(self, upstream: Upstream, instance: Instance) -> None:
+        passed = await self._probe(instance.url)
+        key = id(instance)
+        failures = 0 if passed else self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        healthy = failures < self._settings.health_check_failures
+        if healthy != instance.healthy:
+            instance.healthy = healthy
+            log.warning(
+                "instance healthy" if healthy else "instance unhealthy", route=upstream.name, upstream=instance.url
+            )
+            self._metrics.healthy.labels(route=upstream.name, upstream=instance.url).set(int(healthy))
+
+    async def _probe(self, url: str) -> bool:
+        timeout = aiohttp.ClientTimeout(total=self._settings.health_check_timeout_seconds)
+        try:
+            async with self._session().get(url + self._settings.health_check_path, timeout=timeout) as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError, RuntimeError):
+            return False

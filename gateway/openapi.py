@@ -1,0 +1,136 @@
+"""``/openapi.json``: every service's spec merged into one, and ``/docs`` showing it (no CDN).
+
+Each service's ``/openapi.json`` is fetched from one of its instances; the paths
+the gateway routes to that service are kept (not its ``/healthz``, ``/metrics``...),
+with their components. A schema name two services define differently is renamed
+``<service>_<name>`` in the second one, references included. A service that does
+not answer is listed under ``x-unavailable`` and the rest is served. The result is
+kept for ``openapi_cache_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.balancer import Upstream
+from gateway.routing import PREFIXES
+from services.kit.docs import docs_html
+
+_MAX_SPEC_BYTES = 2 * 1024 * 1024
+_FETCH_TIMEOUT_SECONDS = 3.0
+
+
+def routed(path: str, prefixes: Iterable[str]) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.removeprefix("#/components/schemas/")
+            if name in renames:
+                return {**node, "$ref": "#/components/schemas/" + renames[name]}
+        return {key: _rename_refs(value, renames) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_rename_refs(value, renames) for value in node]
+    return node
+
+
+def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str, Any]:
+    """One OpenAPI document from the services' documents, keyed by service name."""
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Quartet",
+            "version": "1",
+            "description": "Every Quartet service's API as served by the gateway.",
+        },
+        "paths": {},
+        "components": {},
+        "tags": [],
+    }
+    components: dict[str, dict[str, Any]] = merged["components"]
+    for service, spec in specs.items():
+        prefixes = [prefix for prefix, name in PREFIXES if name == service]
+        theirs: dict[str, dict[str, Any]] = spec.get("components") or {}
+        renames = {
+            name: f"{service}_{name}"
+            for name, schema in (theirs.get("schemas") or {}).items()
+            if name in components.get("schemas", {}) and components["schemas"][name] != schema
+        }
+        spec = _rename_refs(spec, renames) if renames else spec
+        for kind, entries in (spec.get("components") or {}).items():
+            for name, value in (entries or {}).items():
+                components.setdefault(kind, {})[renames.get(name, name) if kind == "schemas" else name] = value
+        for path, item in (spec.get("paths") or {}).items():
+            if routed(path, prefixes):
+                merged["paths"][path] = item
+        for tag in spec.get("tags") or []:
+            if tag not in merged["tags"]:
+                merged["tags"].append(tag)
+    if unavailable:
+        merged["x-unavailable"] = sorted(unavailable)
+    merged["paths"] = dict(sorted(merged["paths"].items()))
+    return merged
+
+
+class MergedOpenAPI:
+    def __init__(
+        self, upstreams: Iterable[Upstream], session: Callable[[], aiohttp.ClientSession], cache_seconds: float
+    ) -> None:
+        self._upstreams = {upstream.name: upstream for upstream in upstreams}
+        self._session = session
+        self._cache_seconds = cache_seconds
+        self._cached: tuple[float, bytes] | None = None
+        self._lock = asyncio.Lock()
+        self._docs = docs_html("Quartet")
+
+    @property
+    def docs_page(self) -> str:
+        return self._docs
+
+    async def docs(self, request: web.Request) -> web.Response:
+        """``GET /docs``."""
+        return web.Response(text=self._docs, content_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """``GET /openapi.json``."""
+        body = await self._document()
+        return web.Response(body=body, content_type="application/json", headers={"Cache-Control": "no-cache"})
+
+    async def _document(self) -> bytes:
+        async with self._lock:
+            if self._cached is not None and time.monotonic() < self._cached[0]:
+                return self._cached[1]
+            names = list(self._upstreams)
+            fetched = await asyncio.gather(*(self._fetch(self._upstreams[name]) for name in names))
+            specs = {name: spec for name, spec in zip(names, fetched, strict=True) if spec is not None}
+            unavailable = [name for name, spec in zip(names, fetched, strict=True) if spec is None]
+            body = json.dumps(merge(specs, unavailable)).encode()
+            # A partial document is kept only briefly: the missing service may be starting.
+            keep = min(self._cache_seconds, 2.0) if unavailable else self._cache_seconds
+            self._cached = (time.monotonic() + keep, body)
+            return body
+
+    async def _fetch(self, upstream: Upstream) -> dict[str, Any] | None:
+        instance = upstream.pick()
+        timeout = aiohttp.ClientTimeout(total=_FETCH_TIMEOUT_SECONDS)
+        try:
+            async with self._session().get(instance.url + "/openapi.json", timeout=timeout) as response:
+                if response.status != 200:
+                    return None
+                raw = await response.content.read(_MAX_SPEC_BYTES + 1)
+            if len(raw) > _MAX_SPEC_BYTES:
+                return None
+            spec = json.loads(raw)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        return spec if isinstance(spec, dict) else None
