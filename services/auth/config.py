@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -42,7 +43,8 @@ class AuthSettings(ServiceSettings):
     login_max_failures_per_account: int = Field(5, ge=1)
     login_max_failures_per_address: int = Field(20, ge=1)
     login_failure_window_seconds: int = Field(900, ge=1)
-    # Proxies whose X-Forwarded-For is believed (the gateway). Others count by their own address.
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed: the gateway's.
+    # Anyone else counts by their own address.
     trusted_proxies: CommaList = ("127.0.0.1", "::1")
 
     @field_validator("web_redirect_uris", "web_extra_redirect_uris", "trusted_proxies", mode="before")
@@ -50,6 +52,13 @@ class AuthSettings(ServiceSettings):
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # raises ValueError: a typo fails at start
         return value
 
     @property

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from services.auth.oauth.models import User
 
 # Deliberately loose (one @, a dot in the domain, no spaces): the real check is a sign-in.
+MAX_PASSWORD_LENGTH = 1024
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
@@ -20,7 +21,7 @@ def normalize_email(value: str) -> str:
 
 class RegisterRequest(BaseModel):
     email: str = Field(max_length=320, description="Unique; compared without regard to case.")
-    password: str = Field(min_length=8, max_length=1024)
+    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)
     name: str | None = Field(None, max_length=200)
 
     @field_validator("email")

@@ -59,16 +59,30 @@ class LoginThrottle:
 def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
     """The caller's address: X-Forwarded-For is believed only when it comes from a trusted proxy.
 
-    Walking the list from the right, the first address that is not a trusted proxy is the client.
+    ``trusted_proxies`` holds addresses or networks (``10.0.0.0/8``). Walking the list from
+    the right, the first address that is not a trusted proxy is the client.
     """
     remote = remote_addr or "unknown"
-    if remote not in trusted_proxies or not forwarded_for:
+    networks = _networks(trusted_proxies)
+    if not forwarded_for or not _is_trusted(remote, networks):
         return remote
     for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
         try:
             ipaddress.ip_address(hop)
         except ValueError:
             return remote  # a malformed chain: fall back to the proxy's own address
-        if hop not in trusted_proxies:
+        if not _is_trusted(hop, networks):
             return hop
     return remote
+
+
+def _networks(entries: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(entry, strict=False) for entry in entries]
+
+
+def _is_trusted(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

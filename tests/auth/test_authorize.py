@@ -201,3 +201,10 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(flows: AuthF
     assert wrong_password.text == unknown_email.text
     assert "Invalid email or password." in wrong_password.text
     assert "location" not in wrong_password.headers
+
+
+async def test_a_longer_password_than_allowed_never_matches_by_its_prefix(flows: AuthFlows) -> None:
+    user = await flows.register(password="p" * 1024)
+    form = await flows.login_form(authorization())
+    resp = await flows.submit_login(form.text, user["email"], "p" * 1024 + "extra")
+    assert resp.status_code == 400 and "location" not in resp.headers

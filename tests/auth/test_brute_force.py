@@ -97,6 +97,9 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
     assert client_address("127.0.0.1", "203.0.113.9, 127.0.0.1", trusted) == "203.0.113.9"
     assert client_address("198.51.100.4", "203.0.113.9", trusted) == "198.51.100.4"
     assert client_address("127.0.0.1", "not-an-ip", trusted) == "127.0.0.1"
+    docker = ("172.16.0.0/12",)
+    assert client_address("172.18.0.5", "203.0.113.9, 172.18.0.4", docker) == "203.0.113.9"
+    assert client_address("203.0.113.50", "172.18.0.4", docker) == "203.0.113.50"
 
 
 def _csrf(resp: httpx.Response) -> str:

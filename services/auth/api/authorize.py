@@ -20,11 +20,13 @@ from services.auth.login_page import error_page, login_page
 from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot, to_quart
 from services.auth.oauth.models import User
 from services.auth.runtime import AuthRuntime, runtime
-from services.auth.schemas import normalize_email
+from services.auth.schemas import MAX_PASSWORD_LENGTH, normalize_email
 from services.auth.store import users
 from services.auth.throttle import client_address
+from services.kit.logging import get_logger
 
 bp = Blueprint("authorize", __name__)
+log = get_logger("auth.authorize")
 
 INVALID_CREDENTIALS = "Invalid email or password."
 TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Please wait a while and try again."
@@ -89,21 +91,27 @@ async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> tuple[Us
     existing ones, so neither the answer nor its timing tells whether an account exists.
     """
     email = normalize_email(email_field)[:320]
-    password = password[:1024]
     address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), rt.settings.trusted_proxies)
     async with rt.db.transaction() as conn:
         attempt = await rt.throttle.attempt(conn, email, address)
     if attempt.retry_after is not None:
+        log.warning("sign-in refused: too many attempts", address=address, retry_after=attempt.retry_after)
         return None, attempt.retry_after
     async with rt.db.connection() as conn:
         user = await users.find_user_by_email(conn, email)
-    if not await rt.passwords.verify(user.password_hash if user else None, password) or user is None:
+    # A password longer than any we accept cannot match: check it against the dummy hash instead.
+    candidate = user if user is not None and len(password) <= MAX_PASSWORD_LENGTH else None
+    if not await rt.passwords.verify(candidate.password_hash if candidate else None, password[:MAX_PASSWORD_LENGTH]):
+        log.info("sign-in failed", address=address)
         return None, None
+    assert candidate is not None
+    user = candidate
     rehashed = await rt.passwords.hash(password) if rt.passwords.needs_rehash(user.password_hash) else None
     async with rt.db.transaction() as conn:
         await rt.throttle.succeeded(conn, attempt)
         if rehashed is not None:
             await users.update_password_hash(conn, user.id, rehashed)
+    log.info("signed in", user_id=str(user.id), address=address)
     return user, None
 
 
