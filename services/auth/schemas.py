@@ -82,6 +82,10 @@ class TokenForm7009(BaseModel):
     client_id: str | None = None
 
 
+class RevokedOut(BaseModel):
+    """Always empty: RFC 7009 answers 200 whether or not the token was known."""
+
+
 class IntrospectionOut(BaseModel):
     active: bool
     scope: str | None = None

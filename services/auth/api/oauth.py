@@ -7,7 +7,7 @@ from quart_schema import DataSource, document_request, document_response
 
 from services.auth.oauth.bridge import snapshot, to_quart
 from services.auth.runtime import runtime
-from services.auth.schemas import IntrospectionOut, OAuthErrorOut, TokenForm, TokenForm7009, TokenOut
+from services.auth.schemas import IntrospectionOut, OAuthErrorOut, RevokedOut, TokenForm, TokenForm7009, TokenOut
 
 bp = Blueprint("oauth", __name__)
 
@@ -26,6 +26,7 @@ async def token() -> Response:
 
 @bp.post("/auth/revoke")
 @document_request(TokenForm7009, source=DataSource.FORM)
+@document_response(RevokedOut)
 @document_response(OAuthErrorOut, 400)
 @document_response(OAuthErrorOut, 401)
 async def revoke() -> Response:
