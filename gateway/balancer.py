@@ -32,7 +32,7 @@ class BreakerState(enum.IntEnum):
     OPEN = 2
 
 
-@dataclass
+@dataclass(eq=False)
 class Instance:
     """One instance of a service, by base URL."""
 

@@ -118,9 +118,7 @@ async def test_forged_identity_headers_are_stripped(edge_gateway: ServiceProcess
         "X-Remote-User": "admin",
         "Remote-User": "admin",
     }
-    resp = httpx.get(
-        f"{edge_gateway.url}/reports/whoami", headers={"Authorization": f"Bearer {alice.token}", **forged}
-    )
+    resp = httpx.get(f"{edge_gateway.url}/reports/whoami", headers={"Authorization": f"Bearer {alice.token}", **forged})
     _, received = echoed(resp)
     assert not {name.lower() for name in forged} & received.keys()
     assert received["authorization"] == [f"Bearer {alice.token}"]

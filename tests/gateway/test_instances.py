@@ -1,0 +1,283 @@
+"""Several instances of a service: balancing, failover, breakers and health checks, with real processes.
+
+SIGKILL uses two real todos instances on the suite's database (a user token, real
+reads); SIGSTOP uses two ping instances. Every stopped process is continued and
+every started one stopped in ``finally``. Waits poll with generous deadlines.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.balancer import BreakerState, Instance, Upstream
+from tests.gateway.checks import assert_problem
+from tests.gateway.conftest import StartGateway, nothing_listening
+from tests.suite import Suite, User
+from tests.support import ServiceProcess, free_port
+
+StartInstance = Callable[[str, dict[str, str]], ServiceProcess]
+
+
+@pytest.fixture
+def start_instance(log_dir: Path) -> Iterator[StartInstance]:
+    """Start ``python -m <module>`` with ``env`` (PORT included), ready; stopped (and continued) at the end."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, env: dict[str, str]) -> ServiceProcess:
+        proc = ServiceProcess(module, env, log_dir / f"{module}-{env['PORT']}-{time.time_ns()}.log")
+        started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.signal(signal.SIGCONT)
+        proc.stop()
+
+
+def metric(gateway: ServiceProcess, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in httpx.get(f"{gateway.url}/metrics").text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and all(f'{key}="{value}"' in match.group(1) for key, value in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+def served(gateway: ServiceProcess, route: str, upstream: str) -> float:
+    return metric(gateway, "gateway_requests_total", route=route, upstream=upstream, status="200")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Stream:
+    """A steady stream of GETs from a few threads, recording (started, status) of each."""
+
+    url: str
+    headers: dict[str, str]
+    workers: int = 4
+    results: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Stream:
+        for _ in range(self.workers):
+            thread = threading.Thread(target=self._run, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self) -> None:
+        with httpx.Client(headers=self.headers, timeout=30) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    status = client.get(self.url).status_code
+                except httpx.HTTPError:
+                    status = 599  # the gateway cut the connection: as bad as a 5xx
+                self.results.append((started, status))
+                time.sleep(0.01)
+
+    def failures_since(self, moment: float) -> list[tuple[float, int]]:
+        return [(at, status) for at, status in list(self.results) if at >= moment and status >= 500]
+
+
+def environment_of(proc: ServiceProcess) -> dict[str, str]:
+    """The environment a running process was started with (to start its twin)."""
+    raw = Path(f"/proc/{proc.proc.pid}/environ").read_bytes()
+    pairs = (item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+    return {name: value for name, value in pairs}
+
+
+async def test_sigkill_one_todos_instance_the_other_serves_and_a_restart_brings_it_back(
+    start_gateway: StartGateway, start_instance: StartInstance, suite: Suite, alice: User
+) -> None:
+    twin_env = {k: v for k, v in environment_of(suite.processes["todos"]).items() if k not in {"PORT", "INSTANCE"}}
+    port_a, port_b = free_port(), free_port()
+    a = start_instance("services.todos", {**twin_env, "PORT": str(port_a)})
+    b = start_instance("services.todos", {**twin_env, "PORT": str(port_b)})
+    gateway = start_gateway(
+        {
+            "AUTH_URL": suite.auth_url,
+            "AUTH_URLS": suite.auth_url,
+            "TODOS_URLS": f"{a.url},{b.url}",
+            "HEALTH_CHECK_INTERVAL_SECONDS": "0.5",
+            "BREAKER_OPEN_SECONDS": "1",
+        }
+    )
+    with Stream(f"{gateway.url}/todos", {"Authorization": f"Bearer {alice.token}"}) as stream:
+        wait_for(lambda: served(gateway, "todos", a.url) > 0 and served(gateway, "todos", b.url) > 0, what="both")
+        a.signal(signal.SIGKILL)
+        a.proc.wait(10)
+        killed_at = time.monotonic()
+        b_before = served(gateway, "todos", b.url)
+        time.sleep(2)
+        # Requests in flight at the kill may fail; none started after it does (1 s of slack).
+        assert stream.failures_since(killed_at + 1) == []
+        assert served(gateway, "todos", b.url) > b_before + 10
+        wait_for(lambda: metric(gateway, "gateway_upstream_healthy", upstream=a.url) == 0, what="a unhealthy")
+
+        restarted = start_instance("services.todos", {**twin_env, "PORT": str(port_a)})
+        assert restarted.url == a.url
+        a_before = served(gateway, "todos", a.url)
+        wait_for(lambda: served(gateway, "todos", a.url) > a_before + 10, what="traffic back on the restarted instance")
+        assert metric(gateway, "gateway_upstream_healthy", upstream=a.url) == 1
+        assert metric(gateway, "gateway_upstream_breaker_state", upstream=a.url) == BreakerState.CLOSED
+        assert stream.failures_since(killed_at + 1) == []
+    assert len(stream.results) > 100
+
+
+def test_sigstop_times_out_as_504_opens_the_breaker_and_sigcont_closes_it(
+    start_gateway: StartGateway, start_instance: StartInstance
+) -> None:
+    a = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "stopped"})
+    b = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "running"})
+    gateway = start_gateway(
+        {
+            "PING_URLS": f"{a.url},{b.url}",
+            "UPSTREAM_ROUTE_TIMEOUTS": "ping=1",
+            "BREAKER_FAILURES": "2",
+            "BREAKER_OPEN_SECONDS": "4",
+            # Only the breaker acts here; the health checks have their own test.
+            "HEALTH_CHECK_INTERVAL_SECONDS": "600",
+        }
+    )
+    url = f"{gateway.url}/ping"
+    assert {httpx.get(url).json()["instance"] for _ in range(4)} == {"stopped", "running"}
+    a.signal(signal.SIGSTOP)
+    try:
+        timeouts = 0
+        for _ in range(20):
+            resp = httpx.get(url, timeout=10)
+            if resp.status_code == 504:
+                assert_problem(resp, 504)
+                timeouts += 1
+            else:
+                assert resp.json()["instance"] == "running"
+            if metric(gateway, "gateway_upstream_breaker_state", upstream=a.url) == BreakerState.OPEN:
+                break
+        assert timeouts >= 2
+        assert metric(gateway, "gateway_upstream_breaker_state", upstream=a.url) == BreakerState.OPEN
+        # Open: the stopped instance gets nothing, so nothing waits for it.
+        started = time.monotonic()
+        assert [httpx.get(url).json()["instance"] for _ in range(5)] == ["running"] * 5
+        assert time.monotonic() - started < 3
+        assert metric(gateway, "gateway_upstream_failures_total", upstream=a.url, reason="timeout") >= 2
+    finally:
+        a.signal(signal.SIGCONT)
+
+    def closed_again() -> bool:
+        httpx.get(url, timeout=10)  # the trial request after the open period needs traffic
+        return metric(gateway, "gateway_upstream_breaker_state", upstream=a.url) == BreakerState.CLOSED
+
+    wait_for(closed_again, timeout=30, what="the breaker to close")
+    assert {httpx.get(url).json()["instance"] for _ in range(6)} == {"stopped", "running"}
+
+
+def test_an_idempotent_request_is_retried_on_another_instance(
+    start_gateway: StartGateway, ping_service: ServiceProcess
+) -> None:
+    dead = nothing_listening()
+    gateway = start_gateway({"PING_URLS": f"{dead},{ping_service.url}", "BREAKER_OPEN_SECONDS": "0.1"})
+    for _ in range(6):
+        resp = httpx.get(f"{gateway.url}/ping", params={"ECHOMSG": "again"})
+        assert resp.status_code == 200
+        assert resp.json()["message"] == "again"
+        time.sleep(0.15)  # past the open period: the dead instance is tried again
+    assert metric(gateway, "gateway_upstream_retries_total", route="ping") >= 1
+    assert metric(gateway, "gateway_upstream_failures_total", upstream=dead, reason="connect") >= 1
+
+
+def test_an_instance_failing_its_health_check_gets_no_traffic(
+    start_gateway: StartGateway, start_instance: StartInstance
+) -> None:
+    a = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "sick"})
+    b = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "well"})
+    gateway = start_gateway(
+        {
+            "PING_URLS": f"{a.url},{b.url}",
+            "HEALTH_CHECK_INTERVAL_SECONDS": "0.3",
+            "HEALTH_CHECK_TIMEOUT_SECONDS": "0.3",
+        }
+    )
+    a.signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: metric(gateway, "gateway_upstream_healthy", upstream=a.url) == 0, what="a unhealthy")
+        # No client request had to time out to find out.
+        assert [httpx.get(f"{gateway.url}/ping").json()["instance"] for _ in range(5)] == ["well"] * 5
+    finally:
+        a.signal(signal.SIGCONT)
+    wait_for(lambda: metric(gateway, "gateway_upstream_healthy", upstream=a.url) == 1, what="a healthy again")
+
+
+# The balancer's rules, without processes.
+
+
+def test_least_outstanding_wins_and_equals_take_turns() -> None:
+    upstream = Upstream.of("t", ["http://a", "http://b", "http://c"])
+    a, b, c = upstream.instances
+    a.started()
+    b.started()
+    assert upstream.pick() is c
+    c.started()
+    a.finished(ok=True)
+    assert upstream.pick() is a
+    b.finished(ok=True)
+    c.finished(ok=True)
+    assert {upstream.pick().url for _ in range(3)} == {"http://a", "http://b", "http://c"}
+
+
+def test_breaker_opens_after_failures_half_opens_for_one_trial_and_closes_on_success() -> None:
+    now = [0.0]
+    instance = Instance("http://a", failures_to_open=2, open_seconds=5, clock=lambda: now[0])
+    instance.started()
+    instance.finished(ok=False)
+    assert instance.state is BreakerState.CLOSED and instance.available()
+    instance.started()
+    instance.finished(ok=False)
+    assert instance.state is BreakerState.OPEN and not instance.available()
+    now[0] = 5.0
+    assert instance.available() and instance.state is BreakerState.HALF_OPEN
+    instance.started()
+    assert not instance.available()  # one trial at a time
+    instance.finished(ok=False)
+    assert instance.state is BreakerState.OPEN
+    now[0] = 10.0
+    assert instance.available()
+    instance.started()
+    instance.finished(ok=True)
+    assert instance.state is BreakerState.CLOSED
+
+
+def test_a_connect_failure_ejects_at_once_and_panic_mode_still_picks() -> None:
+    upstream = Upstream.of("t", ["http://a", "http://b"])
+    a, b = upstream.instances
+    a.started()
+    a.finished(ok=False, connect_failed=True)
+    assert a.state is BreakerState.OPEN
+    assert {upstream.pick() for _ in range(4)} == {b}
+    assert upstream.pick(exclude=b) is a  # nothing else left: the open one is still tried
+    b.healthy = False
+    assert upstream.pick() in (a, b)  # nothing available: panic mode picks among all
