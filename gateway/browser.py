@@ -53,6 +53,10 @@ def docs_csp(html: str) -> str:
     )
 
 
+def _is_preflight(request: web.Request) -> bool:
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+
+
 class Browser:
     def __init__(self, origins: tuple[str, ...], max_age_seconds: int, docs_html: str) -> None:
         self._origins = frozenset(origins)
@@ -65,7 +69,7 @@ class Browser:
             origin = request.headers.get("Origin")
             if origin is None:
                 return await handler(request)
-            if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            if _is_preflight(request):
                 return self._preflight(request, origin)
             return await handler(request)
 
@@ -95,9 +99,10 @@ class Browser:
         """``on_response_prepare``: CORS fields for allowed origins, security headers for everyone."""
         headers = response.headers
         origin = request.headers.get("Origin")
-        # The gateway alone speaks CORS for the suite: whatever a service said is replaced.
-        headers.popall("Access-Control-Allow-Origin", None)
-        if origin is not None and origin in self._origins:
+        if origin is not None and not _is_preflight(request):
+            # The gateway alone speaks CORS for the suite: whatever a service said is replaced.
+            headers.popall("Access-Control-Allow-Origin", None)
+        if origin is not None and origin in self._origins and not _is_preflight(request):
             headers["Access-Control-Allow-Origin"] = origin
             headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
             vary = headers.get("Vary")

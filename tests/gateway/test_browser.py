@@ -1,0 +1,101 @@
+"""What browsers meet at the edge: CORS, security headers, the docs page; and slow clients."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.gateway.checks import assert_problem
+from tests.gateway.conftest import StartGateway
+from tests.support import ServiceProcess
+
+ALLOWED = "http://localhost:8080"  # the default CORS_ORIGINS
+DENIED = "https://evil.example"
+
+
+def preflight(gateway: ServiceProcess, origin: str, method: str = "POST", headers: str = "authorization, content-type"):  # type: ignore[no-untyped-def]
+    return httpx.options(
+        f"{gateway.url}/todos",
+        headers={"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers},
+    )
+
+
+def test_preflight_from_an_allowed_origin_is_answered_at_the_edge(gateway: ServiceProcess) -> None:
+    resp = preflight(gateway, ALLOWED)
+    assert resp.status_code == 204
+    assert resp.headers["access-control-allow-origin"] == ALLOWED
+    assert "POST" in resp.headers["access-control-allow-methods"]
+    assert set(resp.headers["access-control-allow-headers"].split(", ")) == {"authorization", "content-type"}
+    assert int(resp.headers["access-control-max-age"]) > 0
+    assert "Origin" in resp.headers["vary"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "method", "headers"),
+    [(DENIED, "POST", "authorization"), (ALLOWED, "TRACE", ""), (ALLOWED, "GET", "x-user-id")],
+)
+def test_preflight_from_a_denied_origin_or_for_an_unlisted_method_or_header_is_refused(
+    gateway: ServiceProcess, origin: str, method: str, headers: str
+) -> None:
+    resp = preflight(gateway, origin, method, headers)
+    assert_problem(resp, 403)
+    assert "access-control-allow-origin" not in resp.headers
+
+
+def test_actual_requests_carry_cors_fields_only_for_allowed_origins(gateway: ServiceProcess) -> None:
+    allowed = httpx.get(f"{gateway.url}/ping", headers={"Origin": ALLOWED})
+    assert allowed.headers["access-control-allow-origin"] == ALLOWED
+    assert "X-Request-ID" in allowed.headers["access-control-expose-headers"]
+    assert "Origin" in allowed.headers["vary"]
+    # A 401 at the edge is readable by the app too (it must see the status to sign in).
+    unauthenticated = httpx.get(f"{gateway.url}/todos", headers={"Origin": ALLOWED})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["access-control-allow-origin"] == ALLOWED
+    denied = httpx.get(f"{gateway.url}/ping", headers={"Origin": DENIED})
+    assert denied.status_code == 200
+    assert "access-control-allow-origin" not in denied.headers
+
+
+@pytest.mark.parametrize("path", ["/ping", "/app/", "/docs", "/healthz", "/nowhere", "/todos"])
+def test_security_headers_are_on_every_answer(gateway: ServiceProcess, path: str) -> None:
+    resp = httpx.get(f"{gateway.url}{path}")
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    assert resp.headers["referrer-policy"] == "no-referrer"
+    assert resp.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
+    assert "strict-transport-security" not in resp.headers  # plain http here
+
+
+def test_the_app_and_the_docs_get_their_own_content_security_policy(gateway: ServiceProcess) -> None:
+    app_csp = httpx.get(f"{gateway.url}/app/").headers["content-security-policy"]
+    assert "default-src 'self'" in app_csp and "'unsafe-inline'" not in app_csp
+    docs = httpx.get(f"{gateway.url}/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    docs_csp = docs.headers["content-security-policy"]
+    assert "'sha256-" in docs_csp and "'unsafe-inline'" not in docs_csp
+    # No CDN: the page loads nothing from anywhere else.
+    assert 'src="http' not in docs.text and 'href="http' not in docs.text
+    api_csp = httpx.get(f"{gateway.url}/ping").headers["content-security-policy"]
+    assert api_csp.startswith("default-src 'none'")
+
+
+def test_a_client_that_never_finishes_its_request_head_is_disconnected(start_gateway: StartGateway) -> None:
+    gateway = start_gateway({"HEADER_READ_TIMEOUT_SECONDS": "1"})
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=15) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        for _ in range(3):  # dribble a header line now and then, never the blank line
+            time.sleep(0.3)
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                break
+        closed = sock.recv(1024) == b""  # waits until the gateway closes the connection
+        elapsed = time.monotonic() - started
+    assert closed
+    assert elapsed < 12  # well before the socket timeout: the gateway hung up
+    # Other clients were served all along.
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
