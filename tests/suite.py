@@ -6,6 +6,7 @@ unique event exchange, so it runs beside a ``make up`` suite.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 
 from tests.auth.conftest import auth_env
-from tests.auth.flows import PASSWORD, AuthFlows
+from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
 from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
 
 USER_SCOPES = "profile todos:read todos:write reports:read reports:write"
@@ -36,6 +38,8 @@ class Suite:
     amqp_url: str = AMQP_URL
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     databases: list[str] = field(default_factory=list)
+    # The full environment each service was started with (workers of a service reuse it).
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def auth_url(self) -> str:
@@ -44,6 +48,10 @@ class Suite:
     @property
     def todos_url(self) -> str:
         return self.processes["todos"].url
+
+    @property
+    def reports_url(self) -> str:
+        return self.processes["reports"].url
 
     def common_env(self) -> dict[str, str]:
         return {
@@ -61,6 +69,7 @@ class Suite:
         full_env = {**self.common_env(), "PORT": str(port), "DATABASE_URL": dsn, **(env or {})}
         proc = ServiceProcess(module, full_env, self.log_dir / f"{name}-{port}.log")
         self.processes[name] = proc
+        self.envs[name] = full_env
         proc.wait_ready()
         return proc
 
@@ -73,6 +82,56 @@ class Suite:
         self.processes["auth"] = auth
         auth.wait_ready()
         await self.start_service("todos", "services.todos")
+        await self.start_service("reports", "services.reports", self.reports_env())
+        await self.start_worker("reports-worker")
+
+    def reports_env(self, **extra: str) -> dict[str, str]:
+        """A reports service of its own: a unique name keeps its event and job queues apart from others'."""
+        return {
+            "SERVICE_NAME": unique("reports"),
+            "TODOS_URL": self.todos_url,
+            "REPORTS_WORKER_CLIENT_SECRET": WORKER_SECRET,
+            "FETCH_BACKOFF_MIN_SECONDS": "0.2",
+            "FETCH_BACKOFF_MAX_SECONDS": "0.5",
+            **extra,
+        }
+
+    def jobs_queue(self, service: str = "reports") -> str:
+        return f"{self.envs[service]['SERVICE_NAME']}.jobs"
+
+    async def start_worker(
+        self, name: str, service: str = "reports", env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        """A report worker for ``service`` (its database and queues), consuming once this returns."""
+        full_env = {k: v for k, v in self.envs[service].items() if k != "PORT"}
+        full_env.update({"INSTANCE": name, **(env or {})})
+        before = await self.queue_consumers(self.jobs_queue(service))
+        proc = ServiceProcess("services.reports.worker", full_env, self.log_dir / f"{name}-{unique('w')}.log")
+        self.processes[name] = proc
+        await self.wait_consumers(self.jobs_queue(service), before + 1, proc)
+        return proc
+
+    async def queue_consumers(self, queue: str) -> int:
+        """How many consumers ``queue`` has (0 when it does not exist yet)."""
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                return 0
+            return int(declared.declaration_result.consumer_count or 0)
+
+    async def wait_consumers(
+        self, queue: str, count: int, proc: ServiceProcess | None = None, timeout: float = 30
+    ) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await self.queue_consumers(queue) < count:
+            if proc is not None and proc.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.proc.returncode}:\n{proc.logs()[-4000:]}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{queue} has fewer than {count} consumers after {timeout}s")
+            await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         for proc in reversed(list(self.processes.values())):

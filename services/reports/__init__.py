@@ -1,0 +1,1 @@
+"""Reports: live statistics from todo events, and CSV / PDF / JSON reports rendered by a worker."""

@@ -1,0 +1,107 @@
+"""Routes of the reports service: validate → authorise → one transaction (change + event) → respond."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from quart import Blueprint, Response, g
+from quart_schema import validate_querystring, validate_request, validate_response
+
+from services.kit.app import current_db, current_kit
+from services.kit.events import outbox
+from services.kit.problem import Problem
+from services.kit.security import require_scope
+from services.reports import store
+from services.reports.config import ReportsSettings
+from services.reports.events import REPORT_REQUESTED
+from services.reports.schemas import Report, ReportList, ReportListQuery, ReportRequest, SummaryOut
+
+bp = Blueprint("reports", __name__)
+
+
+def _settings() -> ReportsSettings:
+    settings = current_kit().settings
+    assert isinstance(settings, ReportsSettings)
+    return settings
+
+
+def _caller() -> UUID:
+    """The token's subject as an owner id; tokens without a user (services) own no reports."""
+    try:
+        return UUID(g.claims.sub)
+    except (ValueError, AttributeError):
+        raise Problem(403, "this token does not belong to a user") from None
+
+
+def _report(row: store.JobRow) -> Report:
+    return Report.model_validate(row.public())
+
+
+@bp.get("/reports/summary")
+@require_scope("reports:read")
+@validate_response(SummaryOut)
+async def get_summary() -> SummaryOut:
+    """The caller's live statistics, from the read model the todo events keep (eventually consistent)."""
+    async with current_db().connection() as conn:
+        summary = await store.summary(conn, _caller())
+    return SummaryOut.model_validate(summary, from_attributes=True)
+
+
+@bp.post("/reports")
+@require_scope("reports:write")
+@validate_request(ReportRequest)
+@validate_response(Report, 202)
+async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, str]]:
+    """Queue a report; the worker renders it. 429 while the caller has too many unfinished ones."""
+    owner = _caller()
+    limit = _settings().max_unfinished_jobs
+    async with current_db().transaction() as conn:
+        row = await store.create_job(conn, owner, data.format, max_unfinished=limit)
+        if row is None:
+            raise Problem(
+                429, f"you already have {limit} reports queued or running; wait for one", headers={"Retry-After": "5"}
+            )
+        await outbox.add(conn, REPORT_REQUESTED, subject=owner, data={"job_id": row.id, "format": row.format})
+    return _report(row), 202, {"Location": f"/reports/{row.id}"}
+
+
+@bp.get("/reports")
+@require_scope("reports:read")
+@validate_querystring(ReportListQuery)
+@validate_response(ReportList)
+async def list_reports(query_args: ReportListQuery) -> ReportList:
+    """The caller's reports, newest first."""
+    async with current_db().connection() as conn:
+        rows = await store.list_jobs(conn, _caller(), limit=query_args.limit)
+    return ReportList(items=[_report(r) for r in rows])
+
+
+@bp.get("/reports/<uuid:report_id>")
+@require_scope("reports:read")
+@validate_response(Report)
+async def get_report(report_id: UUID) -> Report:
+    """One report's status and progress."""
+    async with current_db().connection() as conn:
+        row = await store.get_job(conn, _caller(), report_id)
+    if row is None:
+        raise Problem(404, "report not found")
+    return _report(row)
+
+
+@bp.get("/reports/<uuid:report_id>/file")
+@require_scope("reports:read")
+async def get_report_file(report_id: UUID) -> Response:
+    """The rendered file (409 while the report is not done)."""
+    owner = _caller()
+    async with current_db().connection() as conn:
+        file = await store.get_file(conn, owner, report_id)
+        if file is None:
+            row = await store.get_job(conn, owner, report_id)
+            if row is None:
+                raise Problem(404, "report not found")
+            raise Problem(409, f"the report is {row.status}, it has no file", headers={"Retry-After": "2"})
+    return Response(
+        file.body,
+        content_type=file.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{file.filename}"', "Cache-Control": "private"},
+    )

@@ -1,0 +1,281 @@
+"""The report worker: ``python -m services.reports.worker``.
+
+It consumes ``<service>.jobs`` with prefetch 1 (so jobs spread over workers) and,
+per job: takes a PostgreSQL advisory lock on the job id (held by its connection,
+so a SIGKILLed worker releases it at once), marks the job running, fetches the
+owner's todos page by page with a cached client-credentials token, renders the
+file in a thread, and in one transaction stores the file, marks the job done and
+adds ``report.completed`` to the outbox. Only then is the message acked; a
+redelivered job that is already finished is acked without work, so a job
+completes once. Failures with a reason (todos unavailable past the retry budget,
+a final refusal, rendering) mark the job failed; a job whose worker died
+``max_job_attempts`` times is failed as a poison job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import signal
+import sys
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import aio_pika
+import aiohttp
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from services.kit.db import Connection, Database
+from services.kit.events import Event, EventBus, MalformedEvent, outbox
+from services.kit.logging import configure_logging, get_logger
+from services.kit.migrations import migrate
+from services.kit.security import ClientCredentialsTokenSource
+from services.reports import store
+from services.reports.app import MIGRATIONS
+from services.reports.config import ReportsSettings
+from services.reports.events import REPORT_COMPLETED
+from services.reports.jobs import declare_jobs_queue
+from services.reports.render import ReportData, render
+from services.reports.schemas import ReportRequested, TodoItem
+from services.reports.todos_client import TodosClient, TodosRefused, TodosUnavailable
+
+log = get_logger("reports.worker")
+
+# Share of the progress bar the fetching takes; rendering and storing take the rest.
+_FETCH_SHARE = 90
+_BUSY_PAUSE_SECONDS = 1.0
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # gone (user deleted) or already finished: a redelivery
+    BUSY = "busy"  # another live worker holds the job
+
+
+class Worker:
+    def __init__(self, settings: ReportsSettings, db: Database, todos: TodosClient) -> None:
+        self.settings = settings
+        self.db = db
+        self.todos = todos
+        self._current: asyncio.Task[Any] | None = None
+        self._stopping = False
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping:
+            await message.nack(requeue=True)
+            return
+        self._current = asyncio.current_task()
+        try:
+            await self._handle(message)
+        finally:
+            self._current = None
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = Event.from_json(message.body)
+            request = ReportRequested.model_validate(event.data)
+        except (MalformedEvent, ValidationError) as error:
+            log.error("unreadable job message dropped", error=str(error)[:500], message_id=message.message_id)
+            await message.reject(requeue=False)
+            return
+        with structlog.contextvars.bound_contextvars(request_id=event.correlation_id, job_id=str(request.job_id)):
+            try:
+                outcome = await self.run_job(request.job_id)
+            except Exception:
+                # The database went away, say: give the job back; its attempts are counted.
+                log.exception("job interrupted; requeued")
+                await asyncio.sleep(_BUSY_PAUSE_SECONDS)
+                await _settle(message, requeue=True)
+                return
+            if outcome is Outcome.BUSY:
+                await asyncio.sleep(_BUSY_PAUSE_SECONDS)
+                await _settle(message, requeue=True)
+                return
+            await _settle(message)
+            log.info("job settled", outcome=outcome.value, redelivered=message.redelivered)
+
+    async def run_job(self, job_id: UUID) -> Outcome:
+        """Run one job under its advisory lock (released when this connection ends, even by a crash)."""
+        async with self.db.connection() as lock:
+            if not await lock.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1::uuid::text, 11))", job_id):
+                return Outcome.BUSY
+            try:
+                return await self._run_locked(job_id)
+            finally:
+                await lock.execute("SELECT pg_advisory_unlock(hashtextextended($1::uuid::text, 11))", job_id)
+
+    async def _run_locked(self, job_id: UUID) -> Outcome:
+        async with self.db.transaction() as conn:
+            job = await store.job_by_id(conn, job_id)
+            if job is None or job.finished:
+                return Outcome.SKIPPED
+            if job.attempts >= self.settings.max_job_attempts:
+                reason = f"gave up after {job.attempts} attempts: the worker stopped during each"
+                await self._fail(conn, job.id, reason)
+                return Outcome.FAILED
+            started = await store.start_job(conn, job_id, self.settings.instance)
+        assert started is not None
+        log.info("job started", format=started.format, attempt=started.attempts)
+        try:
+            todos = await self._fetch(started)
+        except (TodosUnavailable, TodosRefused) as error:
+            async with self.db.transaction() as conn:
+                await self._fail(conn, job_id, str(error))
+            return Outcome.FAILED
+        data = ReportData(job_id, started.owner_id, datetime.now(UTC), todos)
+        try:
+            file = await asyncio.to_thread(render, started.format, data)
+        except Exception as error:
+            log.exception("rendering failed")
+            async with self.db.transaction() as conn:
+                await self._fail(conn, job_id, f"rendering failed: {type(error).__name__}")
+            return Outcome.FAILED
+        async with self.db.transaction() as conn:
+            done = await store.complete_job(conn, job_id, file, len(todos))
+            if done is None:  # purged (user deleted) while we worked
+                return Outcome.SKIPPED
+            await outbox.add(conn, REPORT_COMPLETED, subject=done.owner_id, data=_completed(done, len(file.body)))
+        log.info("job done", todos=len(todos), bytes=len(file.body))
+        return Outcome.DONE
+
+    async def _fetch(self, job: store.JobRow) -> list[TodoItem]:
+        async with self.db.connection() as conn:
+            expected = max(1, await store.expected_todos(conn, job.owner_id))
+        todos: list[TodoItem] = []
+
+        async def note_retry(attempt: int, attempts: int, error: str) -> None:
+            async with self.db.connection() as conn:
+                await conn.execute(
+                    "UPDATE report_jobs SET error = $2 WHERE id = $1 AND status = 'running'",
+                    job.id,
+                    f"retrying ({attempt} of {attempts} attempts failed): {error}"[:1000],
+                )
+
+        async for page in self.todos.pages(job.owner_id, on_retry=note_retry):
+            todos.extend(page)
+            async with self.db.connection() as conn:
+                await store.set_progress(
+                    conn, job.id, len(todos) * _FETCH_SHARE // max(expected, len(todos)), len(todos)
+                )
+        return todos
+
+    async def _fail(self, conn: Connection, job_id: UUID, reason: str) -> None:
+        failed = await store.fail_job(conn, job_id, reason)
+        if failed is not None:
+            await outbox.add(conn, REPORT_COMPLETED, subject=failed.owner_id, data=_completed(failed, None))
+            log.warning("job failed", reason=reason)
+
+    async def stop(self) -> None:
+        """Take no more jobs; let the one in hand finish within the grace period."""
+        self._stopping = True
+        current = self._current
+        if current is not None:
+            done, _ = await asyncio.wait({current}, timeout=self.settings.shutdown_grace_seconds)
+            if not done:
+                log.warning("job still running at shutdown; it will be redelivered")
+
+
+def _completed(job: store.JobRow, size: int | None) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "format": job.format,
+        "status": job.status,
+        "todo_count": job.todo_count,
+        "size": size,
+        "error": job.error,
+        "finished_at": job.finished_at,
+    }
+
+
+async def _settle(message: AbstractIncomingMessage, *, requeue: bool | None = None) -> None:
+    """Ack (or nack with requeue); a closed channel means the broker redelivers it anyway."""
+    try:
+        if requeue is None:
+            await message.ack()
+        else:
+            await message.nack(requeue=requeue)
+    except Exception as error:
+        log.warning("could not settle the job message; it will be redelivered", error=f"{type(error).__name__}")
+
+
+async def _connect(settings: ReportsSettings, stop: asyncio.Event) -> AbstractRobustConnection | None:
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return await aio_pika.connect_robust(
+                settings.amqp_url,
+                timeout=10,
+                client_properties={"connection_name": f"reports-worker:{settings.instance}"},
+            )
+        except Exception as error:
+            log.warning("broker unreachable", error=f"{type(error).__name__}: {error}", retry_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 10.0)
+    return None
+
+
+async def serve(settings: ReportsSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    assert settings.database_url is not None
+    await migrate(settings.database_url, MIGRATIONS, wait_seconds=settings.db_startup_timeout_seconds)
+    db = Database(settings)
+    await db.open()
+    # Relay only (no handlers): publishes the report.completed events this worker writes.
+    bus = EventBus(settings, db, CollectorRegistry())
+    await bus.start()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
+    tokens = ClientCredentialsTokenSource(
+        settings.auth_url.rstrip("/") + "/auth/token",
+        settings.worker_client_id,
+        settings.reports_worker_client_secret.get_secret_value(),
+        "todos:read:any",
+        session,
+        timeout_seconds=settings.fetch_timeout_seconds,
+    )
+    worker = Worker(settings, db, TodosClient(settings, session, tokens))
+    connection = await _connect(settings, stop)
+    try:
+        if connection is not None:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=1)
+            queue = await declare_jobs_queue(channel, settings)
+            tag = await queue.consume(worker.on_message)
+            log.info("worker consuming", queue=settings.jobs_queue)
+            await stop.wait()
+            log.info("worker stopping")
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag, timeout=5)
+            await worker.stop()
+    finally:
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=5)
+        await bus.stop()
+        await session.close()
+        await db.close()
+        log.info("worker stopped")
+
+
+def main() -> int:
+    try:
+        settings = ReportsSettings()
+    except ValidationError as error:
+        print(f"invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    configure_logging(f"{settings.service_name}-worker", settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The worker under faults: killed mid-job, todos down for a while or for good, several workers at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.reports.client import create_todos, request_report, wait_report
+from tests.reports.conftest import Lab, StartWorker
+from tests.suite import Suite, User
+
+pytestmark = pytest.mark.slow
+
+
+async def wait_retrying(reports: httpx.AsyncClient, report_id: str, timeout: float = 20) -> dict[str, Any]:
+    """Poll until the job is running and says it is retrying (the todos service is away)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        body = (await reports.get(f"/reports/{report_id}")).json()
+        if body["status"] == "running" and (body["error"] or "").startswith("retrying"):
+            return dict(body)
+        assert body["status"] in ("queued", "running"), body
+        assert asyncio.get_running_loop().time() < deadline, f"report still {body} after {timeout}s"
+        await asyncio.sleep(0.05)
+
+
+async def test_todos_down_during_a_job_is_retried_until_it_returns(
+    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+) -> None:
+    await workers("patient")
+    async with suite.client(new_user, base_url=lab.todos_url) as todos:
+        await create_todos(todos, [f"patience {i}" for i in range(25)])
+    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+        lab.stop_todos()
+        report = await request_report(reports, "csv")
+        running = await wait_retrying(reports, report["id"])
+        assert "todos unreachable" in running["error"]
+        lab.start_todos()
+        done = await wait_report(reports, report["id"])
+    assert done["status"] == "done" and done["todo_count"] == 25 and done["error"] is None, done
+
+
+async def test_todos_down_past_the_budget_fails_the_job_with_a_reason(
+    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+) -> None:
+    await workers("impatient", FETCH_ATTEMPTS="3")
+    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+        lab.stop_todos()
+        report = await request_report(reports, "pdf")
+        failed = await wait_report(reports, report["id"])
+        assert failed["status"] == "failed", failed
+        assert failed["error"].startswith("todos service unavailable after 3 attempts"), failed
+        assert failed["finished_at"] is not None and failed["file_url"] is None
+        assert (await reports.get(f"/reports/{report['id']}/file")).status_code == 409
+
+
+async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
+    suite: Suite,
+    lab: Lab,
+    workers: StartWorker,
+    new_user: User,
+    completed_events: Callable[[], Awaitable[list[dict[str, Any]]]],
+) -> None:
+    doomed = await workers("doomed")
+    async with suite.client(new_user, base_url=lab.todos_url) as todos:
+        await create_todos(todos, [f"survivor {i}" for i in range(15)])
+    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+        lab.stop_todos()  # holds the job mid-fetch, so the kill lands while it runs
+        report = await request_report(reports, "pdf")
+        await wait_retrying(reports, report["id"])
+        doomed.proc.kill()
+        doomed.proc.wait(5)
+        lab.start_todos()
+        await workers("heir")
+        done = await wait_report(reports, report["id"])
+        assert done["status"] == "done" and done["todo_count"] == 15, done
+        assert (await reports.get(f"/reports/{report['id']}/file")).headers["content-type"] == "application/pdf"
+    rows = await lab.fetch("SELECT attempts, worker FROM report_jobs WHERE id = $1::uuid", report["id"])
+    assert rows[0]["attempts"] == 2 and rows[0]["worker"].startswith("heir"), dict(rows[0])
+    files = await lab.fetch("SELECT count(*) AS n FROM report_files WHERE job_id = $1::uuid", report["id"])
+    assert files[0]["n"] == 1
+    for _ in range(100):
+        mine = [e for e in await completed_events() if e["data"]["id"] == report["id"]]
+        if mine:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # a second completion, if there were one, would be published by now
+    mine = [e for e in await completed_events() if e["data"]["id"] == report["id"]]
+    assert len(mine) == 1 and mine[0]["data"]["status"] == "done" and mine[0]["subject"] == new_user.id
+
+
+async def test_two_workers_share_a_burst_of_jobs(
+    suite: Suite, lab: Lab, workers: StartWorker, new_user: User, bob: User
+) -> None:
+    await workers("left")
+    await workers("right")
+    for user in (new_user, bob):
+        async with suite.client(user, base_url=lab.todos_url) as todos:
+            await create_todos(todos, [f"burst {i}" for i in range(40)])
+    ids: list[str] = []
+    for user in (new_user, bob):
+        async with suite.client(user, base_url=lab.reports_url) as reports:
+            ids += [(await request_report(reports, fmt))["id"] for fmt in ("csv", "json", "pdf", "csv", "json")]
+    for user in (new_user, bob):
+        async with suite.client(user, base_url=lab.reports_url) as reports:
+            for report in (await reports.get("/reports")).json()["items"]:
+                if report["id"] in ids:
+                    assert (await wait_report(reports, report["id"]))["status"] == "done"
+    rows = await lab.fetch(
+        "SELECT worker, count(*) AS n FROM report_jobs WHERE id = ANY($1::uuid[]) AND status = 'done' GROUP BY worker",
+        ids,
+    )
+    done_by = {row["worker"].split("-")[0]: row["n"] for row in rows}
+    assert sum(done_by.values()) == 10
+    assert set(done_by) == {"left", "right"}, done_by
