@@ -336,21 +336,22 @@ def restart_gateway_if_upstreams_changed(the_plan: Plan) -> None:
 
 
 def print_urls(the_plan: Plan) -> None:
+    width = max([9, *(len(p.name) + 1 for p in all_procs(the_plan))])
     say("Quartet is up:")
     if the_plan.gateway is not None:
-        say("  app       http://localhost:8080/app/")
+        say(f"  {'app':<{width}} http://localhost:8080/app/")
         if procs.http_ready(GATEWAY.port, "/docs"):
-            say("  API docs  http://localhost:8080/docs   (OpenAPI: http://localhost:8080/openapi.json)")
+            say(f"  {'API docs':<{width}} http://localhost:8080/docs   (OpenAPI: http://localhost:8080/openapi.json)")
         else:
-            say("  API docs  per service for now (merged docs at http://localhost:8080/docs are coming)")
-        say("  try       curl 'http://localhost:8080/ping?ECHOMSG=hi'")
+            say(f"  {'API docs':<{width}} per service for now (merged docs at http://localhost:8080/docs are coming)")
+        say(f"  {'try':<{width}} curl 'http://localhost:8080/ping?ECHOMSG=hi'")
     for proc in the_plan.services:
-        say(f"  {proc.name:<9} http://localhost:{proc.port}   (docs: /docs, health: /healthz /readyz, /metrics)")
+        say(f"  {proc.name:<{width}} http://localhost:{proc.port}   (docs: /docs, health: /healthz /readyz, /metrics)")
     for proc in the_plan.extras:
-        say(f"  {proc.name:<9} worker (log .run/{proc.name}.log)")
+        say(f"  {proc.name:<{width}} worker, no port (log .run/{proc.name}.log)")
     coming = [s.name for s in SERVICES if not module_exists(s.module)]
     if coming:
-        say(f"  coming    {', '.join(coming)} (not built yet)")
+        say(f"  {'coming':<{width}} {', '.join(coming)} (not built yet)")
     say("Stop with `make down`; `make ps` and `make logs` show what runs.")
 
 

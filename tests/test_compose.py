@@ -153,6 +153,8 @@ def test_services_are_configured_by_environment_for_the_compose_network(services
         assert env["INSTANCE"] == name, name
         for key in ("REGION", "LOG_LEVEL", "AUTH_URL", "EVENTS_EXCHANGE"):
             assert key in env, (name, key)
+    for name in ("reports", "reports-worker"):
+        assert services[name]["environment"]["TODOS_URL"] == "http://todos:8002", name
     gateway_env = services["gateway"]["environment"]
     for svc in suite.SERVICES:
         assert gateway_env[f"{svc.name.upper()}_URLS"] == f"http://{svc.name}:{svc.port}"
