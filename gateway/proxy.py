@@ -7,9 +7,10 @@ over the limit, 502 when the upstream cannot be reached or breaks the exchange,
 504 when it takes longer than the route allows.
 
 An idempotent request without a body that could not reach its instance (connect
-refused or timed out, or the pooled connection dropped before any answer) is tried
-once more on another instance: nothing reached a handler the first time, or the
-method makes a second time harmless.
+refused or timed out, or the pooled connection dropped or reset before any answer)
+is tried once more on another instance (on the same one, over a fresh connection,
+when it is the only one and the failure was not a refused connect): nothing reached
+a handler the first time, or the method makes a second time harmless.
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ IDENTITY_HEADERS = frozenset(
 )
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Failures where the request never got an answer from the instance: safe to try elsewhere.
-_NOT_ANSWERED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ServerDisconnectedError)
+_NOT_ANSWERED = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientConnectionResetError,
+)
 
 
 def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
@@ -192,7 +198,9 @@ class Proxy:
             if not (isinstance(exc, _NOT_ANSWERED) and body is None and request.method in IDEMPOTENT_METHODS):
                 raise self._problem(exc, route, instance.url, body) from None
             other = route.upstream.pick(exclude=instance)
-            if other is instance:
+            if other is instance and _failure_reason(exc) == "connect":
+                # The only instance is not there. A kept-alive connection the server had
+                # just closed is another matter: a fresh one to the same instance may do.
                 raise self._problem(exc, route, instance.url, body) from None
         exchange.retried = True
         self._metrics.retries.labels(route=route.name).inc()

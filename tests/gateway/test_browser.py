@@ -16,7 +16,9 @@ ALLOWED = "http://localhost:8080"  # the default CORS_ORIGINS
 DENIED = "https://evil.example"
 
 
-def preflight(gateway: ServiceProcess, origin: str, method: str = "POST", headers: str = "authorization, content-type"):  # type: ignore[no-untyped-def]
+def preflight(
+    gateway: ServiceProcess, origin: str, method: str = "POST", headers: str = "authorization, content-type"
+) -> httpx.Response:
     return httpx.options(
         f"{gateway.url}/todos",
         headers={"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers},
