@@ -7,6 +7,7 @@ unique event exchange, so it runs beside a ``make up`` suite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any
 import aio_pika
 import httpx
 
+from services.kit.events import dead_letter_queue, events_queue, retry_queue
 from tests.auth.conftest import auth_env
 from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
 from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
@@ -138,6 +140,21 @@ class Suite:
             proc.stop()
         for name in self.databases:
             await drop_database(name)
+        await self.delete_queues()
+
+    async def delete_queues(self) -> None:
+        """Delete the durable queues of the uniquely named services this suite ran (they outlive it otherwise)."""
+        names = {env["SERVICE_NAME"] for env in self.envs.values() if "SERVICE_NAME" in env}
+        queues: list[str] = []
+        for name in names:
+            retries = [retry_queue(name, delay) for delay in (0.2, 0.5)]  # EVENTS_RETRY_DELAYS above
+            queues += [events_queue(name), dead_letter_queue(name), f"{name}.jobs", *retries]
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            for queue in queues:
+                channel = await connection.channel()
+                with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                    await channel.queue_delete(queue)
 
     def flows(self) -> AuthFlows:
         return AuthFlows(self.auth_url)

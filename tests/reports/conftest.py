@@ -50,6 +50,13 @@ class Lab:
         self.suite.processes[self.todos_name] = restarted = ServiceProcess("services.todos", env, log)
         restarted.wait_ready()
 
+    async def purge_jobs_queue(self) -> None:
+        connection = await aio_pika.connect(self.suite.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.suite.jobs_queue(self.reports_name), passive=True)
+            await queue.purge()
+
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.suite.envs[self.reports_name]["DATABASE_URL"])
         try:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reports.client import create_todos, request_report, wait_report
+from tests.reports.client import create_todos, problem, request_report, wait_report
 from tests.reports.conftest import Lab, StartWorker
 from tests.suite import Suite, User
 
@@ -117,3 +117,17 @@ async def test_two_workers_share_a_burst_of_jobs(
     done_by = {row["worker"].split("-")[0]: row["n"] for row in rows}
     assert sum(done_by.values()) == 10
     assert set(done_by) == {"left", "right"}, done_by
+
+
+async def test_unfinished_reports_are_bounded_per_user(suite: Suite, lab: Lab, new_user: User) -> None:
+    # No worker runs here, so every accepted job stays queued and the bound (20 in the lab) is exact.
+    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+        for _ in range(20):
+            await request_report(reports, "csv")
+        body = problem(await reports.post("/reports", json={"format": "pdf"}), 429)
+        assert "20 reports queued or running" in body["detail"]
+        listed = (await reports.get("/reports", params={"limit": 100})).json()["items"]
+        assert len(listed) == 20 and {r["status"] for r in listed} == {"queued"}
+    async with suite.client(new_user, base_url=lab.reports_url, token=await suite.login(new_user)) as again:
+        problem(await again.post("/reports", json={"format": "json"}), 429)
+    await lab.purge_jobs_queue()  # so no later worker renders them
