@@ -1,0 +1,114 @@
+// The shell: routes under /app/, the account area, and who may see what.
+
+import { completeLogin, logout, onChange, resume, signedIn } from './auth.js';
+import { apiJson } from './api.js';
+import { clearFlash, flash, h } from './dom.js';
+import { loginView } from './views/login.js';
+import { registerView } from './views/register.js';
+import { todosView } from './views/todos.js';
+import { diagnosticsView } from './views/diagnostics.js';
+import { reportsView } from './views/reports.js';
+
+// path → [view, needs a signed-in user, nav key, title]
+const ROUTES = {
+  '/app/': [todosView, true, 'todos', 'Todos'],
+  '/app/todos': [todosView, true, 'todos', 'Todos'],
+  '/app/diagnostics': [diagnosticsView, false, 'diagnostics', 'Diagnostics'],
+  '/app/reports': [reportsView, true, 'reports', 'Reports'],
+  '/app/login': [loginView, false, null, 'Log in'],
+  '/app/register': [registerView, false, null, 'Create an account'],
+};
+
+const view = document.getElementById('view');
+let cleanup = null;
+let profile = null;
+
+export function navigate(path, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', path);
+  else history.pushState(null, '', path);
+  render();
+}
+
+async function render() {
+  if (cleanup) cleanup();
+  cleanup = null;
+  const path = location.pathname;
+  const [routeView, needsUser, navKey, title] = ROUTES[path] ?? [notFoundView, false, null, 'Not found'];
+  const showLogin = needsUser && !signedIn();
+  const [shown, shownTitle] = showLogin ? [loginView, 'Log in'] : [routeView, title];
+  document.title = `${shownTitle} · Quartet`;
+  for (const link of document.querySelectorAll('[data-nav]')) {
+    if (link.dataset.nav === navKey) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  view.replaceChildren();
+  cleanup = (await shown(view, { navigate, returnTo: path + location.search })) ?? null;
+  // Move focus to the new page's heading so keyboard and screen-reader users start there.
+  view.querySelector('h1')?.setAttribute('tabindex', '-1');
+  if (document.activeElement === document.body || !view.contains(document.activeElement)) {
+    view.querySelector('h1')?.focus({ preventScroll: true });
+  }
+}
+
+function notFoundView(root) {
+  root.append(h('h1', {}, 'Page not found'), h('p', {}, h('a', { href: '/app/', 'data-link': '' }, 'Go to your todos')));
+}
+
+let accountRound = 0;
+
+async function renderAccount() {
+  const box = document.getElementById('account');
+  const round = ++accountRound;
+  if (!signedIn()) {
+    box.replaceChildren(h('a', { href: '/app/login', 'data-link': '' }, 'Log in'));
+    return;
+  }
+  if (!profile) profile = await apiJson('/auth/me').catch(() => null);
+  if (round !== accountRound) return; // a later call drew it already
+  const name = profile ? profile.name || profile.email : '';
+  box.replaceChildren(
+    h('span', { class: 'who', title: profile?.email ?? '' }, name),
+    h('button', { type: 'button', id: 'logout', onclick: onLogout }, 'Log out'),
+  );
+}
+
+async function onLogout() {
+  await logout();
+  flash('You are logged out.');
+  navigate('/app/login');
+}
+
+// Same-origin links marked data-link stay inside the app.
+document.addEventListener('click', (event) => {
+  const link = event.target.closest('a[data-link]');
+  if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+  event.preventDefault();
+  clearFlash();
+  navigate(link.getAttribute('href'));
+});
+window.addEventListener('popstate', render);
+
+onChange((isIn) => {
+  if (!isIn) profile = null;
+  renderAccount();
+  // Signed out underneath a protected page (the session ended): show the login page.
+  if (!isIn && ROUTES[location.pathname]?.[1]) render();
+});
+
+async function boot() {
+  if (location.pathname === '/app/callback') {
+    try {
+      const returnTo = await completeLogin(location.search);
+      history.replaceState(null, '', returnTo);
+    } catch (error) {
+      history.replaceState(null, '', '/app/login');
+      flash(error.message, 'error');
+    }
+  } else {
+    await resume();
+  }
+  await renderAccount();
+  await render();
+}
+
+boot();

@@ -1,0 +1,151 @@
+// Reports: live statistics with a chart, report requests with status and progress, downloads.
+// The reports service may be absent or down: the page then says so in one sentence.
+
+import { api, apiJson } from '../api.js';
+import { barChart, legend } from '../chart.js';
+import { flash, formatDate, h } from '../dom.js';
+
+const FORMATS = [['csv', 'CSV'], ['pdf', 'PDF'], ['json', 'JSON']];
+const POLL_MS = 700;
+const UNAVAILABLE = 'Reports are not available right now: the reports service did not answer. Try again later.';
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 36 * 3600) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86400).toFixed(1)} days`;
+}
+
+function filenameOf(resp, report) {
+  const disposition = resp.headers.get('Content-Disposition') ?? '';
+  const match = disposition.match(/filename="?([^";]+)"?/);
+  return match ? match[1] : `report-${report.id}.${report.format}`;
+}
+
+export async function reportsView(root) {
+  let alive = true;
+  let pollTimer = null;
+  const reports = new Map(); // id → report, newest first by created_at
+  const summaryBox = h('section', { id: 'summary', 'aria-labelledby': 'summary-h' }, h('h2', { id: 'summary-h' }, 'Your statistics'));
+  const list = h('ul', { id: 'report-list', class: 'reports', 'aria-label': 'Your reports' });
+  const buttons = FORMATS.map(([format, label]) =>
+    h('button', { type: 'button', 'data-format': format, onclick: () => request(format) }, `Request ${label}`));
+  const requestBox = h('section', { id: 'requests', 'aria-labelledby': 'requests-h' },
+    h('h2', { id: 'requests-h' }, 'Reports'),
+    h('p', {}, 'A report lists all your todos. It is prepared in the background; download it when it is ready.'),
+    h('p', { class: 'row' }, buttons),
+    list);
+  root.append(h('h1', {}, 'Reports'), summaryBox, requestBox);
+
+  function unavailable(box, heading) {
+    box.replaceChildren(heading, h('p', { class: 'note warn' }, UNAVAILABLE));
+  }
+
+  async function loadSummary() {
+    const heading = summaryBox.firstChild;
+    try {
+      const s = await apiJson('/reports/summary');
+      const stats = [['Total', s.total], ['Open', s.open], ['Finished', s.finished],
+        ['Median time to finish', duration(s.median_seconds_to_finish)]];
+      const rows = s.per_day.map((d) => ({ label: d.date, values: [d.created, d.finished] }));
+      const created = rows.reduce((a, r) => a + r.values[0], 0);
+      const finished = rows.reduce((a, r) => a + r.values[1], 0);
+      summaryBox.replaceChildren(heading,
+        h('dl', { class: 'stats' }, stats.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, String(v))))),
+        h('h3', {}, 'Created and finished per day, last 30 days'),
+        barChart(rows, ['created', 'finished'], { label: `Per day over the last 30 days: ${created} created, ${finished} finished.` }),
+        legend(['created', 'finished']),
+        h('p', { class: 'hint' }, s.updated_at ? `Updated ${formatDate(s.updated_at)}. ` : '',
+          'These numbers follow your changes within a few seconds.'));
+    } catch (error) {
+      if (error.unavailable) unavailable(summaryBox, heading);
+      else summaryBox.replaceChildren(heading, h('p', { class: 'note error' }, error.message));
+    }
+  }
+
+  async function loadList() {
+    try {
+      const page = await apiJson('/reports?limit=10');
+      for (const report of page.items) reports.set(report.id, report);
+      draw();
+      poll();
+    } catch (error) {
+      if (error.unavailable) {
+        unavailable(requestBox, requestBox.firstChild);
+      } else {
+        flash(`Could not list your reports: ${error.message}`, 'error');
+      }
+    }
+  }
+
+  function draw() {
+    const sorted = [...reports.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
+    list.replaceChildren(...sorted.map(entry));
+    if (!sorted.length) list.append(h('li', { class: 'empty' }, 'No reports yet.'));
+  }
+
+  function entry(report) {
+    const label = `${report.format.toUpperCase()} report of ${formatDate(report.created_at)}`;
+    const parts = [h('span', { class: 'content' }, label), h('span', { class: `status ${report.status}` }, report.status)];
+    if (report.status === 'queued' || report.status === 'running') {
+      parts.push(h('progress', { max: 100, value: report.progress ?? 0, 'aria-label': `${label}: progress` }, `${report.progress ?? 0} %`));
+    } else if (report.status === 'done') {
+      const count = report.todo_count === null || report.todo_count === undefined ? '' : `${report.todo_count} todos`;
+      parts.push(h('span', { class: 'meta' }, count),
+        h('button', { type: 'button', class: 'primary', 'data-download': report.format, 'aria-label': `Download ${label}`, onclick: () => download(report) }, 'Download'));
+    } else if (report.status === 'failed') {
+      parts.push(h('span', { class: 'meta error' }, report.error || 'The report could not be made.'));
+    }
+    return h('li', { 'data-id': report.id, 'data-status': report.status, 'data-format': report.format }, parts);
+  }
+
+  async function request(format) {
+    try {
+      const report = await apiJson('/reports', { method: 'POST', json: { format } });
+      reports.set(report.id, report);
+      draw();
+      poll();
+    } catch (error) {
+      flash(error.unavailable ? UNAVAILABLE : `Could not request the report: ${error.message}`, 'error');
+    }
+  }
+
+  // Watch unfinished reports until each is done or failed.
+  function poll() {
+    clearTimeout(pollTimer);
+    const waiting = [...reports.values()].filter((r) => r.status === 'queued' || r.status === 'running');
+    if (!waiting.length || !alive) return;
+    pollTimer = setTimeout(async () => {
+      await Promise.all(waiting.map(async (r) => {
+        try {
+          reports.set(r.id, await apiJson(`/reports/${r.id}`));
+        } catch { /* try again on the next round */ }
+      }));
+      if (!alive) return;
+      draw();
+      poll();
+    }, POLL_MS);
+  }
+
+  // The file needs the Authorization header, so it is fetched here and handed over as a blob.
+  async function download(report) {
+    try {
+      const resp = await api(`/reports/${report.id}/file`);
+      const url = URL.createObjectURL(await resp.blob());
+      const link = h('a', { href: url, download: filenameOf(resp, report), hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (error) {
+      flash(`Could not download the report: ${error.message}`, 'error');
+    }
+  }
+
+  await Promise.all([loadSummary(), loadList()]);
+  return () => {
+    alive = false;
+    clearTimeout(pollTimer);
+  };
+}
