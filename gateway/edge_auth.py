@@ -15,9 +15,11 @@ a dictionary look-up.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -30,7 +32,7 @@ from gateway.proxy import has_dot_segments
 from gateway.routing import PREFIXES
 from services.kit.logging import get_logger
 from services.kit.problem import Problem
-from services.kit.security.verifier import Claims, InvalidToken, TokenVerifier
+from services.kit.security.verifier import Claims, InvalidToken, KeysUnavailable, TokenVerifier
 
 log = get_logger("gateway.auth")
 
@@ -109,6 +111,16 @@ class EdgeAuth:
         )
         self.cache = TokenCache(settings.token_cache_size)
 
+    async def warm_up(self, app: web.Application) -> AsyncIterator[None]:
+        """``cleanup_ctx``: fetch the signing keys in the background, so the first request need not."""
+        task = asyncio.create_task(self.verifier.refresh())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def claims_for(self, token: str) -> Claims:
         claims = self.cache.get(token)
         if claims is None:
@@ -147,6 +159,8 @@ class EdgeAuth:
                 str(error),
                 headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
             ) from None
+        except KeysUnavailable:
+            raise Problem(503, "tokens cannot be checked right now; try again", headers={"Retry-After": "1"}) from None
         if not requirement.allows(claims):
             raise Problem(
                 403,

@@ -33,6 +33,7 @@ from services.kit.security import (
 )
 from tests.auth.conftest import AuthService, auth_db, auth_service  # noqa: F401 - fixtures
 from tests.auth.flows import WORKER_CLIENT, WORKER_SECRET, AuthFlows
+from tests.support import free_port
 
 AUDIENCE = "quartet"
 
@@ -235,11 +236,6 @@ async def test_unknown_kids_refresh_the_jwks_at_most_once_per_interval(
     assert await slow.verify(forger.token())
 
 
-async def test_unreachable_jwks_rejects_instead_of_failing(forger: Forger, session: aiohttp.ClientSession) -> None:
-    verifier = TokenVerifier(forger.issuer, AUDIENCE, "http://127.0.0.1:9/.well-known/jwks.json", session)
-    await rejected(verifier, forger.token(), "unknown key")
-
-
 # --- require_scope in a kit app ----------------------------------------------------------------
 
 
@@ -346,3 +342,26 @@ async def test_token_source_reports_a_refusal(
     unreachable = ClientCredentialsTokenSource("http://127.0.0.1:9/token", "c", "s", "x", session)
     with pytest.raises(TokenRequestFailed, match="unreachable"):
         await unreachable.token()
+
+
+async def test_unreachable_issuer_is_unavailable_not_invalid_and_recovers(
+    auth_service: AuthService,  # noqa: F811
+    forger: Forger,
+    session: aiohttp.ClientSession,
+) -> None:
+    # A service that starts before auth must not answer 401 to good tokens: it cannot judge them yet (503).
+    from services.kit.security.verifier import KeysUnavailable
+
+    served = {"url": f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"}  # nothing listens there
+
+    async def fetch() -> Mapping[str, Any]:
+        async with session.get(served["url"]) as resp:
+            resp.raise_for_status()
+            return dict(await resp.json())
+
+    starting = TokenVerifier(auth_service.issuer, AUDIENCE, served["url"], fetch_jwks=fetch, min_refresh_seconds=10)
+    with pytest.raises(KeysUnavailable):
+        await starting.verify(forger.token())
+    served["url"] = f"{auth_service.url}/.well-known/jwks.json"  # the issuer comes up
+    time.sleep(1.1)  # failed fetches are retried after a second, not after min_refresh_seconds
+    assert (await starting.verify(forger.token())).scopes == {"profile", "todos:read"}

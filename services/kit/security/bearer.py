@@ -25,7 +25,7 @@ from quart import Quart, g, request
 
 from services.kit.app import ServiceKit, current_kit, kit_of
 from services.kit.problem import Problem
-from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, TokenVerifier
+from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, KeysUnavailable, TokenVerifier
 
 VERIFIER_KEY = "token_verifier"
 DEFAULT_AUDIENCE = "quartet"
@@ -103,6 +103,8 @@ async def authenticate(*scopes: str) -> Claims:
     except InvalidToken as error:
         challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{_quote(str(error))}"'
         raise Problem(401, str(error), headers={"WWW-Authenticate": challenge}) from None
+    except KeysUnavailable:
+        raise Problem(503, "tokens cannot be checked right now; try again", headers={"Retry-After": "1"}) from None
     if not claims.has_scopes(*scopes):
         needed = " ".join(scopes)
         challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{needed}"'

@@ -43,6 +43,10 @@ class InvalidToken(Exception):
     """The token is not acceptable. ``str(error)`` is safe to show to the caller."""
 
 
+class KeysUnavailable(Exception):
+    """The issuer's keys cannot be fetched right now, so no token can be judged (answer 503, not 401)."""
+
+
 @dataclass(frozen=True)
 class Claims:
     """The verified claims of an access token."""
@@ -158,6 +162,7 @@ class TokenVerifier:
         self._fetched_at = float("-inf")  # last successful fetch
         self._attempted_at = float("-inf")  # last attempt, successful or not
         self._lock = asyncio.Lock()
+        self._last_fetch_failed = False
 
     async def verify(self, token: str) -> Claims:
         """Return the claims of a valid access token; raise :class:`InvalidToken` otherwise."""
@@ -182,7 +187,9 @@ class TokenVerifier:
     async def refresh(self, *, force: bool = False) -> None:
         """Fetch the JWKS now (unless one was tried less than ``min_refresh_seconds`` ago)."""
         async with self._lock:
-            if not force and time.monotonic() - self._attempted_at < self._min_refresh:
+            # After a failed fetch (the issuer starting, say) try again soon, not after the full window.
+            window = min(1.0, self._min_refresh) if self._last_fetch_failed else self._min_refresh
+            if not force and time.monotonic() - self._attempted_at < window:
                 return
             self._attempted_at = time.monotonic()
             try:
@@ -191,7 +198,9 @@ class TokenVerifier:
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
                 # Keep serving with the keys we have; the next unknown kid tries again.
                 log.warning("JWKS refresh failed", url=self.jwks_url, error=f"{type(error).__name__}: {error}")
+                self._last_fetch_failed = True
                 return
+            self._last_fetch_failed = False
             self._keys = keys
             self._fetched_at = time.monotonic()
             log.info("JWKS refreshed", url=self.jwks_url, kids=sorted(keys))
@@ -201,6 +210,8 @@ class TokenVerifier:
         if kid not in self._keys or stale:
             await self.refresh()
         found = self._keys.get(kid)
+        if found is None and self._last_fetch_failed:
+            raise KeysUnavailable("the issuer's keys cannot be fetched right now")
         if found is None:
             raise InvalidToken("the token was signed with an unknown key")
         return found
