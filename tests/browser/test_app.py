@@ -292,3 +292,53 @@ async def sign_in_to(page: Page, email: str, path: str) -> None:
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(re.compile(re.escape(path) + "$"))
+
+
+async def test_a_change_the_server_refuses_is_rolled_back_with_a_message(page: Page, web: WebSuite) -> None:
+    """The edit carries If-Match from the ETag the app was given; the todo changed elsewhere
+    in between, so the server answers 412: the app undoes its optimistic edit, says why in
+    words, and shows what the server has now."""
+    email = await api_register(web)
+    await page.goto("/app/")
+    await sign_in(page, email)
+    await expect(page.locator("#todo-empty")).to_be_visible()
+    await add_todo(page, "draft")  # the POST's ETag is remembered
+    todo_id = await page.locator("#todo-list li").first.get_attribute("data-id")
+    token = await api_token(web, email)
+    async with httpx.AsyncClient(base_url=web.gateway_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        resp = await http.patch(f"/todos/{todo_id}", json={"content": "changed in another tab"})
+        assert resp.status_code == 200, resp.text
+
+    async with page.expect_response(is_call("PATCH", r"/todos/")) as patched:
+        await page.get_by_role("button", name="Edit: draft").click()
+        await page.get_by_label("Edit todo").fill("my version")
+        await page.get_by_label("Edit todo").press("Enter")
+    assert (await patched.value).status == 412
+    assert (await patched.value).request.headers["if-match"] == '"1"'
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "Could not save the change: the todo changed since you read it"
+    )
+    await expect(todo_texts(page)).to_have_text(["changed in another tab"])
+    await page.screenshot(path=artifact("09-rolled-back.png"), full_page=True)
+
+
+async def test_todos_are_usable_by_keyboard_alone(page: Page, web: WebSuite) -> None:
+    email = await api_register(web)
+    await page.goto("/app/")
+    await sign_in(page, email)
+    await expect(page.locator("#todo-empty")).to_be_visible()
+    await page.get_by_label("New todo").focus()
+    await page.keyboard.type("typed, not clicked")
+    async with page.expect_response(is_call("POST", r"/todos$")):
+        await page.keyboard.press("Enter")
+    await expect(page.locator("#todo-list li:not(.pending) .content")).to_have_text(["typed, not clicked"])
+    # Tab from the field: Add, the three filters (one tab stop), then the todo's Finish button.
+    for _ in range(3):
+        await page.keyboard.press("Tab")
+    focused = await page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == "Finish: typed, not clicked", focused
+    async with page.expect_response(is_call("PUT", r"/finish$")):
+        await page.keyboard.press("Enter")
+    await expect(page.locator("#todo-list li.finished .content")).to_have_text(["typed, not clicked"])
+    # Focus stays on the same todo (its Reopen button replaced Finish).
+    await expect(page.get_by_role("button", name="Reopen: typed, not clicked")).to_be_focused()

@@ -71,7 +71,12 @@ export async function todosView(root) {
     empty.hidden = state.items.length > 0;
     empty.textContent = EMPTY[state.filter];
     more.hidden = !state.cursor;
-    if (focused) list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
+    if (focused) {
+      // The same control, else the first control of the same todo (Finish became Reopen).
+      const todoId = focused.split(':')[0];
+      (list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)
+        ?? list.querySelector(`li[data-id="${CSS.escape(todoId)}"] button`))?.focus();
+    }
   }
 
   function item(todo) {
@@ -234,7 +239,11 @@ export async function todosView(root) {
       () => { state.items = state.items.filter((t) => t !== todo); },
       () => { state.items.splice(index, 0, todo); },
       async () => {
-        await api(`/todos/${todo.id}`, { method: 'DELETE' });
+        try {
+          await api(`/todos/${todo.id}`, { method: 'DELETE' });
+        } catch (error) {
+          if (error.status !== 404) throw error; // already gone (deleted elsewhere): that is what we wanted
+        }
         etags.delete(todo.id);
       },
       'Could not delete the todo');
