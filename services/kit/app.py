@@ -97,12 +97,14 @@ class ServiceApp(Quart):
     """Quart with a deadline on every handler: past ``request_timeout_seconds`` → 504 problem."""
 
     async def dispatch_request(self, request_context: Any = None) -> ResponseReturnValue:
-        timeout = kit_of(self).settings.request_timeout_seconds
+        deadline = asyncio.timeout(kit_of(self).settings.request_timeout_seconds)
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 return await super().dispatch_request(request_context)
         except TimeoutError:
-            raise Problem(504, "the request took too long and was abandoned") from None
+            if deadline.expired():
+                raise Problem(504, "the request took too long and was abandoned") from None
+            raise  # a dependency's own timeout (pool acquire, statement): answered as 503
 
 
 def create_service_app(
