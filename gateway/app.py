@@ -35,7 +35,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     upstreams = list({id(route.upstream): route.upstream for route in routes}.values())
     _watch_breakers(upstreams, metrics)
     openapi = MergedOpenAPI(upstreams, proxy.session, settings.openapi_cache_seconds)
-    browser = Browser(settings.cors_origins, settings.cors_max_age_seconds, openapi.docs_page)
+    browser = Browser(settings, openapi.docs_page)
     edge_auth = EdgeAuth(settings, proxy.session)
     buckets: Buckets = (
         RedisBuckets(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else MemoryBuckets()
@@ -64,6 +64,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     )
     app[HEALTH] = health
     app.cleanup_ctx.append(proxy.client_session)
+    app.cleanup_ctx.append(edge_auth.warm_up)
     app.cleanup_ctx.append(HealthChecks(settings, upstreams, proxy.session, metrics).run_in_background)
     app.cleanup_ctx.append(_closing(buckets))
     app.on_response_prepare.append(add_request_id)

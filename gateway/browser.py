@@ -12,7 +12,8 @@ Security headers on every answer: ``X-Content-Type-Options: nosniff``,
 ``frame-ancestors 'none'`` — strict (``default-src 'none'``) for API answers, the
 app's own files only for ``/app/``, the inline script and style of ``/docs`` by
 hash. A service that sets its own CSP (the auth login form) keeps it. HSTS when
-the request came over https.
+the request came over https (here, or at a trusted proxy that says so in
+``X-Forwarded-Proto``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.config import GatewaySettings
+from gateway.ratelimit import in_networks, parse_networks
 from services.kit.problem import Problem
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -58,10 +61,18 @@ def _is_preflight(request: web.Request) -> bool:
 
 
 class Browser:
-    def __init__(self, origins: tuple[str, ...], max_age_seconds: int, docs_html: str) -> None:
-        self._origins = frozenset(origins)
-        self._max_age = str(max_age_seconds)
+    def __init__(self, settings: GatewaySettings, docs_html: str) -> None:
+        self._origins = frozenset(settings.cors_origins)
+        self._max_age = str(settings.cors_max_age_seconds)
         self._docs_csp = docs_csp(docs_html)
+        self._trusted = parse_networks(settings.trusted_proxies)
+
+    def _over_https(self, request: web.Request) -> bool:
+        """TLS here, or at a trusted proxy in front that says so."""
+        if request.secure:
+            return True
+        forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return forwarded == "https" and request.remote is not None and in_networks(request.remote, self._trusted)
 
     def cors(self) -> Middleware:
         @web.middleware
@@ -117,5 +128,5 @@ class Browser:
             headers["Content-Security-Policy"] = self._docs_csp
         else:
             headers.setdefault("Content-Security-Policy", API_CSP)
-        if request.secure:
+        if self._over_https(request):
             headers.setdefault("Strict-Transport-Security", HSTS)

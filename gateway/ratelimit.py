@@ -110,11 +110,16 @@ class MemoryBuckets:
         return decision
 
     def _forget_full(self, now: float) -> None:
-        self._levels = {
+        levels = {
             key: (tokens, then, budget)
             for key, (tokens, then, budget) in self._levels.items()
             if tokens + (now - then) * budget.per_second < budget.burst
         }
+        if len(levels) > self._max_keys // 2:
+            # Still crowded (many clients at once): forget the oldest half rather than
+            # sweep the whole table again on the next request. They start afresh: fail open.
+            levels = dict(list(levels.items())[len(levels) - self._max_keys // 2 :])
+        self._levels = levels
 
     async def close(self) -> None:
         self._levels.clear()
@@ -179,7 +184,7 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
-def _in(address: str, networks: Sequence[Network]) -> bool:
+def in_networks(address: str, networks: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -190,11 +195,11 @@ def _in(address: str, networks: Sequence[Network]) -> bool:
 def client_address(remote: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
     """Who the client is: the peer, or behind trusted proxies the first untrusted hop from the right."""
     address = remote or "unknown"
-    if not trusted or not _in(address, trusted):
+    if not trusted or not in_networks(address, trusted):
         return address
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _in(hop, trusted):
+        if not in_networks(hop, trusted):
             return hop
         address = hop
     return address
@@ -230,7 +235,7 @@ class RateLimiter:
             exchange.client = client_address(
                 request.remote, request.headers.getall("X-Forwarded-For", ()), self._trusted
             )
-            if request.path in UNLIMITED_PATHS or _in(exchange.client, self._exempt):
+            if request.path in UNLIMITED_PATHS or in_networks(exchange.client, self._exempt):
                 return await handler(request)
             try:
                 if self.address.enabled:
@@ -250,7 +255,7 @@ class RateLimiter:
         @web.middleware
         async def rate_limit_subject(request: web.Request, handler: Handler) -> web.StreamResponse:
             exchange = request[EXCHANGE]
-            if exchange.subject and self.subject.enabled and not _in(exchange.client, self._exempt):
+            if exchange.subject and self.subject.enabled and not in_networks(exchange.client, self._exempt):
                 try:
                     await self._take(request, exchange.subject, self.subject)
                 except Problem:

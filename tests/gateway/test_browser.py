@@ -101,3 +101,15 @@ def test_a_client_that_never_finishes_its_request_head_is_disconnected(start_gat
     assert elapsed < 12  # well before the socket timeout: the gateway hung up
     # Other clients were served all along.
     assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+
+
+def test_hsts_only_when_https_is_vouched_for_by_a_trusted_proxy(
+    start_gateway: StartGateway, gateway: ServiceProcess
+) -> None:
+    https = {"X-Forwarded-Proto": "https"}
+    # The shared gateway trusts no proxy: a client cannot ask for HSTS.
+    assert "strict-transport-security" not in httpx.get(f"{gateway.url}/healthz", headers=https).headers
+    behind_proxy = start_gateway({"TRUSTED_PROXIES": "127.0.0.1/32"})
+    hsts = httpx.get(f"{behind_proxy.url}/healthz", headers=https).headers["strict-transport-security"]
+    assert hsts.startswith("max-age=")
+    assert "strict-transport-security" not in httpx.get(f"{behind_proxy.url}/healthz").headers

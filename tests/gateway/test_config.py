@@ -6,7 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.config import GatewaySettings
+from gateway.edge_auth import TokenCache, bearer_token, requirement_for
 from gateway.routing import build_routes
+from services.kit.security.verifier import Claims
 
 
 def test_upstream_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,3 +58,70 @@ def test_instances_are_picked_round_robin() -> None:
     routes = build_routes(GatewaySettings(todos_urls=("http://a:8002", "http://b:8002")))
     todos = next(route for route in routes if route.name == "todos")
     assert [todos.upstream.pick().url for _ in range(4)] == ["http://a:8002", "http://b:8002"] * 2
+
+
+def test_networks_and_route_connect_timeouts_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")
+    monkeypatch.setenv("RATE_LIMIT_EXEMPT", "")
+    monkeypatch.setenv("UPSTREAM_ROUTE_CONNECT_TIMEOUTS", "ping=0.5")
+    settings = GatewaySettings()
+    assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert settings.rate_limit_exempt == ()
+    assert settings.route_connect_timeout("ping") == 0.5
+    assert settings.route_connect_timeout("todos") == settings.upstream_connect_timeout_seconds
+    assert settings.jwks == f"{settings.issuer}/.well-known/jwks.json"
+    assert settings.redis_url is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TRUSTED_PROXIES", "not-a-network"),
+        ("RATE_LIMIT_EXEMPT", "10.0.0.0/33"),
+        ("UPSTREAM_ROUTE_CONNECT_TIMEOUTS", "x=1"),
+    ],
+)
+def test_bad_networks_and_connect_timeouts_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        GatewaySettings()
+
+
+@pytest.mark.parametrize(
+    ("path", "family"),
+    [
+        ("/todos", "todos:"),
+        ("/todos/1", "todos:"),
+        ("/reports/summary", "reports:"),
+        ("/auth/me", None),
+    ],
+)
+def test_protected_paths_and_what_they_need(path: str, family: str | None) -> None:
+    requirement = requirement_for(path)
+    assert requirement is not None and requirement.family == family
+
+
+@pytest.mark.parametrize(
+    "path", ["/ping", "/auth/token", "/auth/authorize", "/auth/register", "/.well-known/jwks.json", "/app/", "/todosx"]
+)
+def test_public_paths_need_nothing_at_the_edge(path: str) -> None:
+    assert requirement_for(path) is None
+
+
+def test_token_cache_forgets_expired_tokens_and_keeps_its_size() -> None:
+    now = [1000.0]
+    cache = TokenCache(size=2, clock=lambda: now[0])
+
+    def claims(exp: int) -> Claims:
+        return Claims("sub", "client", frozenset(), "jti", 0, exp, "iss", ("quartet",), {})
+
+    cache.put("a", claims(1010))
+    cache.put("b", claims(2000))
+    assert cache.get("a") is not None
+    now[0] = 1010.0
+    assert cache.get("a") is None  # expired
+    cache.put("c", claims(2000))
+    cache.put("d", claims(2000))
+    assert cache.get("b") is None and cache.get("c") is not None and cache.get("d") is not None
+    assert bearer_token("Bearer abc") == "abc" and bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None and bearer_token("Bearer ") is None
