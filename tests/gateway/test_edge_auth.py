@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,9 @@ async def test_missing_or_bad_token_on_a_protected_route_never_reaches_the_servi
     # ...so by now the rejected ones would have been logged too, had they arrived.
     service_log = todos.logs()
     assert not [rid for rid in rejected if rid in service_log]
+    metrics = httpx.get(f"{edge_gateway.url}/metrics").text
+    counted = re.search(r'gateway_edge_rejections_total\{reason="unauthenticated"\} (\S+)', metrics)
+    assert counted and float(counted.group(1)) >= len(rejected)
 
 
 async def test_a_token_without_the_routes_scope_is_problem_403_at_the_edge(

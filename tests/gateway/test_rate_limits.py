@@ -50,6 +50,8 @@ def test_address_budget_answers_429_and_other_clients_are_unaffected(
         assert other.get(f"{gateway.url}/ping").status_code == 200
         # Probes are never throttled.
         assert greedy.get(f"{gateway.url}/healthz").status_code == 200
+        metrics = greedy.get(f"{gateway.url}/metrics").text
+        assert 'gateway_edge_rejections_total{reason="rate_limit_address"} 2.0' in metrics
 
 
 def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(
