@@ -32,6 +32,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 HAS_REPORTS = (ROOT / "services" / "reports" / "__main__.py").exists()
 PING_REGION = "test-region"
+# The shortest access token auth allows, and no leeway at the gateway: a token really
+# expires during the session (test_app's real-expiry test waits it out).
+ACCESS_TOKEN_TTL_SECONDS = 60
 
 
 @dataclass
@@ -54,6 +57,7 @@ class WebSuite(Suite):
             dsn,
             EVENTS_EXCHANGE=self.exchange,
             WEB_EXTRA_REDIRECT_URIS=f"{self.gateway_url}/app/callback",
+            ACCESS_TOKEN_TTL_SECONDS=str(ACCESS_TOKEN_TTL_SECONDS),
         )
         auth = ServiceProcess("services.auth", env, self.log_dir / f"auth-{port}.log")
         self.processes["auth"] = auth
@@ -79,6 +83,7 @@ class WebSuite(Suite):
             "CORS_ORIGINS": self.gateway_url,
             # One browser from one address signs in many times: no login budget here.
             "RATE_LIMIT_EXEMPT": "127.0.0.0/8",
+            "TOKEN_LEEWAY_SECONDS": "0",
         }
         gateway = ServiceProcess("gateway", gateway_env, self.log_dir / f"gateway-{self.gateway_port}.log")
         self.processes["gateway"] = gateway

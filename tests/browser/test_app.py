@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +14,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Request, expect
 
 from tests.auth.flows import PASSWORD
-from tests.browser.conftest import HAS_REPORTS, PING_REGION, WebSuite, artifact
+from tests.browser.conftest import ACCESS_TOKEN_TTL_SECONDS, HAS_REPORTS, PING_REGION, WebSuite, artifact
 from tests.suite import USER_SCOPES
 
 pytestmark = pytest.mark.browser
@@ -235,8 +237,8 @@ async def test_a_second_user_cannot_see_the_first_users_todos(page: Page, web: W
 async def test_an_access_token_that_expires_in_use_is_refreshed_unnoticed(
     context: BrowserContext, page: Page, web: WebSuite
 ) -> None:
-    """The page's clock runs 16 minutes ahead (past the 15-minute token lifetime) while the
-    page is open: the app's refresh is real (the auth service rotates the refresh token),
+    """The page's clock runs 16 minutes ahead (past any token lifetime) while the page is
+    open: the app's scheduled refresh is real (the auth service rotates the refresh token),
     only the waiting is skipped. The user stays on the page and the next change succeeds."""
     email = await api_register(web)
     await page.clock.install()
@@ -342,3 +344,29 @@ async def test_todos_are_usable_by_keyboard_alone(page: Page, web: WebSuite) -> 
     await expect(page.locator("#todo-list li.finished .content")).to_have_text(["typed, not clicked"])
     # Focus stays on the same todo (its Reopen button replaced Finish).
     await expect(page.get_by_role("button", name="Reopen: typed, not clicked")).to_be_focused()
+
+
+@pytest.mark.slow
+async def test_a_token_the_server_finds_expired_is_refreshed_and_the_call_retried(page: Page, web: WebSuite) -> None:
+    """For real: the page's clock stands still (so the app neither refreshes on schedule nor
+    notices the expiry itself) while the real one runs past the access token's lifetime
+    (60 s here, no leeway at the gateway). The next change meets a 401; the app refreshes
+    and sends it again, and the user sees only the change."""
+    email = await api_register(web)
+    await page.clock.install()
+    await page.goto("/app/")
+    await sign_in(page, email)
+    await expect(page.locator("#todo-empty")).to_be_visible()
+    await page.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    statuses: list[tuple[str, int]] = []
+    page.on("response", lambda r: statuses.append((f"{r.request.method} {urlsplit(r.url).path}", r.status)))
+    await asyncio.sleep(ACCESS_TOKEN_TTL_SECONDS + 3)
+    await page.clock.resume()
+
+    async with page.expect_response(lambda r: is_call("POST", r"/todos$")(r) and r.status != 401):
+        await page.get_by_label("New todo").fill("after a real expiry")
+        await page.get_by_label("New todo").press("Enter")
+    await expect(page.locator("#todo-list li:not(.pending) .content")).to_have_text(["after a real expiry"])
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    await expect(page.locator("#flash")).to_be_empty()
+    assert statuses == [("POST /todos", 401), ("POST /auth/token", 200), ("POST /todos", 201)], statuses
