@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -192,7 +193,7 @@ async def request_and_download_reports(page: Page) -> None:
     await expect(stats.nth(0)).to_have_text("14")
     await expect(page.locator("#summary svg.chart rect")).to_have_count(60)
 
-    for fmt, label in (("csv", "CSV"), ("pdf", "PDF")):
+    for fmt, label in (("csv", "CSV"), ("pdf", "PDF"), ("json", "JSON")):
         async with page.expect_response(is_call("POST", r"/reports$")) as requested:
             await page.get_by_role("button", name=f"Request {label}").click()
         assert (await requested.value).status == 202
@@ -200,7 +201,7 @@ async def request_and_download_reports(page: Page) -> None:
         await expect(entry).to_have_attribute("data-status", "done", timeout=30_000)
     await page.screenshot(path=artifact("07-reports.png"), full_page=True)
 
-    for fmt in ("csv", "pdf"):
+    for fmt in ("csv", "pdf", "json"):
         async with page.expect_download() as info:
             await page.locator(f'#report-list li[data-format="{fmt}"]').first.get_by_role("button").click()
         download = await info.value
@@ -210,6 +211,8 @@ async def request_and_download_reports(page: Page) -> None:
         if fmt == "csv":
             text = data.decode()
             assert "buy oat milk" in text and "bulk 12" in text and "call mom" not in text
+        elif fmt == "json":
+            assert "buy oat milk" in data.decode() and json.loads(data)
         else:
             assert data.startswith(b"%PDF")
 
