@@ -9,8 +9,8 @@ over the limit, 502 when the upstream cannot be reached or breaks the exchange,
 An idempotent request without a body that could not reach its instance (connect
 refused or timed out, or the pooled connection dropped or reset before any answer)
 is tried once more on another instance (on the same one, over a fresh connection,
-when it is the only one and the failure was not a refused connect): nothing reached
-a handler the first time, or the method makes a second time harmless.
+when it is the only one and the kept-alive connection was the problem): nothing
+reached a handler the first time, or the method makes a second time harmless.
 """
 
 from __future__ import annotations
@@ -64,12 +64,10 @@ IDENTITY_HEADERS = frozenset(
 )
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Failures where the request never got an answer from the instance: safe to try elsewhere.
-_NOT_ANSWERED = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientConnectionResetError,
-)
+# Not sent at all (no connection), or sent on a kept-alive connection the server had
+# just closed (it may have been idle-closed or recycled: a fresh connection may do).
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError)
 
 
 def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
@@ -90,7 +88,9 @@ def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = fro
 
 
 def _failure_reason(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+    # Refused or unreachable: the instance is not there ("connect" ejects it at once). A
+    # connect timeout may be the gateway's own pool being busy: an ordinary "timeout".
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect"
     if isinstance(exc, TimeoutError):
         return "timeout"
@@ -195,12 +195,12 @@ class Proxy:
         try:
             return await self._exchange(request, route, instance, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            if not (isinstance(exc, _NOT_ANSWERED) and body is None and request.method in IDEMPOTENT_METHODS):
+            unanswered = isinstance(exc, _NOT_SENT + _STALE_CONNECTION)
+            if not (unanswered and body is None and request.method in IDEMPOTENT_METHODS):
                 raise self._problem(exc, route, instance.url, body) from None
             other = route.upstream.pick(exclude=instance)
-            if other is instance and _failure_reason(exc) == "connect":
-                # The only instance is not there. A kept-alive connection the server had
-                # just closed is another matter: a fresh one to the same instance may do.
+            if other is instance and not isinstance(exc, _STALE_CONNECTION):
+                # The only instance cannot be reached; trying it again at once would not help.
                 raise self._problem(exc, route, instance.url, body) from None
         exchange.retried = True
         self._metrics.retries.labels(route=route.name).inc()
