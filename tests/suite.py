@@ -95,6 +95,7 @@ class Suite:
             "REPORTS_WORKER_CLIENT_SECRET": WORKER_SECRET,
             "FETCH_BACKOFF_MIN_SECONDS": "0.2",
             "FETCH_BACKOFF_MAX_SECONDS": "0.5",
+            "DB_POOL_MAX": "5",  # PostgreSQL's connections are shared with every other test run on the machine
             **extra,
         }
 

@@ -116,7 +116,7 @@ class Worker:
             if job is None or job.finished:
                 return Outcome.SKIPPED
             if job.attempts >= self.settings.max_job_attempts:
-                reason = f"gave up after {job.attempts} attempts: the worker stopped during each"
+                reason = f"gave up after {job.attempts} unfinished attempts (worker stopped or lost its database)"
                 await self._fail(conn, job.id, reason)
                 return Outcome.FAILED
             started = await store.start_job(conn, job_id, self.settings.instance)

@@ -68,7 +68,7 @@ class Lab:
 @pytest.fixture(scope="module")
 async def lab(suite: Suite) -> AsyncIterator[Lab]:
     lab = Lab(suite)
-    await suite.start_service("todos-lab", "services.todos", {"SERVICE_NAME": unique("todos_lab")})
+    await suite.start_service("todos-lab", "services.todos", {"SERVICE_NAME": unique("todos_lab"), "DB_POOL_MAX": "6"})
     env = suite.reports_env(
         TODOS_URL=lab.todos_url, TODOS_PAGE_SIZE="10", FETCH_ATTEMPTS="40", MAX_UNFINISHED_JOBS="20"
     )

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 
+import httpx
 import pypdf
 
 from tests.reports.client import create_todos, problem, request_report, wait_report, wait_summary
@@ -72,7 +73,7 @@ async def test_pdf_report_opens_and_contains_the_todos(suite: Suite, new_user: U
 async def test_a_thousand_todos_make_a_multi_page_pdf(suite: Suite, new_user: User) -> None:
     contents = [f"todo number {i:04d}" for i in range(1000)]
     async with suite.client(new_user) as todos, suite.client(new_user, base_url=suite.reports_url) as reports:
-        await create_todos(todos, contents, concurrency=24)
+        await create_todos(todos, contents, concurrency=16)
         await wait_summary(reports, lambda s: s["total"] == 1000, timeout=60)
         report = await wait_report(reports, (await request_report(reports, "pdf"))["id"], timeout=60)
         resp = await reports.get(f"/reports/{report['id']}/file")
@@ -131,3 +132,12 @@ async def test_scopes_and_tokens_are_checked(suite: Suite, alice: User) -> None:
         for path in ("/reports", "/reports/summary", f"/reports/{alice.id}", f"/reports/{alice.id}/file"):
             problem(await reports.get(path), 401)
         problem(await reports.post("/reports", json={"format": "csv"}), 401)
+
+
+async def test_openapi_lists_the_routes_and_readyz_checks_database_and_broker(suite: Suite) -> None:
+    async with httpx.AsyncClient(base_url=suite.reports_url) as http:
+        spec = (await http.get("/openapi.json")).json()
+        ready = await http.get("/readyz")
+    paths = {"/reports", "/reports/summary", "/reports/{report_id}", "/reports/{report_id}/file"}
+    assert paths <= set(spec["paths"])
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}

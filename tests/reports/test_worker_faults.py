@@ -33,7 +33,7 @@ async def test_todos_down_during_a_job_is_retried_until_it_returns(
 ) -> None:
     await workers("patient")
     async with suite.client(new_user, base_url=lab.todos_url) as todos:
-        await create_todos(todos, [f"patience {i}" for i in range(25)])
+        await create_todos(todos, [f"patience {i}" for i in range(25)], concurrency=6)
     async with suite.client(new_user, base_url=lab.reports_url) as reports:
         lab.stop_todos()
         report = await request_report(reports, "csv")
@@ -67,7 +67,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
 ) -> None:
     doomed = await workers("doomed")
     async with suite.client(new_user, base_url=lab.todos_url) as todos:
-        await create_todos(todos, [f"survivor {i}" for i in range(15)])
+        await create_todos(todos, [f"survivor {i}" for i in range(15)], concurrency=6)
     async with suite.client(new_user, base_url=lab.reports_url) as reports:
         lab.stop_todos()  # holds the job mid-fetch, so the kill lands while it runs
         report = await request_report(reports, "pdf")
@@ -100,16 +100,18 @@ async def test_two_workers_share_a_burst_of_jobs(
     await workers("right")
     for user in (new_user, bob):
         async with suite.client(user, base_url=lab.todos_url) as todos:
-            await create_todos(todos, [f"burst {i}" for i in range(40)])
+            await create_todos(todos, [f"burst {i}" for i in range(40)], concurrency=6)
     ids: list[str] = []
     for user in (new_user, bob):
         async with suite.client(user, base_url=lab.reports_url) as reports:
             ids += [(await request_report(reports, fmt))["id"] for fmt in ("csv", "json", "pdf", "csv", "json")]
+    finished: list[dict[str, Any]] = []
     for user in (new_user, bob):
         async with suite.client(user, base_url=lab.reports_url) as reports:
             for report in (await reports.get("/reports")).json()["items"]:
                 if report["id"] in ids:
-                    assert (await wait_report(reports, report["id"]))["status"] == "done"
+                    finished.append(await wait_report(reports, report["id"]))
+    assert len(finished) == 10 and all(r["status"] == "done" for r in finished), finished
     rows = await lab.fetch(
         "SELECT worker, count(*) AS n FROM report_jobs WHERE id = ANY($1::uuid[]) AND status = 'done' GROUP BY worker",
         ids,
@@ -117,6 +119,18 @@ async def test_two_workers_share_a_burst_of_jobs(
     done_by = {row["worker"].split("-")[0]: row["n"] for row in rows}
     assert sum(done_by.values()) == 10
     assert set(done_by) == {"left", "right"}, done_by
+
+
+async def test_a_job_that_keeps_killing_workers_is_failed_not_retried_forever(
+    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+) -> None:
+    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+        report = await request_report(reports, "json")
+        # As if three workers had died during this job (the message is waiting: no worker runs yet).
+        await lab.fetch("UPDATE report_jobs SET attempts = 3, status = 'running' WHERE id = $1::uuid", report["id"])
+        await workers("judge")
+        failed = await wait_report(reports, report["id"])
+    assert failed["status"] == "failed" and failed["error"].startswith("gave up after 3 unfinished attempts"), failed
 
 
 async def test_unfinished_reports_are_bounded_per_user(suite: Suite, lab: Lab, new_user: User) -> None:
