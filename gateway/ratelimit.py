@@ -205,6 +205,10 @@ def client_address(remote: str | None, forwarded_for: Sequence[str], trusted: Se
     return address
 
 
+# The answer of the tightest bucket a request went through, for its response headers.
+_TIGHTEST = web.RequestKey("rate_limit_decision", Decision)
+
+
 class RateLimiter:
     """The budgets from settings, their buckets, and the two middlewares that apply them."""
 
@@ -264,9 +268,6 @@ class RateLimiter:
             return await handler(request)
 
         return rate_limit_subject
-
-
-_TIGHTEST = web.RequestKey("rate_limit_decision", Decision)
 
 
 async def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
