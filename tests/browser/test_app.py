@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Page, Request, expect
+from playwright.async_api import BrowserContext, Page, Request, Route, expect
 
 from tests.auth.flows import PASSWORD
 from tests.browser.conftest import ACCESS_TOKEN_TTL_SECONDS, HAS_REPORTS, PING_REGION, WebSuite, artifact
@@ -373,3 +373,23 @@ async def test_a_token_the_server_finds_expired_is_refreshed_and_the_call_retrie
     await expect(page.get_by_role("button", name="Log out")).to_be_visible()
     await expect(page.locator("#flash")).to_be_empty()
     assert statuses == [("POST /todos", 401), ("POST /auth/token", 200), ("POST /todos", 201)], statuses
+
+
+async def test_switching_pages_quickly_shows_only_the_last_one(page: Page, web: WebSuite) -> None:
+    email = await api_register(web)
+    await api_todos(web, email, ["one"])
+    await page.goto("/app/")
+    await sign_in(page, email)
+
+    async def slowly(route: Route) -> None:  # a slow network, not a different answer
+        await asyncio.sleep(1)
+        await route.continue_()
+
+    await page.route(lambda url: urlsplit(url).path == "/reports/summary", slowly)
+    for name in ("Reports", "Todos", "Reports", "Diagnostics"):
+        await page.get_by_role("link", name=name, exact=True).click()
+    await expect(page.locator("#view h1")).to_have_text(["Diagnostics"])
+    await page.wait_for_timeout(1500)  # the reports pages' answers have landed by now
+    await expect(page.locator("#view h1")).to_have_text(["Diagnostics"])
+    await page.go_back()
+    await expect(page.locator("#view h1")).to_have_text(["Reports"])

@@ -29,9 +29,12 @@ export function navigate(path, { replace = false } = {}) {
   render();
 }
 
+let renderRound = 0;
+
 async function render() {
   if (cleanup) cleanup();
   cleanup = null;
+  const round = ++renderRound;
   const path = location.pathname;
   const [routeView, needsUser, navKey, title] = ROUTES[path] ?? [notFoundView, false, null, 'Not found'];
   const showLogin = needsUser && !signedIn();
@@ -41,12 +44,20 @@ async function render() {
     if (link.dataset.nav === navKey) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  view.replaceChildren();
-  cleanup = (await shown(view, { navigate, returnTo: path + location.search })) ?? null;
+  // Each page draws into its own box: one still loading when the user moves on draws nowhere.
+  const page = h('div', { class: 'page' });
+  view.replaceChildren(page);
+  const stop = (await shown(page, { navigate, returnTo: path + location.search })) ?? null;
+  if (round !== renderRound) {
+    stop?.();
+    return;
+  }
+  cleanup = stop;
   // Move focus to the new page's heading so keyboard and screen-reader users start there.
-  view.querySelector('h1')?.setAttribute('tabindex', '-1');
+  const heading = page.querySelector('h1');
+  heading?.setAttribute('tabindex', '-1');
   if (document.activeElement === document.body || !view.contains(document.activeElement)) {
-    view.querySelector('h1')?.focus({ preventScroll: true });
+    heading?.focus({ preventScroll: true });
   }
 }
 
