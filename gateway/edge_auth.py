@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -79,37 +77,18 @@ def bearer_token(authorization: str) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-class TokenCache:
-    """Verified claims by token string, dropped at expiry; the oldest go first past ``size``."""
-
-    def __init__(self, size: int, clock: Callable[[], float] = time.time) -> None:
-        self._size = size
-        self._clock = clock
-        self._claims: OrderedDict[str, Claims] = OrderedDict()
-
-    def get(self, token: str) -> Claims | None:
-        claims = self._claims.get(token)
-        if claims is not None and claims.exp <= self._clock():
-            del self._claims[token]
-            return None
-        return claims
-
-    def put(self, token: str, claims: Claims) -> None:
-        if self._size == 0:
-            return
-        self._claims[token] = claims
-        while len(self._claims) > self._size:
-            self._claims.popitem(last=False)
-
-
 class EdgeAuth:
     """The verifier, its cache, and the middleware that applies :func:`requirement_for`."""
 
     def __init__(self, settings: GatewaySettings, session: Callable[[], aiohttp.ClientSession]) -> None:
         self.verifier = TokenVerifier(
-            settings.issuer, settings.token_audience, settings.jwks, session, settings.token_leeway_seconds
+            settings.issuer,
+            settings.token_audience,
+            settings.jwks,
+            session,
+            settings.token_leeway_seconds,
+            cache_size=settings.token_cache_size,
         )
-        self.cache = TokenCache(settings.token_cache_size)
 
     async def warm_up(self, app: web.Application) -> AsyncIterator[None]:
         """``cleanup_ctx``: fetch the signing keys in the background, so the first request need not."""
@@ -122,11 +101,7 @@ class EdgeAuth:
                 await task
 
     async def claims_for(self, token: str) -> Claims:
-        claims = self.cache.get(token)
-        if claims is None:
-            claims = await self.verifier.verify(token)
-            self.cache.put(token, claims)
-        return claims
+        return await self.verifier.verify(token)  # cached by the verifier until the token expires
 
     def middleware(self, on_reject: Callable[[int], None]) -> Middleware:
         @web.middleware

@@ -69,6 +69,9 @@ class Suite:
         self.databases.append(db_name)
         port = free_port()
         full_env = {**self.common_env(), "PORT": str(port), "DATABASE_URL": dsn, **(env or {})}
+        if "SERVICE_NAME" not in full_env:
+            # Its own queues: a `make up` todos (or another test run) must never take this one's events.
+            full_env.setdefault("EVENTS_QUEUE_PREFIX", unique(name.replace("-", "_")))
         proc = ServiceProcess(module, full_env, self.log_dir / f"{name}-{port}.log")
         self.processes[name] = proc
         self.envs[name] = full_env
@@ -146,10 +149,11 @@ class Suite:
     async def delete_queues(self) -> None:
         """Delete the durable queues of the uniquely named services this suite ran (they outlive it otherwise)."""
         names = {env["SERVICE_NAME"] for env in self.envs.values() if "SERVICE_NAME" in env}
-        queues: list[str] = []
-        for name in names:
-            retries = [retry_queue(name, delay) for delay in (0.2, 0.5)]  # EVENTS_RETRY_DELAYS above
-            queues += [events_queue(name), dead_letter_queue(name), f"{name}.jobs", *retries]
+        prefixes = names | {env["EVENTS_QUEUE_PREFIX"] for env in self.envs.values() if "EVENTS_QUEUE_PREFIX" in env}
+        queues: list[str] = [f"{name}.jobs" for name in names]
+        for prefix in prefixes:
+            retries = [retry_queue(prefix, delay) for delay in (0.2, 0.5)]  # EVENTS_RETRY_DELAYS above
+            queues += [events_queue(prefix), dead_letter_queue(prefix), *retries]
         connection = await aio_pika.connect(self.amqp_url)
         async with connection:
             for queue in queues:

@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     # Consumer: messages in flight per process (keep at or below db_pool_max) and the
     # delays of the retry queues before a failing event is dead-lettered.
     events_prefetch: int = Field(10, ge=1, le=1000)
+    # Names this service's queues (<prefix>.events, .dlq, .retry.*); defaults to service_name.
+    # Instances of one service share it; tests set a unique one so they never steal each other's events.
+    events_queue_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     events_retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
 
     # The OAuth2 issuer every token is checked against.
@@ -59,6 +62,10 @@ class ServiceSettings(BaseSettings):
     # in-flight requests get up to shutdown_grace to finish.
     drain_delay_seconds: float = Field(0.0, ge=0)
     shutdown_grace_seconds: float = Field(20.0, gt=0)
+
+    @property
+    def events_queue_name_prefix(self) -> str:
+        return self.events_queue_prefix or self.service_name
 
     @field_validator("log_level")
     @classmethod

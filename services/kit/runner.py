@@ -28,6 +28,9 @@ def hypercorn_config(settings: ServiceSettings) -> Config:
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.keep_alive_timeout = settings.keep_alive_seconds
+    # Hypercorn closes a kept-alive connection after 1,000 requests by default; the gateway's
+    # pooled connections would then race that close (connection reset → 502). Make it rare.
+    config.keep_alive_max_requests = 1_000_000
     config.graceful_timeout = settings.shutdown_grace_seconds
     config.read_timeout = 60  # a client that sends nothing for a minute is dropped
     config.h11_max_incomplete_size = 64 * 1024  # bounded request line + headers

@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.config import GatewaySettings
-from gateway.edge_auth import TokenCache, bearer_token, requirement_for
+from gateway.edge_auth import bearer_token, requirement_for
 from gateway.routing import build_routes
-from services.kit.security.verifier import Claims
+from services.kit.security.verifier import Claims, TokenCache
 
 
 def test_upstream_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = ServiceSettings(service_name=args.service)
     try:
         count = asyncio.run(
-            dlq.run(settings.amqp_url, args.service, replay=args.replay, limit=max(args.limit, 0), emit=_emit)
+            dlq.run(
+                settings.amqp_url,
+                settings.events_queue_name_prefix,
+                replay=args.replay,
+                limit=max(args.limit, 0),
+                emit=_emit,
+            )
         )
     except dlq.NoSuchQueue as exc:
         print(f"error: {exc}", file=sys.stderr)

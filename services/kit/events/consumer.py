@@ -98,9 +98,10 @@ class EventConsumer:
         self._options = options
         self._routes = {parse_handler_key(key): handler for key, handler in handlers.items()}
         self._exchange_name = settings.events_exchange
-        self._queue_name = events_queue(settings.service_name)
-        self._dlq_name = dead_letter_queue(settings.service_name)
-        self._retry_queues = [retry_queue(settings.service_name, delay) for delay in options.retry_delays]
+        prefix = settings.events_queue_name_prefix
+        self._queue_name = events_queue(prefix)
+        self._dlq_name = dead_letter_queue(prefix)
+        self._retry_queues = [retry_queue(prefix, delay) for delay in options.retry_delays]
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None

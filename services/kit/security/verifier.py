@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,32 @@ class Claims:
 
     def has_scopes(self, *scopes: str) -> bool:
         return self.scopes.issuperset(scopes)
+
+
+class TokenCache:
+    """Verified claims by token string, dropped at expiry; the oldest go first past ``size``.
+
+    A token's signature is then checked once, not on every request it carries.
+    """
+
+    def __init__(self, size: int, clock: Callable[[], float] = time.time) -> None:
+        self._size = size
+        self._clock = clock
+        self._claims: OrderedDict[str, Claims] = OrderedDict()
+
+    def get(self, token: str) -> Claims | None:
+        claims = self._claims.get(token)
+        if claims is not None and claims.exp <= self._clock():
+            del self._claims[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: Claims) -> None:
+        if self._size == 0:
+            return
+        self._claims[token] = claims
+        while len(self._claims) > self._size:
+            self._claims.popitem(last=False)
 
 
 def key_algorithm(key: Key) -> str | None:
@@ -146,6 +173,7 @@ class TokenVerifier:
         max_age_seconds: float = 600.0,
         fetch_timeout_seconds: float = 5.0,
         fetch_jwks: JwksFetcher | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         if session is None and fetch_jwks is None:
             raise ValueError("TokenVerifier needs an aiohttp session or a fetch_jwks function")
@@ -163,9 +191,18 @@ class TokenVerifier:
         self._attempted_at = float("-inf")  # last attempt, successful or not
         self._lock = asyncio.Lock()
         self._last_fetch_failed = False
+        self.cache = TokenCache(cache_size)
 
     async def verify(self, token: str) -> Claims:
         """Return the claims of a valid access token; raise :class:`InvalidToken` otherwise."""
+        cached = self.cache.get(token)
+        if cached is not None:
+            return cached
+        claims = await self._verify(token)
+        self.cache.put(token, claims)
+        return claims
+
+    async def _verify(self, token: str) -> Claims:
         header = unverified_header(token)
         if header.get("typ") not in ACCESS_TOKEN_TYPES:
             raise InvalidToken("the token is not an access token (typ must be at+jwt)")
