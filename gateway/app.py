@@ -30,7 +30,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     metrics = GatewayMetrics()
     health = Health()
     proxy = Proxy(settings, metrics)
-    spa = SinglePageApp(settings.web_dir)
+    spa = SinglePageApp(settings.web_dir, settings.ping_region_list())
     routes = build_routes(settings)
     upstreams = list({id(route.upstream): route.upstream for route in routes}.values())
     _watch_breakers(upstreams, metrics)
@@ -78,6 +78,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/docs", openapi.docs)
     app.router.add_get("/", spa.redirect_to_app)
     app.router.add_get("/app", spa.redirect_to_app)
+    app.router.add_get("/app/config.json", spa.config)
     app.router.add_get("/app/{tail:.*}", spa.handle)
     for route in routes:
         handler = proxy.handler_for(route)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -36,10 +38,18 @@ ALLOWED_HEADERS = frozenset(
 EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-APP_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
+
+
+def app_csp(connect_origins: Iterable[str] = ()) -> str:
+    """The SPA's CSP; ``connect_origins`` are other regions' gateways the diagnostics page pings."""
+    connect = " ".join(["'self'", *sorted(set(connect_origins))])
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src {connect}; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+APP_CSP = app_csp()
 HSTS = "max-age=31536000; includeSubDomains"
 
 
@@ -65,6 +75,8 @@ class Browser:
         self._origins = frozenset(settings.cors_origins)
         self._max_age = str(settings.cors_max_age_seconds)
         self._docs_csp = docs_csp(docs_html)
+        region_origins = (urlsplit(r["url"]) for r in settings.ping_region_list())
+        self._app_csp = app_csp(f"{u.scheme}://{u.netloc}" for u in region_origins if u.scheme)
         self._trusted = parse_networks(settings.trusted_proxies)
 
     def _over_https(self, request: web.Request) -> bool:
@@ -123,7 +135,7 @@ class Browser:
         headers.setdefault("X-Frame-Options", "DENY")
         path = request.path
         if path == "/app" or path.startswith("/app/"):
-            headers["Content-Security-Policy"] = APP_CSP
+            headers["Content-Security-Policy"] = self._app_csp
         elif path == "/docs":
             headers["Content-Security-Policy"] = self._docs_csp
         else:

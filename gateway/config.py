@@ -97,6 +97,10 @@ class GatewaySettings(ServiceSettings):
     openapi_cache_seconds: float = Field(30.0, ge=0)
 
     web_dir: Path = REPO_ROOT / "web"
+    # Regions the app's diagnostics page measures: "name=url" pairs, comma-separated. The
+    # url is /ping of that region's gateway (absolute for another origin, which must list
+    # this origin in its CORS_ORIGINS). Served to the app as /app/config.json.
+    ping_regions: CommaList = ("local=/ping",)
     cors_origins: CommaList = ("http://localhost:8080",)
     cors_max_age_seconds: int = Field(600, ge=0)
 
@@ -110,6 +114,19 @@ class GatewaySettings(ServiceSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"upstream URL must start with http:// or https://: {url!r}")
         return tuple(url.rstrip("/") for url in urls)
+
+    @field_validator("ping_regions", mode="before")
+    @classmethod
+    def _regions(cls, value: Any) -> tuple[str, ...]:
+        regions = _split(value)
+        for region in regions:
+            name, sep, url = region.partition("=")
+            if not sep or not name.strip() or not (url.startswith("/") or url.startswith(("http://", "https://"))):
+                raise ValueError(f"a ping region is name=/path or name=http(s)://host/path, not {region!r}")
+        return tuple(regions)
+
+    def ping_region_list(self) -> list[dict[str, str]]:
+        return [{"name": n.strip(), "url": u.strip()} for n, _, u in (r.partition("=") for r in self.ping_regions)]
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ with index.html lets the SPA's router take over. Nothing outside ``web/`` is eve
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aiohttp import web
@@ -17,9 +18,20 @@ _INDEX_HEADERS = {"Cache-Control": "no-cache"}
 
 
 class SinglePageApp:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, regions: list[dict[str, str]] | None = None) -> None:
         self._root = root.resolve()
         self._index = self._root / "index.html"
+        self._regions = regions
+
+    async def config(self, request: web.Request) -> web.Response:
+        """``GET /app/config.json``: web/config.json with the regions of PING_REGIONS."""
+        try:
+            base = json.loads((self._root / "config.json").read_text())
+        except (OSError, ValueError):
+            base = {}
+        if self._regions:
+            base["regions"] = self._regions
+        return web.json_response(base, headers={"Cache-Control": "no-cache"})
 
     async def redirect_to_app(self, request: web.Request) -> web.Response:
         """``/`` and ``/app``: the app lives at ``/app/``."""

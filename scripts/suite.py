@@ -48,7 +48,14 @@ class Service:
 
 # The suite. Instance n (1-based, `<NAME>_INSTANCES`) of a service listens on port + 10*(n-1).
 SERVICES: tuple[Service, ...] = (
-    Service("auth", "services.auth", 8001, has_database=True),
+    Service(
+        "auth",
+        "services.auth",
+        8001,
+        has_database=True,
+        # The app may be opened as localhost or 127.0.0.1; both callbacks are the gateway's.
+        env={"WEB_EXTRA_REDIRECT_URIS": "http://127.0.0.1:8080/app/callback"},
+    ),
     Service("todos", "services.todos", 8002, has_database=True),
     Service("ping", "services.ping", 8003, has_database=False),
     Service(

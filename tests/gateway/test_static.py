@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.gateway.checks import raw_request
+from tests.gateway.conftest import StartGateway
 from tests.support import ROOT, ServiceProcess
 
 
@@ -56,3 +57,20 @@ def test_paths_outside_web_never_leak(gateway: ServiceProcess, target: str) -> N
     )
     assert b"[project]" not in body and b"root:" not in body
     assert status in (200, 404)  # index.html or a problem, never the file
+
+
+def test_app_config_lists_the_local_region_by_default(gateway: ServiceProcess) -> None:
+    config = httpx.get(f"{gateway.url}/app/config.json").json()
+    assert config["regions"] == [{"name": "local", "url": "/ping"}]
+    assert config["pageSize"] >= 1  # the rest of web/config.json is kept
+
+
+def test_ping_regions_reach_the_app_and_its_csp(start_gateway: StartGateway) -> None:
+    gw = start_gateway({"PING_REGIONS": "eu=/ping,us=https://us.quartet.example/ping"})
+    config = httpx.get(f"{gw.url}/app/config.json").json()
+    assert config["regions"] == [
+        {"name": "eu", "url": "/ping"},
+        {"name": "us", "url": "https://us.quartet.example/ping"},
+    ]
+    csp = httpx.get(f"{gw.url}/app/").headers["content-security-policy"]
+    assert "connect-src 'self' https://us.quartet.example;" in csp
