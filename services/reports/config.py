@@ -20,6 +20,8 @@ class ReportsSettings(ServiceSettings):
     worker_client_id: str = "reports-worker"
     reports_worker_client_secret: SecretStr = SecretStr("quartet-dev-reports-worker-secret")
     todos_page_size: int = Field(100, ge=1, le=100)
+    # A report holds at most this many todos (bounds the worker's memory and render time).
+    max_report_todos: int = Field(20_000, ge=1)
     # One request to todos (or auth) waits at most this long.
     fetch_timeout_seconds: float = Field(10.0, gt=0)
     # A failing request is tried this many times, with backoff doubling from min to max.

@@ -51,6 +51,10 @@ _FETCH_SHARE = 90
 _BUSY_PAUSE_SECONDS = 1.0
 
 
+class ReportTooLarge(Exception):
+    """The user has more todos than one report may hold."""
+
+
 class Outcome(enum.Enum):
     DONE = "done"
     FAILED = "failed"
@@ -124,7 +128,7 @@ class Worker:
         log.info("job started", format=started.format, attempt=started.attempts)
         try:
             todos = await self._fetch(started)
-        except (TodosUnavailable, TodosRefused) as error:
+        except (TodosUnavailable, TodosRefused, ReportTooLarge) as error:
             async with self.db.transaction() as conn:
                 await self._fail(conn, job_id, str(error))
             return Outcome.FAILED
@@ -159,6 +163,8 @@ class Worker:
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):
             todos.extend(page)
+            if len(todos) > self.settings.max_report_todos:
+                raise ReportTooLarge(f"more than {self.settings.max_report_todos} todos: too many for one report")
             async with self.db.connection() as conn:
                 await store.set_progress(
                     conn, job.id, len(todos) * _FETCH_SHARE // max(expected, len(todos)), len(todos)

@@ -133,6 +133,17 @@ async def test_a_job_that_keeps_killing_workers_is_failed_not_retried_forever(
     assert failed["status"] == "failed" and failed["error"].startswith("gave up after 3 unfinished attempts"), failed
 
 
+async def test_a_report_past_the_todo_bound_fails_saying_so(
+    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+) -> None:
+    await workers("strict", MAX_REPORT_TODOS="5")
+    async with suite.client(new_user, base_url=lab.todos_url) as todos:
+        await create_todos(todos, [f"too many {i}" for i in range(12)], concurrency=6)
+    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+        failed = await wait_report(reports, (await request_report(reports, "csv"))["id"])
+    assert failed["status"] == "failed" and failed["error"] == "more than 5 todos: too many for one report", failed
+
+
 async def test_unfinished_reports_are_bounded_per_user(suite: Suite, lab: Lab, new_user: User) -> None:
     # No worker runs here, so every accepted job stays queued and the bound (20 in the lab) is exact.
     async with suite.client(new_user, base_url=lab.reports_url) as reports:
