@@ -37,6 +37,7 @@ log = get_logger("kit.app")
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Hook = Callable[["ServiceKit"], Awaitable[None]]
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -162,7 +163,7 @@ def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
         kit.metrics.in_flight.inc()
         g.in_flight = True
         # Refuse an oversized body up front, whatever the route (chunked bodies are cut while read).
-        if request.content_length is not None and request.content_length > kit.settings.max_body_bytes:
+        if request.method in _BODY_METHODS and (request.content_length or 0) > kit.settings.max_body_bytes:
             raise RequestEntityTooLarge()
 
     @app.after_request

@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     db_acquire_timeout_seconds: float = Field(5.0, gt=0)
     db_command_timeout_seconds: float = Field(10.0, gt=0)
     db_startup_timeout_seconds: float = Field(30.0, ge=0)
+    # On release asyncpg resets session state (RESET ALL, UNLISTEN *, advisory unlocks): one
+    # more round trip per request. A service that never sets session state may skip it (an
+    # open transaction is still rolled back).
+    db_reset_session_on_release: bool = True
 
     # RabbitMQ and the event exchange (tests use a unique exchange per run).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"

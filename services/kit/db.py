@@ -27,6 +27,10 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """A release without the session reset (asyncpg still rolls back an open transaction first)."""
+
+
 class Database:
     """A bounded asyncpg pool with transaction and connection helpers.
 
@@ -44,6 +48,7 @@ class Database:
         self._max = settings.db_pool_max
         self._acquire_timeout = settings.db_acquire_timeout_seconds
         self._command_timeout = settings.db_command_timeout_seconds
+        self._reset_session = settings.db_reset_session_on_release
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
 
     @property
@@ -64,6 +69,7 @@ class Database:
             command_timeout=self._command_timeout,
             # Connections are recycled, so a restarted PostgreSQL is picked up again.
             max_inactive_connection_lifetime=300,
+            reset=None if self._reset_session else _keep_session,
         )
 
     async def close(self) -> None:

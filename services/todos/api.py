@@ -6,8 +6,8 @@ import hashlib
 import re
 from uuid import UUID
 
-from quart import Blueprint, g, request
-from quart_schema import validate_querystring, validate_request, validate_response
+from quart import Blueprint, Response, g, request
+from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
 from services.kit.app import current_db, current_kit
 from services.kit.events import outbox
@@ -65,8 +65,8 @@ def _if_match_version() -> int | None:
 @bp.get("/todos")
 @require_scope()  # todos:read for your own list, todos:read:any for ?owner= (checked below)
 @validate_querystring(TodoListQuery)
-@validate_response(TodoPage)
-async def list_todos(query_args: TodoListQuery) -> TodoPage:
+@document_response(TodoPage)
+async def list_todos(query_args: TodoListQuery) -> Response:
     """The caller's todos, newest first, one keyset page at a time."""
     needed = "todos:read:any" if query_args.owner is not None else "todos:read"
     if not g.claims.has_scopes(needed):
@@ -86,7 +86,10 @@ async def list_todos(query_args: TodoListQuery) -> TodoPage:
         )
     page, more = rows[: query_args.limit], len(rows) > query_args.limit
     next_cursor = _cursors().encode(page[-1].position, scope) if more else None
-    return TodoPage(items=[_todo(r) for r in page], next_cursor=next_cursor)
+    # The hot path: rows from our own database need no validation, and pydantic's JSON
+    # serializer is several times faster than dumping through the generic JSON provider.
+    body = TodoPage.model_construct(items=[Todo.model_construct(**r.public()) for r in page], next_cursor=next_cursor)
+    return Response(body.model_dump_json(), content_type="application/json")
 
 
 @bp.post("/todos")

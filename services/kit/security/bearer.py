@@ -73,8 +73,20 @@ def install_auth(
         if session is not None:
             await session.close()
 
+    async def keys_loaded() -> None:
+        # Not ready until tokens can be judged: before the issuer's keys arrive every
+        # request would get 503, so load balancers should not send any yet.
+        verifier = kit.extras.get(VERIFIER_KEY)
+        if not isinstance(verifier, TokenVerifier):
+            raise RuntimeError("token verifier not started")
+        if not verifier.has_keys:
+            await verifier.refresh()
+        if not verifier.has_keys:
+            raise ConnectionError("the issuer's keys are not loaded yet")
+
     kit.on_start.append(start)
     kit.on_stop.append(stop)
+    kit.readiness_checks["token_keys"] = keys_loaded
 
 
 def current_verifier() -> TokenVerifier:

@@ -193,6 +193,11 @@ class TokenVerifier:
         self._last_fetch_failed = False
         self.cache = TokenCache(cache_size)
 
+    @property
+    def has_keys(self) -> bool:
+        """Whether the issuer's keys have been fetched at least once."""
+        return bool(self._keys)
+
     async def verify(self, token: str) -> Claims:
         """Return the claims of a valid access token; raise :class:`InvalidToken` otherwise."""
         cached = self.cache.get(token)
