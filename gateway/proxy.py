@@ -42,6 +42,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-e
 # Expect: the gateway answers 100-continue itself.
 _REPLACED_ON_REQUEST = frozenset({"host", "expect", "x-forwarded-proto", "x-forwarded-host", REQUEST_ID_HEADER.lower()})
 _CHUNK_BYTES = 64 * 1024
+# Answers up to this size with a known length are relayed in one write (see Proxy._relay).
+SMALL_BODY_BYTES = 64 * 1024
 # Headers that assert who the caller is. Only a verified token says that: services read
 # the token, and no client-supplied claim of identity passes the edge.
 IDENTITY_HEADERS = frozenset(
@@ -250,8 +252,18 @@ class Proxy:
                 self._metrics.upstream_failures.labels(route=route.name, upstream=instance.url, reason=failure).inc()
 
     async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        """Stream the upstream's answer to the client. Once headers are sent, failures cut the connection."""
-        response = web.StreamResponse(status=upstream.status, headers=end_to_end_headers(upstream.headers))
+        """Stream the upstream's answer to the client. Once headers are sent, failures cut the connection.
+
+        A small answer of known length (most API answers) is read whole and sent in one
+        write: headers and body in one segment cost one syscall instead of several.
+        """
+        headers = end_to_end_headers(upstream.headers)
+        length = upstream.content_length
+        if length is not None and length <= SMALL_BODY_BYTES and request.method != "HEAD":
+            body = await upstream.read()  # a failure here is still answered as a problem (502/504)
+            headers.popall("Content-Length", None)
+            return web.Response(status=upstream.status, headers=headers, body=body)
+        response = web.StreamResponse(status=upstream.status, headers=headers)
         await response.prepare(request)
         try:
             async for chunk in upstream.content.iter_any():
