@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeAlias
@@ -25,6 +26,43 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
+
+
+class FairGate:
+    """A FIFO semaphore: whoever waited longest gets the next slot.
+
+    asyncio's queue (inside asyncpg's pool) lets a newcomer take a just-released
+    connection before the waiter that was woken for it, so under load some requests
+    wait far longer than others and time out. Handing each released slot directly to
+    the oldest waiter keeps waits fair and bounded.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot arrived as we were cancelled: pass it on
+            elif waiter in self._waiters:  # release() may have dropped it already
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
@@ -50,6 +88,7 @@ class Database:
         self._command_timeout = settings.db_command_timeout_seconds
         self._reset_session = settings.db_reset_session_on_release
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._gate = FairGate(self._max)
 
     @property
     def dsn(self) -> str:
@@ -82,14 +121,20 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection, without a transaction."""
-        async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
-            yield conn
+        """A pooled connection, without a transaction; waits in FIFO order, at most the acquire timeout."""
+        pool = self.pool
+        async with asyncio.timeout(self._acquire_timeout):
+            await self._gate.acquire()
+        try:
+            async with pool.acquire(timeout=self._acquire_timeout) as conn:
+                yield conn
+        finally:
+            self._gate.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """A pooled connection inside one transaction (committed on success, rolled back on error)."""
-        async with self.pool.acquire(timeout=self._acquire_timeout) as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             yield conn
 
     async def ping(self) -> None:
