@@ -203,3 +203,9 @@ def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".run"} <= ignored
     assert not {"services", "gateway", "web", "pyproject.toml", "constraints.txt"} & ignored
+
+
+def test_auth_believes_forwarded_addresses_only_from_the_gateway(services: dict[str, Any]) -> None:
+    # Otherwise every login through the gateway counts against one shared per-address budget.
+    gateway_address = services["gateway"]["networks"]["default"]["ipv4_address"]
+    assert services["auth"]["environment"]["TRUSTED_PROXIES"] == gateway_address
