@@ -25,6 +25,8 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # "database is not currently accepting connections" (and lock timeouts): try again later.
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
 )
 
 
