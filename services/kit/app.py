@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import asyncpg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from quart import Blueprint, Quart, Response, current_app, g, request
@@ -241,6 +242,12 @@ def _install_error_handlers(app: Quart) -> None:
             return problem_response(
                 Problem(503, "the service is temporarily unavailable", headers={"Retry-After": "1"})
             )
+
+    @app.errorhandler(asyncpg.DataError)
+    async def on_bad_value(error: asyncpg.DataError) -> Response:
+        # A value the schema let through but PostgreSQL cannot store (a NUL byte, say): the input's fault.
+        log.info("value refused by the database", error_type=type(error).__name__)
+        return problem_response(Problem(422, "the request holds a value that cannot be stored"))
 
     @app.errorhandler(Exception)
     async def on_unhandled(error: Exception) -> Response:

@@ -10,6 +10,7 @@ from quart import Blueprint, Response, g, request
 from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
 from services.kit.app import current_db, current_kit
+from services.kit.db import Connection
 from services.kit.events import outbox
 from services.kit.problem import Problem
 from services.kit.security import require_scope
@@ -42,10 +43,11 @@ def _cursors() -> CursorCodec:
 
 def _caller() -> UUID:
     """The token's subject as an owner id; tokens without a user (services) own no todos."""
-    try:
-        return UUID(g.claims.sub)
-    except (ValueError, AttributeError):
-        raise Problem(403, "this token does not belong to a user") from None
+    user_id = g.claims.user_id
+    if user_id is None:
+        raise Problem(403, "this token does not belong to a user")
+    assert isinstance(user_id, UUID)
+    return user_id
 
 
 def _todo(row: store.TodoRow) -> Todo:
@@ -102,6 +104,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         async with current_db().transaction() as conn:
+            await _refuse_deleted(conn, owner)
             row = await store.create_todo(conn, owner, data.content)
             await outbox.add(conn, "todo.created", subject=owner, data=row.event())
         return _todo(row), 201, {"Location": f"/todos/{row.id}", "ETag": row.etag}
@@ -109,6 +112,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
         raise Problem(400, "Idempotency-Key must be 1..200 visible ASCII characters")
     request_hash = hashlib.sha256(data.content.encode()).hexdigest()
     async with current_db().transaction() as conn:
+        await _refuse_deleted(conn, owner)
         if await store.claim_idempotency_key(conn, owner, key, request_hash, _settings().idempotency_ttl_hours):
             row = await store.create_todo(conn, owner, data.content)
             await outbox.add(conn, "todo.created", subject=owner, data=row.event())
@@ -124,6 +128,11 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     if stored.location:
         headers["Location"] = stored.location
     return Todo.model_validate(stored.body), stored.status, headers
+
+
+async def _refuse_deleted(conn: Connection, owner: UUID) -> None:
+    if not await store.lock_owner_for_create(conn, owner):
+        raise Problem(403, "this account has been deleted")
 
 
 @bp.get("/todos/<uuid:todo_id>")
@@ -146,6 +155,12 @@ async def patch_todo(todo_id: UUID, data: TodoPatch) -> tuple[Todo, int, dict[st
     """Change content and/or is_finished; ``If-Match`` makes it conditional (412 when stale)."""
     owner = _caller()
     expected = _if_match_version()
+    if data.content is None and data.is_finished is None:  # nothing to change: no new version, no event
+        async with current_db().connection() as conn:
+            current = await store.get_todo(conn, owner, todo_id)
+        if current is None:
+            raise Problem(404, "todo not found")
+        return _todo(current), 200, {"ETag": current.etag}
     async with current_db().transaction() as conn:
         row = await store.update_todo(
             conn, owner, todo_id, content=data.content, is_finished=data.is_finished, expected_version=expected

@@ -5,10 +5,11 @@ from pathlib import Path
 from quart import Quart
 
 from services.kit import events
-from services.kit.app import create_service_app
+from services.kit.app import create_service_app, kit_of
 from services.kit.config import ServiceSettings
 from services.kit.migrations import MigrationSource
 from services.kit.security import BEARER_SECURITY_SCHEME, install_auth
+from services.todos import housekeeping
 from services.todos.api import bp
 from services.todos.events import HANDLERS
 
@@ -26,4 +27,7 @@ def create_app(settings: ServiceSettings) -> Quart:
     )
     install_auth(app)
     events.install(app, handlers=HANDLERS)
+    kit = kit_of(app)
+    kit.on_start.append(housekeeping.start)
+    kit.on_stop.append(housekeeping.stop)
     return app

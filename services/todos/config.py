@@ -16,3 +16,5 @@ class TodosSettings(ServiceSettings):
     # Signs pagination cursors so a client cannot forge or alter one. Set it in production.
     cursor_secret: SecretStr = SecretStr("quartet-dev-cursor-secret-change-me")
     idempotency_ttl_hours: int = Field(24, ge=1, le=24 * 30)
+    # How often expired idempotency records are deleted.
+    housekeeping_interval_seconds: float = Field(3600.0, gt=0)

@@ -10,6 +10,8 @@ MAX_CONTENT = 1000
 
 
 def _trimmed_content(value: str) -> str:
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValueError("content must not contain control characters")
     value = value.strip()
     if not 1 <= len(value) <= MAX_CONTENT:
         raise ValueError(f"content must be 1..{MAX_CONTENT} characters after trimming")

@@ -150,8 +150,25 @@ async def delete_todo(conn: Connection, owner: UUID, todo_id: UUID) -> TodoRow |
     return TodoRow.of(record) if record else None
 
 
+def _owner_lock_key(owner: UUID) -> int:
+    # A 64-bit advisory lock key per owner (collisions only make two owners wait on each other).
+    return int.from_bytes(owner.bytes[:8], "big", signed=True)
+
+
+async def lock_owner_for_create(conn: Connection, owner: UUID) -> bool:
+    """Take the owner's shared lock for this transaction; ``False`` if the account was deleted.
+
+    The purge takes the same lock exclusively, so a create either commits before the purge
+    (and is purged with the rest) or sees the deletion and is refused.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", _owner_lock_key(owner))
+    return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM deleted_users WHERE user_id = $1)", owner)
+
+
 async def purge_owner(conn: Connection, owner: UUID) -> int:
-    """Delete everything an owner has here (their account was deleted)."""
+    """Delete everything an owner has here (their account was deleted) and refuse later creates."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _owner_lock_key(owner))
+    await conn.execute("INSERT INTO deleted_users (user_id) VALUES ($1) ON CONFLICT DO NOTHING", owner)
     await conn.execute("DELETE FROM idempotency_keys WHERE owner_id = $1", owner)
     status = await conn.execute("DELETE FROM todos WHERE owner_id = $1", owner)
     return int(status.split()[-1])

@@ -68,3 +68,13 @@ async def test_readyz_is_503_while_draining() -> None:
     kit_of(app).draining = True
     resp = await app.test_client().get("/readyz")
     assert resp.status_code == 503
+
+
+def test_a_client_credentials_token_is_never_a_user_even_with_a_uuid_client_id() -> None:
+    from services.kit.security.verifier import Claims
+
+    client = "0b5c5b1e-8a57-4a0e-9a43-53a9d0f6f0e1"
+    service = Claims(client, client, frozenset(), "j", 0, 0, "iss", ("quartet",), {})
+    user = Claims("5f0f3a52-4f65-4f0a-9e1e-1c1f6d0f1a2b", "quartet-web", frozenset(), "j", 0, 0, "iss", ("q",), {})
+    assert service.user_id is None
+    assert str(user.user_id) == user.sub

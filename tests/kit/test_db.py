@@ -75,3 +75,32 @@ async def test_a_full_pool_times_out_as_timeout_error(database: Database) -> Non
                     pass
     finally:
         await slow.close()
+
+
+async def test_a_database_value_error_is_422_not_500() -> None:
+    # A NUL byte passes most schemas but PostgreSQL refuses it: the client's input, not our fault.
+    from quart import Blueprint
+
+    from services.kit.app import create_service_app
+
+    name, dsn = await create_database()
+    bp = Blueprint("nul", __name__)
+
+    @bp.get("/store")
+    async def store_nul() -> dict[str, str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.fetchval("SELECT $1::text", "a\x00b")
+        finally:
+            await conn.close()
+        return {"stored": "yes"}
+
+    try:
+        app = create_service_app(ServiceSettings(service_name="nul"), blueprints=[bp], title="nul")
+        resp = await app.test_client().get("/store")
+        assert resp.status_code == 422
+        assert resp.content_type == "application/problem+json"
+    finally:
+        await drop_database(name)

@@ -186,3 +186,22 @@ async def test_service_with_read_any_scope_lists_a_users_todos(suite: Suite, ali
         listing = (await svc.get("/todos", params={"owner": alice.id, "limit": 100})).json()["items"]
         assert mine["id"] in {t["id"] for t in listing}
         problem(await svc.post("/todos", json={"content": "no"}), 403)
+
+
+async def test_control_characters_in_content_are_422_not_500(suite: Suite, new_user: User) -> None:
+    async with suite.client(new_user) as api:
+        problem(await api.post("/todos", json={"content": "a\u0000b"}), 422)
+        todo = (await api.post("/todos", json={"content": "line one\nline two"})).json()
+        assert todo["content"] == "line one\nline two"
+        problem(await api.patch(f"/todos/{todo['id']}", json={"content": "x\u0000"}), 422)
+        assert (await api.get(f"/todos/{todo['id']}")).json()["content"] == "line one\nline two"
+
+
+async def test_empty_patch_changes_nothing(suite: Suite, alice: User) -> None:
+    async with suite.client(alice) as api:
+        todo = (await api.post("/todos", json={"content": "steady"})).json()
+        etag = (await api.get(f"/todos/{todo['id']}")).headers["etag"]
+        same = await api.patch(f"/todos/{todo['id']}", json={}, headers={"If-Match": etag})
+        assert same.status_code == 200 and same.headers["etag"] == etag
+        assert same.json()["updated_at"] == todo["updated_at"]
+        problem(await api.patch(f"/todos/{uuid.uuid4()}", json={}), 404)

@@ -71,3 +71,23 @@ async def test_user_deleted_event_purges_their_todos(suite: Suite, new_user: Use
         assert items == []
         alice_items = (await svc.get("/todos", params={"owner": alice.id, "limit": 100})).json()["items"]
         assert kept["id"] in {t["id"] for t in alice_items}
+
+
+async def test_a_deleted_accounts_live_token_cannot_create_todos_again(suite: Suite, new_user: User) -> None:
+    async with suite.client(new_user) as api:
+        await api.post("/todos", json={"content": "before"})
+    await suite.delete_account(new_user)
+    async with suite.client(new_user) as api:  # the access token is still valid for minutes
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            resp = await api.post("/todos", json={"content": "after deletion"})
+            if resp.status_code == 403 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert resp.status_code == 403, resp.text
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        keyed = await api.post("/todos", json={"content": "again"}, headers={"Idempotency-Key": "late"})
+        assert keyed.status_code == 403
+    token = await suite.service_token("todos:read:any")
+    async with httpx.AsyncClient(base_url=suite.todos_url, headers={"Authorization": f"Bearer {token}"}) as svc:
+        assert (await svc.get("/todos", params={"owner": new_user.id})).json()["items"] == []

@@ -220,9 +220,14 @@ class EventConsumer:
         async with self._db.transaction() as conn:
             if not await inbox.record(conn, event):
                 return False
+            deadline = asyncio.timeout(self._options.handler_timeout)
             try:
-                async with asyncio.timeout(self._options.handler_timeout):
+                async with deadline:
                     await handler(conn, event)
+            except _DB_UNAVAILABLE as exc:
+                if isinstance(exc, TimeoutError) and deadline.expired():
+                    raise _HandlerFailed("the handler ran past its timeout") from exc
+                raise  # a slow or unreachable database is not the event's fault: requeued, not counted
             except Exception as exc:
                 raise _HandlerFailed(str(exc)) from exc
         return True

@@ -64,7 +64,13 @@ class Claims:
 
     @property
     def user_id(self) -> UUID | None:
-        """The user the token speaks for; ``None`` for a service token (client credentials)."""
+        """The user the token speaks for; ``None`` for a service token (client credentials).
+
+        A client-credentials token's subject is the client itself, so it is never a user,
+        even if a client id happened to look like a UUID.
+        """
+        if self.sub == self.client_id:
+            return None
         try:
             return UUID(self.sub)
         except ValueError:
