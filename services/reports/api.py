@@ -56,7 +56,10 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
     owner = _caller()
     limit = _settings().max_unfinished_jobs
     async with current_db().transaction() as conn:
-        row = await store.create_job(conn, owner, data.format, max_unfinished=limit)
+        try:
+            row = await store.create_job(conn, owner, data.format, max_unfinished=limit)
+        except store.AccountDeleted:
+            raise Problem(403, "this account has been deleted") from None
         if row is None:
             raise Problem(
                 429, f"you already have {limit} reports queued or running; wait for one", headers={"Retry-After": "5"}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from quart import Quart
@@ -31,7 +33,23 @@ def create_app(settings: ServiceSettings) -> Quart:
     events.install(app, handlers=HANDLERS)
 
     async def declare_jobs_queue(kit: ServiceKit) -> None:
-        await ensure_jobs_queue(settings)
+        # Until the queue exists, report.requested events are unroutable (the relay retries
+        # them): keep trying in the background while the broker is away, not only once.
+        async def until_declared() -> None:
+            delay = 1.0
+            while not await ensure_jobs_queue(settings):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+        kit.extras["jobs_queue_task"] = asyncio.create_task(until_declared())
+
+    async def stop_declaring(kit: ServiceKit) -> None:
+        task = kit.extras.pop("jobs_queue_task", None)
+        if isinstance(task, asyncio.Task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     kit_of(app).on_start.append(declare_jobs_queue)
+    kit_of(app).on_stop.append(stop_declaring)
     return app

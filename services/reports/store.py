@@ -123,8 +123,19 @@ async def summary(conn: Connection, owner: UUID, *, today: date | None = None) -
     )
 
 
+class AccountDeleted(Exception):
+    """The owner's account was deleted; nothing new is stored for it."""
+
+
+async def _lock_owner(conn: Connection, owner: UUID) -> None:
+    # One transaction at a time per owner for job creation and purging: a job is either
+    # created before the purge (and purged with the rest) or refused after it.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 7))", owner)
+
+
 async def purge_owner(conn: Connection, owner: UUID) -> dict[str, int]:
     """Forget a deleted user: statistics, jobs and files; and ignore their late events."""
+    await _lock_owner(conn, owner)
     await conn.execute("INSERT INTO deleted_users (owner_id) VALUES ($1) ON CONFLICT DO NOTHING", owner)
     facts = await conn.execute("DELETE FROM todo_facts WHERE owner_id = $1", owner)
     jobs = await conn.execute("DELETE FROM report_jobs WHERE owner_id = $1", owner)  # files cascade
@@ -183,7 +194,9 @@ async def create_job(conn: Connection, owner: UUID, format: str, *, max_unfinish
     Runs in the caller's transaction; a per-owner advisory lock makes the count and
     the insert one step, so concurrent requests cannot both slip under the bound.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 7))", owner)
+    await _lock_owner(conn, owner)
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM deleted_users WHERE owner_id = $1)", owner):
+        raise AccountDeleted(owner)
     unfinished = await conn.fetchval(
         "SELECT count(*) FROM report_jobs WHERE owner_id = $1 AND status IN ('queued', 'running')", owner
     )

@@ -140,4 +140,4 @@ async def test_openapi_lists_the_routes_and_readyz_checks_database_and_broker(su
         ready = await http.get("/readyz")
     paths = {"/reports", "/reports/summary", "/reports/{report_id}", "/reports/{report_id}/file"}
     assert paths <= set(spec["paths"])
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok", "token_keys": "ok"}

@@ -123,3 +123,7 @@ async def test_deleted_account_purges_statistics_and_reports(suite: Suite, new_u
         problem(await reports.get(f"/reports/{report['id']}"), 404)
         problem(await reports.get(f"/reports/{report['id']}/file"), 404)
         assert (await reports.get("/reports")).json()["items"] == []
+        # ...and no new report can be queued for the deleted account.
+        refused = await reports.post("/reports", json={"format": "csv"})
+        problem(refused, 403)
+        assert (await reports.get("/reports")).json()["items"] == []
