@@ -25,7 +25,8 @@ COPY gateway ./gateway
 COPY web ./web
 
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin quartet
-USER quartet
+# Numeric, so Kubernetes can check runAsNonRoot without resolving the name.
+USER 10001:10001
 
 EXPOSE 8080 8001 8002 8003 8004
 # Every service binds 127.0.0.1 by default; in a container it must listen on all interfaces.
