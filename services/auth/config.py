@@ -2,13 +2,28 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.kit.config import ServiceSettings
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+
+# Public in the source: good enough on a developer machine, refused anywhere else.
+DEFAULT_WORKER_SECRET = "quartet-dev-reports-worker-secret"  # noqa: S105
+
+
+def is_loopback_url(url: str) -> bool:
+    """Does ``url`` name this machine only (localhost, 127.0.0.0/8, ::1)?"""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class AuthSettings(ServiceSettings):
@@ -28,7 +43,8 @@ class AuthSettings(ServiceSettings):
     # Seeded clients. The SPA is public; the reports worker is confidential.
     web_redirect_uris: CommaList = ("http://localhost:8080/app/callback",)
     web_extra_redirect_uris: CommaList = ()
-    reports_worker_client_secret: SecretStr = SecretStr("quartet-dev-reports-worker-secret")
+    # The built-in default is accepted only when the issuer is a loopback address (see below).
+    reports_worker_client_secret: SecretStr = SecretStr(DEFAULT_WORKER_SECRET)
 
     # argon2id (RFC 9106's second recommended option by default: t=3, 64 MiB, p=4).
     password_time_cost: int = Field(3, ge=1)
@@ -36,12 +52,18 @@ class AuthSettings(ServiceSettings):
     password_parallelism: int = Field(4, ge=1)
     # Concurrent hashes (each holds password_memory_kib) and concurrent authlib calls.
     hash_threads: int = Field(4, ge=1, le=64)
+    # Hashes allowed to wait for a thread; beyond it the caller gets 503 + Retry-After.
+    # Registrations may fill only half of it, so a flood of them leaves room for sign-ins.
+    hash_queue_limit: int = Field(32, ge=1, le=10_000)
     oauth_threads: int = Field(8, ge=1, le=64)
     oauth_storage_timeout_seconds: float = Field(10.0, gt=0)
 
-    # Brute force: failed logins per account and per client address within the window → 429.
-    login_max_failures_per_account: int = Field(5, ge=1)
+    # Brute force: failed logins within the window → 429. Counted per (account, address),
+    # per address, and per account over all addresses; only attempts that passed the first
+    # two count toward the third, so one address cannot lock a user out everywhere.
+    login_max_failures_per_account_and_address: int = Field(5, ge=1)
     login_max_failures_per_address: int = Field(20, ge=1)
+    login_max_failures_per_account: int = Field(50, ge=1)
     login_failure_window_seconds: int = Field(900, ge=1)
     # Proxies (addresses or networks) whose X-Forwarded-For is believed: the gateway's.
     # Anyone else counts by their own address.
@@ -60,6 +82,19 @@ class AuthSettings(ServiceSettings):
         for entry in value:
             ipaddress.ip_network(entry, strict=False)  # raises ValueError: a typo fails at start
         return value
+
+    @model_validator(mode="after")
+    def _no_public_secret_in_production(self) -> AuthSettings:
+        if self.reports_worker_client_secret.get_secret_value() == DEFAULT_WORKER_SECRET and not is_loopback_url(
+            self.auth_url
+        ):
+            raise ValueError(
+                "REPORTS_WORKER_CLIENT_SECRET is the built-in default, which is public in the source; "
+                f"it is accepted only on a loopback issuer, not {self.auth_url!r}. "
+                "Set REPORTS_WORKER_CLIENT_SECRET to a random value (e.g. `openssl rand -base64 32`), "
+                "the same for auth and the reports worker."
+            )
+        return self
 
     @property
     def issuer(self) -> str:

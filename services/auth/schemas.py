@@ -14,6 +14,21 @@ MAX_PASSWORD_LENGTH = 1024
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
+def has_control_characters(value: str) -> bool:
+    """Any C0/C1 control character, DEL, or a lone surrogate: none belongs in a name, email or id.
+
+    PostgreSQL refuses NUL in text outright (a 500 if it got that far), and the rest
+    only ever serve to garble logs and pages.
+    """
+    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+
+
+def _no_control_characters(value: str) -> str:
+    if has_control_characters(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 def normalize_email(value: str) -> str:
     """The form an email is stored and looked up in: NFKC, trimmed, lower case."""
     return unicodedata.normalize("NFKC", value).strip().lower()
@@ -27,7 +42,7 @@ class RegisterRequest(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        email = normalize_email(value)
+        email = normalize_email(_no_control_characters(value))
         if not _EMAIL.match(email):
             raise ValueError("not an email address")
         return email
@@ -35,7 +50,15 @@ class RegisterRequest(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+        return _no_control_characters(value).strip() or None if value is not None else None
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        # argon2 would take it, but no keyboard types NUL: refuse it like the other fields.
+        if "\x00" in value:
+            raise ValueError("must not contain NUL")
+        return value
 
 
 class UserOut(BaseModel):

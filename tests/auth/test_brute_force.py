@@ -14,16 +14,18 @@ from services.auth.throttle import client_address
 from tests.auth.conftest import AuthService, start_auth
 from tests.auth.flows import PASSWORD, AuthFlows, Authorization, authorization
 
-ACCOUNT_LIMIT = 3
+ACCOUNT_LIMIT = 3  # per (account, address)
 ADDRESS_LIMIT = 6
+ACCOUNT_TOTAL_LIMIT = 8  # per account, from every address together
 
 
 @pytest.fixture(scope="module")
 async def auth_service(auth_db: tuple[str, str], log_dir: Path) -> AsyncIterator[AuthService]:
     """This module's own auth process, with small limits so the tests stay short."""
     limits = {
-        "LOGIN_MAX_FAILURES_PER_ACCOUNT": str(ACCOUNT_LIMIT),
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS": str(ACCOUNT_LIMIT),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": str(ADDRESS_LIMIT),
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT": str(ACCOUNT_TOTAL_LIMIT),
     }
     async for service in start_auth(auth_db, log_dir, **limits):
         yield service
@@ -63,9 +65,40 @@ async def test_repeated_wrong_passwords_lock_the_account_with_no_hint_it_exists(
             "content-length",
         }
 
-    # While locked, even the right password gets 429, from any address.
-    locked = await attempts(other_flows, user["email"], PASSWORD, 1)
+    # While locked, even the right password gets 429 from the guessing address.
+    locked = await attempts(flows, user["email"], PASSWORD, 1)
     assert locked[0].status_code == 429 and "location" not in locked[0].headers
+
+
+async def test_guesses_from_one_address_do_not_lock_the_user_out_elsewhere(
+    auth_service: AuthService, user: dict[str, Any]
+) -> None:
+    """A targeted lockout is expensive: one address over its limit blocks only itself.
+
+    The guesser keeps going well past the per-account total; its refused attempts do not
+    count against the account, so the real user still signs in from another address.
+    """
+    async with auth_service.flows(address="198.51.100.10") as attacker:
+        answers = await attempts(attacker, user["email"], "wrong password", ACCOUNT_TOTAL_LIMIT + 3)
+        assert [r.status_code for r in answers] == [400] * ACCOUNT_LIMIT + [429] * (
+            ACCOUNT_TOTAL_LIMIT + 3 - ACCOUNT_LIMIT
+        )
+    async with auth_service.flows(address="198.51.100.11") as real_user:
+        await real_user.authorize(authorization(), user["email"])
+
+
+async def test_guesses_spread_over_many_addresses_hit_the_account_total(
+    auth_service: AuthService, user: dict[str, Any]
+) -> None:
+    statuses: list[int] = []
+    for n in range(4):  # 4 addresses x 3 guesses = 12 > ACCOUNT_TOTAL_LIMIT
+        async with auth_service.flows(address=f"203.0.113.{20 + n}") as guesser:
+            statuses += [r.status_code for r in await attempts(guesser, user["email"], "wrong", ACCOUNT_LIMIT)]
+    assert statuses == [400] * ACCOUNT_TOTAL_LIMIT + [429] * (4 * ACCOUNT_LIMIT - ACCOUNT_TOTAL_LIMIT)
+    # Now the account waits, from any address, even with the right password.
+    async with auth_service.flows(address="203.0.113.99") as elsewhere:
+        locked = await attempts(elsewhere, user["email"], PASSWORD, 1)
+        assert locked[0].status_code == 429 and int(locked[0].headers["retry-after"]) > 0
 
 
 async def test_successful_login_resets_the_account_counter(flows: AuthFlows, user: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ never redirected anywhere.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
@@ -19,8 +20,9 @@ from services.auth.csrf import COOKIE_NAME, COOKIE_PATH
 from services.auth.login_page import error_page, login_page
 from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot, to_quart
 from services.auth.oauth.models import User
+from services.auth.passwords import HashingBusy
 from services.auth.runtime import AuthRuntime, runtime
-from services.auth.schemas import MAX_PASSWORD_LENGTH, normalize_email
+from services.auth.schemas import MAX_PASSWORD_LENGTH, has_control_characters, normalize_email
 from services.auth.store import users
 from services.auth.throttle import client_address
 from services.kit.logging import get_logger
@@ -31,6 +33,8 @@ log = get_logger("auth.authorize")
 INVALID_CREDENTIALS = "Invalid email or password."
 TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Please wait a while and try again."
 FORM_EXPIRED = "The sign-in form expired. Please try again."
+LOGIN_FIELDS = frozenset({"email", "password"})  # the form's own fields, checked by the sign-in itself
+BUSY = "Sign-in is busy right now. Please try again in a moment."
 
 
 @bp.get("/auth/authorize")
@@ -58,7 +62,12 @@ async def authorize_submit() -> Response:
     if not rt.csrf.valid(request.cookies.get(COOKIE_NAME), csrf_token):
         return _form(rt, snap, grant, rt.csrf.issue(), new_cookie=True, error=FORM_EXPIRED, status=400)
 
-    user, retry_after = await _sign_in(rt, snap.form.get("email", ""), snap.form.get("password", ""))
+    try:
+        user, retry_after = await _sign_in(rt, snap.form.get("email", ""), snap.form.get("password", ""))
+    except HashingBusy as busy:
+        page = _form(rt, snap, grant, csrf_token, error=BUSY, status=503)
+        page.headers["Retry-After"] = str(busy.retry_after)
+        return page
     if retry_after is not None:
         page = _form(rt, snap, grant, csrf_token, error=TOO_MANY_ATTEMPTS, status=429)
         page.headers["Retry-After"] = str(retry_after)
@@ -75,6 +84,10 @@ async def authorize_submit() -> Response:
 
 async def _validate(rt: AuthRuntime, snap: RequestSnapshot) -> Any:
     """authlib's grant for a valid request; otherwise the response to send (error page or redirect)."""
+    oauth_params = (value for name, value in snap.params.items(multi=True) if name not in LOGIN_FIELDS)
+    if any(has_control_characters(value) for value in oauth_params):
+        # Refused before authlib (and the database) see it; no redirect for a malformed request.
+        return error_page("invalid_request: a parameter contains a control character")
     try:
         return await rt.bridge.run(rt.server.get_consent_grant, snap)
     except OAuth2Error as error:
@@ -97,8 +110,11 @@ async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> tuple[Us
     if attempt.retry_after is not None:
         log.warning("sign-in refused: too many attempts", address=address, retry_after=attempt.retry_after)
         return None, attempt.retry_after
-    async with rt.db.connection() as conn:
-        user = await users.find_user_by_email(conn, email)
+    # An email with a control character (NUL, ...) names no account: no lookup, same answer.
+    user = None
+    if not has_control_characters(email):
+        async with rt.db.connection() as conn:
+            user = await users.find_user_by_email(conn, email)
     # A password longer than any we accept cannot match: check it against the dummy hash instead.
     candidate = user if user is not None and len(password) <= MAX_PASSWORD_LENGTH else None
     if not await rt.passwords.verify(candidate.password_hash if candidate else None, password[:MAX_PASSWORD_LENGTH]):
@@ -106,7 +122,10 @@ async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> tuple[Us
         return None, None
     assert candidate is not None
     user = candidate
-    rehashed = await rt.passwords.hash(password) if rt.passwords.needs_rehash(user.password_hash) else None
+    rehashed = None
+    if rt.passwords.needs_rehash(user.password_hash):
+        with contextlib.suppress(HashingBusy):  # the upgrade can wait for a quieter sign-in
+            rehashed = await rt.passwords.rehash(password)
     async with rt.db.transaction() as conn:
         await rt.throttle.succeeded(conn, attempt)
         if rehashed is not None:

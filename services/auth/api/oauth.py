@@ -5,11 +5,32 @@ from __future__ import annotations
 from quart import Blueprint, Response
 from quart_schema import DataSource, document_request, document_response
 
-from services.auth.oauth.bridge import snapshot, to_quart
+from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot, to_quart
 from services.auth.runtime import runtime
-from services.auth.schemas import IntrospectionOut, OAuthErrorOut, RevokedOut, TokenForm, TokenForm7009, TokenOut
+from services.auth.schemas import (
+    IntrospectionOut,
+    OAuthErrorOut,
+    RevokedOut,
+    TokenForm,
+    TokenForm7009,
+    TokenOut,
+    has_control_characters,
+)
 
 bp = Blueprint("oauth", __name__)
+
+
+def _malformed(request: RequestSnapshot) -> Response | None:
+    """RFC 6749 ``invalid_request`` for a parameter with a control character (NUL, ...).
+
+    No token, code, client id or scope holds one; refusing here keeps such values away
+    from authlib and PostgreSQL (which rejects NUL in text).
+    """
+    values = [*request.form.values(), *request.args.values()]
+    if not any(has_control_characters(value) for value in values):
+        return None
+    body = {"error": "invalid_request", "error_description": "a parameter contains a control character"}
+    return to_quart(OAuthResponse(400, body, [("Content-Type", "application/json"), ("Pragma", "no-cache")]))
 
 
 @bp.post("/auth/token")
@@ -21,6 +42,8 @@ async def token() -> Response:
     """RFC 6749 token endpoint (form-encoded): authorization_code + PKCE, refresh_token, client_credentials."""
     rt = runtime()
     request = await snapshot(rt.settings.issuer)
+    if (refused := _malformed(request)) is not None:
+        return refused
     return to_quart(await rt.bridge.run(rt.server.create_token_response, request))
 
 
@@ -33,6 +56,8 @@ async def revoke() -> Response:
     """RFC 7009: revoke an access token, or a refresh token with its whole grant. Always 200."""
     rt = runtime()
     request = await snapshot(rt.settings.issuer)
+    if (refused := _malformed(request)) is not None:
+        return refused
     return to_quart(await rt.bridge.run(rt.server.create_endpoint_response, "revocation", request))
 
 
@@ -45,4 +70,6 @@ async def introspect() -> Response:
     """RFC 7662, for confidential clients: is this token active, and what does it carry?"""
     rt = runtime()
     request = await snapshot(rt.settings.issuer)
+    if (refused := _malformed(request)) is not None:
+        return refused
     return to_quart(await rt.bridge.run(rt.server.create_endpoint_response, "introspection", request))

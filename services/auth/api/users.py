@@ -6,6 +6,7 @@ from quart import Blueprint, g
 from quart_schema import security_scheme, validate_request, validate_response
 
 from services.auth import events
+from services.auth.passwords import HashingBusy
 from services.auth.runtime import runtime
 from services.auth.schemas import RegisterRequest, UserOut
 from services.auth.store import users
@@ -21,7 +22,12 @@ bp = Blueprint("users", __name__)
 async def register(data: RegisterRequest) -> tuple[UserOut, int]:
     """Create an account (argon2id password hash); publishes ``user.registered``. 409 if the email is taken."""
     rt = runtime()
-    password_hash = await rt.passwords.hash(data.password)
+    try:
+        password_hash = await rt.passwords.hash(data.password)
+    except HashingBusy as busy:
+        raise Problem(
+            503, "too many sign-ups at once; try again shortly", headers={"Retry-After": str(busy.retry_after)}
+        ) from None
     try:
         async with rt.db.transaction() as conn:
             user = await users.create_user(conn, data.email, data.name, password_hash)

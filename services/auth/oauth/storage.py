@@ -23,6 +23,7 @@ from services.auth.config import AuthSettings
 from services.auth.oauth.bridge import SyncBridge
 from services.auth.oauth.models import AuthorizationCode, Client, IssuedToken, StoredToken, User
 from services.auth.passwords import Passwords
+from services.auth.schemas import has_control_characters
 from services.auth.scopes import cut_down
 from services.auth.signing import KeyRing, SigningKey
 from services.auth.store import clients, grants, users
@@ -67,6 +68,8 @@ class OAuthStorage:
     # --- clients, users, keys -----------------------------------------------------------
 
     def client(self, client_id: str) -> Client | None:
+        if has_control_characters(client_id):
+            return None  # no client has such an id (and PostgreSQL refuses NUL): invalid_client
         client = self._read(lambda conn: clients.get_client(conn, client_id))
         # argon2 for client secrets runs in the hashing pool too, which bounds its memory use.
         return replace(client, secret_checker=self._passwords.verify_from_thread) if client else None

@@ -1,0 +1,54 @@
+"""`make up` (scripts/suite.py) gives auth and the reports worker one random secret per checkout."""
+
+from __future__ import annotations
+
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import suite  # noqa: E402
+import suite_procs  # noqa: E402
+
+from services.auth.config import DEFAULT_WORKER_SECRET  # noqa: E402
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(suite_procs, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(suite, "module_exists", lambda module: True)
+    return tmp_path
+
+
+def test_the_secret_is_generated_once_private_and_reused(run_dir: Path) -> None:
+    first = suite.ensure_secrets({})[suite.WORKER_SECRET]
+    path = run_dir / "secrets.env"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) >= 32 and first != DEFAULT_WORKER_SECRET
+    assert suite.ensure_secrets({})[suite.WORKER_SECRET] == first
+    # The caller's environment wins, and the stored one stays.
+    assert suite.ensure_secrets({suite.WORKER_SECRET: "mine"})[suite.WORKER_SECRET] == "mine"
+    assert suite.ensure_secrets({})[suite.WORKER_SECRET] == first
+
+
+def test_looser_permissions_are_tightened_when_the_file_is_rewritten(run_dir: Path) -> None:
+    path = run_dir / "secrets.env"
+    path.write_text("OTHER=1\n")
+    path.chmod(0o644)
+    suite.ensure_secrets({})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "OTHER=1" in path.read_text()
+
+
+def test_auth_reports_and_the_worker_get_the_same_secret_and_no_one_else(run_dir: Path) -> None:
+    environ = {**suite.ensure_secrets({})}
+    the_plan = suite.plan(environ)
+    procs = {p.name: p for p in suite.all_procs(the_plan)}
+    secret = environ[suite.WORKER_SECRET]
+    for name in ("auth", "reports", "reports-worker"):
+        assert procs[name].env[suite.WORKER_SECRET] == secret, name
+    for name in ("todos", "ping", "gateway"):
+        assert suite.WORKER_SECRET not in procs[name].env, name
