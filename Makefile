@@ -18,6 +18,8 @@ PYTEST_ARGS ?=
 SUITE = $(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/suite.py
 DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/dev/null 2>&1 \
 	&& docker compose version >/dev/null 2>&1
+# compose.yaml requires REPORTS_WORKER_CLIENT_SECRET; scripts/suite.py keeps one per checkout.
+COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 
 .PHONY: help venv up down ps logs infra test lint fmt typecheck bench clean distclean
@@ -36,20 +38,21 @@ venv: $(STAMP) ## create .venv and install the project with its pinned dependenc
 
 up: ## start the whole suite (idempotent) and print its URLs
 	@if $(USE_DOCKER); then \
-		echo "==> docker compose up -d --wait"; docker compose up -d --wait; \
+		$(PYTHON) scripts/suite.py secrets >/dev/null && echo "==> docker compose up -d --wait" && \
+		$(COMPOSE) up -d --wait; \
 	else \
 		$(MAKE) -s --no-print-directory venv && $(PY) scripts/suite.py up; \
 	fi
 
 down: ## stop what `make up` started (PostgreSQL and RabbitMQ keep running)
 	@$(SUITE) down
-	@if [ "$(MODE)" != local ] && $(DOCKER_ANSWERS); then docker compose down; fi
+	@if [ "$(MODE)" != local ] && $(DOCKER_ANSWERS); then $(COMPOSE) down; fi
 
 ps: ## each process, its pid, port and readiness
-	@if $(USE_DOCKER); then docker compose ps; else $(SUITE) ps; fi
+	@if $(USE_DOCKER); then $(COMPOSE) ps; else $(SUITE) ps; fi
 
 logs: ## tail the logs (FOLLOW=1 to follow, N=200 for more lines)
-	@if $(USE_DOCKER); then docker compose logs --tail $${N:-40} $(if $(FOLLOW),-f); \
+	@if $(USE_DOCKER); then $(COMPOSE) logs --tail $${N:-40} $(if $(FOLLOW),-f); \
 	else $(SUITE) logs -n $${N:-40} $(if $(FOLLOW),-f); fi
 
 infra: venv ## make sure PostgreSQL and RabbitMQ answer on localhost (start them if installed)
