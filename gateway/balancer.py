@@ -58,15 +58,23 @@ class Instance:
             return not self.trial_in_flight
         return self.state is BreakerState.CLOSED
 
-    def started(self) -> None:
+    def started(self) -> bool:
+        """Count one exchange in; True when it is the half-open breaker's trial (pass it to ``finished``)."""
         self.outstanding += 1
-        if self.state is BreakerState.HALF_OPEN:
+        if self.state is BreakerState.HALF_OPEN and not self.trial_in_flight:
             self.trial_in_flight = True
+            return True
+        return False
 
-    def finished(self, *, ok: bool | None, connect_failed: bool = False) -> None:
-        """Record the outcome of one exchange: ``ok`` the upstream answered, ``None`` no verdict."""
+    def finished(self, *, ok: bool | None, connect_failed: bool = False, trial: bool = False) -> None:
+        """Record the outcome of one exchange: ``ok`` the upstream answered, ``None`` no verdict.
+
+        Only the trial's own end (``trial``, as ``started`` returned) lets the next trial
+        through: an exchange begun before the breaker opened may end while it is half-open.
+        """
         self.outstanding = max(0, self.outstanding - 1)
-        self.trial_in_flight = False
+        if trial:
+            self.trial_in_flight = False
         if ok is None:
             return
         if ok:

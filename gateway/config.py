@@ -75,9 +75,10 @@ class GatewaySettings(ServiceSettings):
     token_cache_size: int = Field(10_000, ge=0)
 
     # Rate limits (token buckets): requests per second and burst, per client address, per
-    # token subject, and per client address on the login endpoints (/auth/token, POST
-    # /auth/authorize). 0 per second turns a budget off. Defaults leave a load test from
-    # one address (thousands of requests per second) unthrottled; production sets smaller ones.
+    # token subject, and per client address on POSTs to the login endpoints (/auth/token,
+    # /auth/authorize, /auth/register, /auth/revoke, /auth/introspect). 0 per second turns a
+    # budget off. Defaults leave a load test from one address (thousands of requests per
+    # second) unthrottled; production sets smaller ones.
     rate_limit_address_per_second: float = Field(5000.0, ge=0)
     rate_limit_address_burst: int = Field(10_000, ge=1)
     rate_limit_subject_per_second: float = Field(5000.0, ge=0)

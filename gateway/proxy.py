@@ -6,17 +6,27 @@ reach a service. Failures the client can act on become problems: 413 for a body
 over the limit, 502 when the upstream cannot be reached or breaks the exchange,
 504 when it takes longer than the route allows.
 
-An idempotent request without a body that could not reach its instance (connect
-refused or timed out, or the pooled connection dropped or reset before any answer)
-is tried once more on another instance (on the same one, over a fresh connection,
-when it is the only one and the kept-alive connection was the problem): nothing
-reached a handler the first time, or the method makes a second time harmless.
+A request without a body is tried once more on another instance only when the
+first attempt provably did no harm:
+
+- it was never sent (connect refused or timed out) and the method is idempotent; or
+- it went out on a *reused* kept-alive connection that the instance closed or reset
+  before a single byte of an answer arrived, and the method is safe (GET, HEAD,
+  OPTIONS). The instance may have idle-closed the connection, but it may also have
+  died after its handler committed: a DELETE, PUT, POST or PATCH is never replayed
+  (its client gets 502, not a second execution's answer). On the same instance, over
+  a fresh connection, when it is the only one.
+
+aiohttp's own replay of idempotent requests on a dropped connection is turned off for
+proxied requests (:func:`_no_replay`): that decision is the proxy's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
@@ -65,11 +75,69 @@ IDENTITY_HEADERS = frozenset(
     }
 )
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-# Failures where the request never got an answer from the instance: safe to try elsewhere.
-# Not sent at all (no connection), or sent on a kept-alive connection the server had
-# just closed (it may have been idle-closed or recycled: a fresh connection may do).
+# Methods a second execution cannot harm even when the first one ran to the end.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Failures where the request provably never left the gateway: no connection at all.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError)
+
+
+class UpstreamDisconnected(aiohttp.ClientConnectionError):
+    """The instance closed or reset the connection before the head of its answer arrived.
+
+    The request may or may not have reached a handler: an idle-closed kept-alive
+    connection and an instance that died mid-request look alike from here.
+    """
+
+    def __init__(self, cause: aiohttp.ClientError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+    @property
+    def before_any_answer(self) -> bool:
+        """No byte of an answer arrived (aiohttp hands over the partial head when some did).
+
+        A reset is only known to be answerless when it came while sending the request.
+        """
+        if isinstance(self.cause, aiohttp.ServerDisconnectedError):
+            return isinstance(self.cause.message, str)
+        return isinstance(self.cause, aiohttp.ClientConnectionResetError)
+
+
+async def _no_replay(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    """Client middleware: a dropped connection surfaces as :class:`UpstreamDisconnected`.
+
+    aiohttp replays an idempotent request (DELETE and PUT included) once on a fresh
+    connection when the first one drops; it retries only its own error types, so
+    raising another one here leaves the decision to :meth:`Proxy.forward`.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientConnectionResetError) as exc:
+        raise UpstreamDisconnected(exc) from exc
+
+
+@dataclass
+class _Attempt:
+    """One attempt's facts the exception does not carry (the ``trace_request_ctx``)."""
+
+    reused: bool = False  # went out on a pooled kept-alive connection
+
+
+async def _on_connection_reused(session: aiohttp.ClientSession, context: SimpleNamespace, params: object) -> None:
+    attempt = context.trace_request_ctx
+    if isinstance(attempt, _Attempt):
+        attempt.reused = True
+
+
+def may_retry(exc: BaseException, method: str, *, reused: bool) -> bool:
+    """Whether a failed attempt without a body may be made again (see the module docstring)."""
+    if isinstance(exc, _NOT_SENT):
+        return method in IDEMPOTENT_METHODS
+    if isinstance(exc, UpstreamDisconnected):
+        return reused and exc.before_any_answer and method in SAFE_METHODS
+    return False
 
 
 def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
@@ -156,6 +224,8 @@ class Proxy:
             # Below the services' hypercorn keep-alive (75 s): see GatewaySettings.
             keepalive_timeout=settings.upstream_keepalive_seconds,
         )
+        reuse_trace = aiohttp.TraceConfig()
+        reuse_trace.on_connection_reuseconn.append(_on_connection_reused)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(
@@ -167,6 +237,7 @@ class Proxy:
             cookie_jar=aiohttp.DummyCookieJar(),
             # Forward what the client sent, not aiohttp's defaults (Accept-Encoding above all).
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+            trace_configs=[reuse_trace],
         )
         try:
             yield
@@ -194,26 +265,26 @@ class Proxy:
         body = _LimitedBody(request.content, limit) if request.body_exists else None
 
         instance = route.upstream.pick()
+        attempt = _Attempt()
         try:
-            return await self._exchange(request, route, instance, body)
+            return await self._exchange(request, route, instance, body, attempt)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            unanswered = isinstance(exc, _NOT_SENT + _STALE_CONNECTION)
-            if not (unanswered and body is None and request.method in IDEMPOTENT_METHODS):
+            if body is not None or not may_retry(exc, request.method, reused=attempt.reused):
                 raise self._problem(exc, route, instance.url, body) from None
             other = route.upstream.pick(exclude=instance)
-            if other is instance and not isinstance(exc, _STALE_CONNECTION):
+            if other is instance and isinstance(exc, _NOT_SENT):
                 # The only instance cannot be reached; trying it again at once would not help.
                 raise self._problem(exc, route, instance.url, body) from None
         exchange.retried = True
         self._metrics.retries.labels(route=route.name).inc()
         log.info("retrying on another instance", route=route.name, failed=instance.url, upstream=other.url)
         try:
-            return await self._exchange(request, route, other, None)
+            return await self._exchange(request, route, other, None, _Attempt())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._problem(exc, route, other.url, None) from None
 
     async def _exchange(
-        self, request: web.Request, route: Route, instance: Instance, body: _LimitedBody | None
+        self, request: web.Request, route: Route, instance: Instance, body: _LimitedBody | None, attempt: _Attempt
     ) -> web.StreamResponse:
         """One attempt on one instance; its outcome feeds the instance's breaker and the metrics."""
         session = self.session()
@@ -223,7 +294,7 @@ class Proxy:
         timeout = aiohttp.ClientTimeout(total=route.timeout_seconds, connect=route.connect_timeout_seconds)
         answered = False
         failure = ""
-        instance.started()
+        trial = instance.started()
         started = time.perf_counter()
         try:
             async with session.request(
@@ -233,6 +304,8 @@ class Proxy:
                 data=body.chunks() if body else None,
                 timeout=timeout,
                 allow_redirects=False,
+                middlewares=(_no_replay,),
+                trace_request_ctx=attempt,
             ) as upstream:
                 answered = True
                 self._metrics.upstream_latency.labels(route=route.name, upstream=instance.url).observe(
@@ -247,7 +320,7 @@ class Proxy:
             # (cancelled, no failure) says nothing about the instance either.
             client_fault = body is not None and body.too_large
             ok = True if answered or client_fault else (False if failure else None)
-            instance.finished(ok=ok, connect_failed=failure == "connect")
+            instance.finished(ok=ok, connect_failed=failure == "connect", trial=trial)
             if failure and not client_fault:
                 self._metrics.upstream_failures.labels(route=route.name, upstream=instance.url, reason=failure).inc()
 

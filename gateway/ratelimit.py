@@ -40,7 +40,14 @@ log = get_logger("gateway.ratelimit")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The gateway's own endpoints: probes and scrapers are never throttled.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-LOGIN_PATHS = frozenset({"/auth/token", "/auth/authorize"})
+# POSTs here take a token from the stricter login budget too: they check credentials
+# (token, authorize, introspect, revoke) or cost a 64 MiB argon2 hash (register).
+LOGIN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/register", "/auth/revoke", "/auth/introspect"})
+
+
+def is_login_path(path: str) -> bool:
+    """``path`` is one of LOGIN_PATHS, also when spelt with empty segments or a trailing slash."""
+    return "/" + "/".join(segment for segment in path.split("/") if segment) in LOGIN_PATHS
 
 
 @dataclass(frozen=True)
@@ -244,7 +251,7 @@ class RateLimiter:
             try:
                 if self.address.enabled:
                     await self._take(request, exchange.client, self.address)
-                if self.login.enabled and request.path in LOGIN_PATHS and request.method == "POST":
+                if self.login.enabled and request.method == "POST" and is_login_path(request.path):
                     await self._take(request, exchange.client, self.login)
             except Problem:
                 on_limited(exchange.limited)

@@ -3,6 +3,10 @@
 Not a fake of any Quartet service (those tests use the real ``services.ping``): it answers
 whatever path the gateway forwards with what it received, and on a few paths
 misbehaves on purpose. Run as ``python -m tests.gateway.echo_upstream`` with ``PORT``.
+
+``/die``: with ``ECHO_MORTAL=1`` the process exits mid-request without answering, as
+an instance killed right after its handler committed; otherwise 404 (as a replay of a
+DELETE that already ran would get).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ async def echo(request: web.Request) -> web.StreamResponse:
                 "X-End-To-End": "kept",
             },
         )
+    if request.path.endswith("/die"):
+        if os.environ.get("ECHO_MORTAL") == "1":
+            os._exit(0)
+        return web.Response(status=404, text="gone already")
     if request.path.endswith("/cut"):
         response = web.StreamResponse(headers={"Content-Length": "100000", "Content-Type": "text/plain"})
         await response.prepare(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -210,6 +211,39 @@ def test_an_idempotent_request_is_retried_on_another_instance(
     assert metric(gateway, "gateway_upstream_failures_total", upstream=dead, reason="connect") >= 1
 
 
+@pytest.mark.parametrize(("method", "replayed"), [("DELETE", False), ("PUT", False), ("GET", True)])
+def test_an_instance_dying_mid_request_replays_only_safe_methods(
+    start_gateway: StartGateway, start_instance: StartInstance, method: str, replayed: bool
+) -> None:
+    # "mortal" exits on /die after reading the request (as if killed after committing);
+    # "survivor" answers /die 404, as a replayed DELETE of something deleted would.
+    mortal = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port()), "ECHO_MORTAL": "1"})
+    survivor = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port())})
+    gateway = start_gateway({"AUTH_URLS": f"{mortal.url},{survivor.url}", "HEALTH_CHECK_INTERVAL_SECONDS": "600"})
+    with httpx.Client(timeout=10) as client:
+        # Kept-alive connections to both: the fatal request goes out on a reused one.
+        assert {client.get(f"{gateway.url}/auth/warm").status_code for _ in range(4)} == {200}
+        for _ in range(4):
+            resp = client.request(method, f"{gateway.url}/auth/die")
+            try:
+                mortal.proc.wait(1)  # its exit may be reaped a moment after the answer
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            assert resp.status_code == 404  # the survivor's own answer
+        else:
+            raise AssertionError("the mortal instance never got the request")
+    if replayed:
+        # A GET that got no byte of an answer on a reused connection is harmless to repeat.
+        assert resp.status_code == 404
+        assert metric(gateway, "gateway_upstream_retries_total", route="auth") == 1
+    else:
+        # The handler may have run: never replayed elsewhere, the client learns it failed.
+        assert_problem(resp, 502)
+        assert metric(gateway, "gateway_upstream_retries_total", route="auth") == 0
+        assert metric(gateway, "gateway_requests_total", route="auth", upstream=survivor.url, status="404") == 0
+
+
 def test_an_instance_failing_its_health_check_gets_no_traffic(
     start_gateway: StartGateway, start_instance: StartInstance
 ) -> None:
@@ -260,15 +294,44 @@ def test_breaker_opens_after_failures_half_opens_for_one_trial_and_closes_on_suc
     assert instance.state is BreakerState.OPEN and not instance.available()
     now[0] = 5.0
     assert instance.available() and instance.state is BreakerState.HALF_OPEN
-    instance.started()
-    assert not instance.available()  # one trial at a time
-    instance.finished(ok=False)
+    trial = instance.started()
+    assert trial and not instance.available()  # one trial at a time
+    instance.finished(ok=False, trial=trial)
     assert instance.state is BreakerState.OPEN
     now[0] = 10.0
     assert instance.available()
-    instance.started()
-    instance.finished(ok=True)
+    trial = instance.started()
+    instance.finished(ok=True, trial=trial)
     assert instance.state is BreakerState.CLOSED
+
+
+def test_only_the_trial_ending_lets_another_trial_through() -> None:
+    now = [0.0]
+    upstream = Upstream.of("t", ["http://a", "http://b"], failures_to_open=1, open_seconds=5)
+    a, b = upstream.instances
+    a.clock = lambda: now[0]
+    a.started()  # begun while closed: no trial
+    a.started()
+    a.finished(ok=False, connect_failed=True)
+    assert a.state is BreakerState.OPEN
+    now[0] = 5.0
+    assert a.available() and a.state is BreakerState.HALF_OPEN
+    trial = a.started()
+    assert not a.available()
+    # The request begun before the breaker opened ends (its client went away): the
+    # trial is still out, so no second request may go to the failing instance.
+    a.finished(ok=None)
+    assert a.trial_in_flight and not a.available()
+    assert trial
+    b.started()
+    b.started()
+    assert {upstream.pick() for _ in range(4)} == {b}  # though b is the busier one
+    # Panic-mode picks of a half-open instance are no second trial either.
+    assert not a.started()
+    a.finished(ok=None)
+    assert not a.available()
+    a.finished(ok=True, trial=trial)
+    assert a.state is BreakerState.CLOSED and a.available()
 
 
 def test_a_connect_failure_ejects_at_once_and_panic_mode_still_picks() -> None:

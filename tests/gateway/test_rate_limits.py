@@ -98,6 +98,33 @@ def test_login_budget_is_stricter_and_separate(
         assert other.post(f"{gateway.url}/auth/token", data={"grant_type": "x"}).status_code == 200
 
 
+def test_registration_and_token_endpoints_share_the_login_budget(
+    start_gateway: StartGateway, echo_upstream: ServiceProcess
+) -> None:
+    # Each registration costs auth a 64 MiB argon2 hash: a flood from one address is cut
+    # at the edge, whatever spelling of the path it uses; another address is unaffected.
+    gateway = start_gateway(
+        {"AUTH_URLS": echo_upstream.url, "RATE_LIMIT_LOGIN_PER_SECOND": SLOW, "RATE_LIMIT_LOGIN_BURST": "3"}
+    )
+    account = {"email": "flood@example.com", "password": "correct horse battery"}
+    with client_from("127.0.0.11") as flooder:
+        passed = [flooder.post(f"{gateway.url}/auth/register", json=account) for _ in range(3)]
+        assert [resp.status_code for resp in passed] == [200] * 3
+        assert_limited(flooder.post(f"{gateway.url}/auth/register", json=account))
+        assert_limited(flooder.post(f"{gateway.url}/auth/register/", json=account))
+        assert_limited(flooder.post(f"{gateway.url}//auth//register", json=account))
+        assert_limited(flooder.post(f"{gateway.url}/auth/revoke", data={"token": "x"}))
+        assert_limited(flooder.post(f"{gateway.url}/auth/introspect", data={"token": "x"}))
+        assert flooder.get(f"{gateway.url}/auth/register").status_code == 200  # only POSTs count
+        metrics = flooder.get(f"{gateway.url}/metrics").text
+        assert 'gateway_edge_rejections_total{reason="rate_limit_login"} 5.0' in metrics
+    with client_from("127.0.0.12") as other:
+        assert other.post(f"{gateway.url}/auth/register", json=account).status_code == 200
+        assert other.post(f"{gateway.url}/auth/introspect", data={"token": "x"}).status_code == 200
+        assert other.post(f"{gateway.url}/auth/revoke", data={"token": "x"}).status_code == 200
+        assert_limited(other.post(f"{gateway.url}/auth/token", data={"grant_type": "x"}))
+
+
 def test_exempt_addresses_are_never_limited(start_gateway: StartGateway, ping_service: ServiceProcess) -> None:
     gateway = start_gateway(
         {
