@@ -27,6 +27,9 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     # "database is not currently accepting connections" (and lock timeouts): try again later.
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+    # A connection cut by the server mid-protocol ("cannot switch to state … in progress");
+    # the pool drops it on release.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -31,7 +31,8 @@ async def test_unreachable_database_gives_503_then_recovers(suite: Suite, alice:
         await cut_off(dbname, allow_connections=False)
         try:
             down = [await api.get("/todos") for _ in range(5)]
-            assert {r.status_code for r in down} == {503}, [r.text for r in down]
+            errors = [line for line in suite.processes["todos"].logs().splitlines() if '"level": "error"' in line]
+            assert {r.status_code for r in down} == {503}, (errors[-2:], [r.text for r in down])
             assert all(r.headers["content-type"].startswith("application/problem+json") for r in down)
             assert (await api.get("/readyz")).status_code == 503
         finally:
