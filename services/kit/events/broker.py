@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
 
 from services.kit.config import ServiceSettings
 from services.kit.events.metrics import EventMetrics
@@ -32,6 +32,21 @@ Setup = Callable[[AbstractConnection], Awaitable[Sequence[AbstractChannel]]]
 def events_queue(service: str) -> str:
     """The durable queue a service consumes: ``<service>.events``."""
     return f"{service}.events"
+
+
+def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of a delivered message with new ``headers`` (for retry queues and DLQ replays)."""
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        app_id=message.app_id,
+        timestamp=message.timestamp,
+    )
 
 
 def dead_letter_queue(service: str) -> str:

@@ -29,14 +29,20 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 from services.kit.config import ServiceSettings
 from services.kit.db import UNAVAILABLE_ERRORS, Database
 from services.kit.events import inbox
-from services.kit.events.broker import Broker, dead_letter_queue, declare_exchange, events_queue, retry_queue
+from services.kit.events.broker import (
+    Broker,
+    copy_message,
+    dead_letter_queue,
+    declare_exchange,
+    events_queue,
+    retry_queue,
+)
 from services.kit.events.envelope import TYPE_PATTERN, Event, Handler, MalformedEvent
 from services.kit.events.metrics import EventMetrics
 from services.kit.events.options import EventOptions
@@ -269,17 +275,6 @@ class EventConsumer:
         merged = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS}
         merged.setdefault(ROUTING_KEY_HEADER, message.routing_key or "")
         merged.update(headers)
-        copy = aio_pika.Message(
-            body=message.body,
-            headers=merged,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
-            app_id=message.app_id,
-            timestamp=message.timestamp,
-        )
         await channel.default_exchange.publish(
-            copy, routing_key=queue, mandatory=True, timeout=self._options.publish_timeout
+            copy_message(message, merged), routing_key=queue, mandatory=True, timeout=self._options.publish_timeout
         )

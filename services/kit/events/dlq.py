@@ -17,7 +17,7 @@ import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.kit.events.broker import dead_letter_queue, events_queue
+from services.kit.events.broker import copy_message, dead_letter_queue, events_queue
 from services.kit.events.consumer import ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, REASON_HEADER
 
 REPLAYED_HEADER = "x-replayed"
@@ -72,18 +72,9 @@ async def run(amqp_url: str, service: str, *, replay: bool, limit: int, emit: Ca
                 headers = {k: v for k, v in (message.headers or {}).items() if k not in _DROPPED_ON_REPLAY}
                 replayed = headers.get(REPLAYED_HEADER, 0)
                 headers[REPLAYED_HEADER] = (replayed if isinstance(replayed, int) else 0) + 1
-                copy = aio_pika.Message(
-                    body=message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    type=message.type,
-                    app_id=message.app_id,
-                    timestamp=message.timestamp,
+                await channel.default_exchange.publish(
+                    copy_message(message, headers), routing_key=target, mandatory=True, timeout=10
                 )
-                await channel.default_exchange.publish(copy, routing_key=target, mandatory=True, timeout=10)
                 await message.ack()
                 entry["replayed_to"] = target
             emit(entry)
