@@ -22,13 +22,16 @@ DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/d
 COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 
-.PHONY: help venv up down ps logs infra test lint fmt typecheck bench clean distclean
+.PHONY: help bootstrap venv up down ps logs infra test lint fmt typecheck bench clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+bootstrap: ## install missing Debian packages (venv, PostgreSQL, RabbitMQ, chromium, wrk, fonts); start the servers
+	@$(PYTHON) scripts/bootstrap.py
+
 # The venv is (re)built when missing or when pyproject.toml / constraints.txt are newer than the stamp.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt | bootstrap
 	@echo "==> installing into $(VENV) (pinned by constraints.txt)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
@@ -41,7 +44,7 @@ up: ## start the whole suite (idempotent) and print its URLs
 		$(PYTHON) scripts/suite.py secrets >/dev/null && echo "==> docker compose up -d --wait" && \
 		$(COMPOSE) up -d --wait; \
 	else \
-		$(MAKE) -s --no-print-directory venv && $(PY) scripts/suite.py up; \
+		$(MAKE) -s --no-print-directory bootstrap venv && $(PY) scripts/suite.py up; \
 	fi
 
 down: ## stop what `make up` started (PostgreSQL and RabbitMQ keep running)
@@ -58,7 +61,7 @@ logs: ## tail the logs (FOLLOW=1 to follow, N=200 for more lines)
 infra: venv ## make sure PostgreSQL and RabbitMQ answer on localhost (start them if installed)
 	@$(PY) scripts/suite.py infra
 
-test: venv infra lint ## ruff, mypy, import-linter, then pytest against real PostgreSQL and RabbitMQ
+test: bootstrap venv lint ## ruff, mypy, import-linter, then pytest against real PostgreSQL and RabbitMQ
 	@echo "==> pytest $(PYTEST_ARGS)"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -79,7 +82,7 @@ fmt: venv ## format and fix what ruff can
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: venv ## bring the suite up if needed, then run the load scenarios (bench/run.py; BENCH_ARGS=...)
+bench: bootstrap venv ## bring the suite up if needed, then run the load scenarios (bench/run.py; BENCH_ARGS=...)
 	@if [ -f bench/run.py ]; then $(MAKE) -s --no-print-directory up && $(PY) bench/run.py $(BENCH_ARGS); \
 	else echo "no benchmarks yet (bench/run.py comes later)"; fi
 
