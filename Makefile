@@ -22,7 +22,7 @@ DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/d
 COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 
-.PHONY: help bootstrap venv up down ps logs infra test lint fmt typecheck bench clean distclean
+.PHONY: help bootstrap venv up down restart ps logs infra test lint fmt typecheck bench clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ up: ## start the whole suite (idempotent) and print its URLs
 down: ## stop what `make up` started (PostgreSQL and RabbitMQ keep running)
 	@$(SUITE) down
 	@if [ "$(MODE)" != local ] && $(DOCKER_ANSWERS); then $(COMPOSE) down; fi
+
+restart: ## rolling restart, each instance drained first (SERVICE=todos; default: every service but the gateway)
+	@if $(USE_DOCKER); then $(COMPOSE) restart $(SERVICE); else $(SUITE) restart $(SERVICE); fi
 
 ps: ## each process, its pid, port and readiness
 	@if $(USE_DOCKER); then $(COMPOSE) ps; else $(SUITE) ps; fi

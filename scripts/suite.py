@@ -11,7 +11,7 @@ The suite is the table :data:`SERVICES`: a row is started only when its module
 exists on disk (``<package>/__main__.py``), so a new service is one row, already
 here, that switches itself on when its code lands.
 
-    python scripts/suite.py up | down | ps | logs [-f] [-n N] [NAME...] | infra | urls
+    python scripts/suite.py up | down | restart [SERVICE...] | ps | logs [-f] [-n N] [NAME...] | infra | urls
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,9 @@ class Service:
     env: Mapping[str, str] = field(default_factory=dict)  # service-specific defaults
 
 
-# The suite. Instance n (1-based, `<NAME>_INSTANCES`) of a service listens on port + 10*(n-1).
+# The suite. Each HTTP service runs DEFAULT_INSTANCES instances (`QUARTET_INSTANCES` for all,
+# `<NAME>_INSTANCES` for one, 1..9); instance n (1-based) listens on port + 10*(n-1):
+# todos on 8002 and 8012, auth on 8001 and 8011... Workers run one each unless told.
 SERVICES: tuple[Service, ...] = (
     Service(
         "auth",
@@ -70,6 +73,13 @@ SERVICES: tuple[Service, ...] = (
 )
 GATEWAY = Service("gateway", "gateway", 8080, has_database=False)
 INSTANCE_PORT_STEP = 10
+DEFAULT_INSTANCES = 2
+# PostgreSQL connections the local suite may hold at most, all pools full, shared evenly
+# by the processes that have a database (PostgreSQL's default max_connections is 100;
+# the rest stays for tests, migrations and psql beside a running suite).
+DEFAULT_DB_CONNECTION_BUDGET = 50
+DB_POOL_FLOOR = 2
+DB_POOL_CEILING = 10
 
 # Shared settings every process gets unless the caller's environment sets them.
 SHARED_DEFAULTS = {
@@ -78,6 +88,10 @@ SHARED_DEFAULTS = {
     "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
     "AUTH_URL": "http://127.0.0.1:8001",
     "EVENTS_EXCHANGE": "quartet.events",
+    # On SIGTERM an instance answers /readyz 503 for this long before it stops listening: the
+    # gateway's health checks (every 2 s, 2 failures) take it out of rotation first, so a
+    # rolling restart (`make restart`) and `make down` lose no request.
+    "DRAIN_DELAY_SECONDS": "6",
 }
 # Secrets `make up` generates once per checkout (kept in .run/secrets.env, mode 0600) and
 # hands to the services named here (and their workers). The caller's environment wins.
@@ -98,8 +112,8 @@ def env_prefix(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
-def count(environ: Mapping[str, str], name: str) -> int:
-    raw = environ.get(f"{env_prefix(name)}_INSTANCES", "1")
+def count(environ: Mapping[str, str], name: str, default: int = 1) -> int:
+    raw = environ.get(f"{env_prefix(name)}_INSTANCES") or environ.get("QUARTET_INSTANCES") or str(default)
     try:
         value = int(raw)
     except ValueError:
@@ -178,19 +192,44 @@ def ensure_secrets(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: environ.get(name) or stored[name] for name in SECRET_USERS}
 
 
+def db_pool_size(environ: Mapping[str, str], processes_with_database: int) -> int:
+    """Each process's pool maximum: the connection budget shared evenly, within [2, 10]."""
+    raw = environ.get("QUARTET_DB_CONNECTION_BUDGET", str(DEFAULT_DB_CONNECTION_BUDGET))
+    try:
+        budget = int(raw)
+    except ValueError:
+        raise SystemExit(f"QUARTET_DB_CONNECTION_BUDGET must be a number, not {raw!r}") from None
+    share = budget // max(1, processes_with_database)
+    if share < DB_POOL_FLOOR:
+        raise SystemExit(
+            f"QUARTET_DB_CONNECTION_BUDGET={budget} leaves under {DB_POOL_FLOOR} connections for each of "
+            f"{processes_with_database} processes with a database: raise it or run fewer instances"
+        )
+    return min(DB_POOL_CEILING, share)
+
+
 def plan(environ: Mapping[str, str]) -> Plan:
     """Every process `make up` would run, with its name, module, port and env."""
     shared = {k: environ.get(k, v) for k, v in SHARED_DEFAULTS.items()}
     services: list[Proc] = []
     extras: list[Proc] = []
     upstreams: dict[str, str] = {}
-    for svc in enabled(environ):
+    active = enabled(environ)
+    with_database = sum(
+        count(environ, svc.name, DEFAULT_INSTANCES)
+        + sum(count(environ, e.name) for e in svc.extras if module_exists(e.module))
+        for svc in active
+        if svc.has_database
+    )
+    pool = str(db_pool_size(environ, with_database))
+    for svc in active:
         base = {**shared, **svc.env, "HOST": "127.0.0.1"}
         base |= {name: environ[name] for name, users in SECRET_USERS.items() if svc.name in users and name in environ}
         if svc.has_database:
             base["DATABASE_URL"] = database_url(svc, environ)
+            base["DB_POOL_MAX"] = pool  # consumers cap their prefetch at it (kit.events.wiring)
         urls = []
-        for n in range(1, count(environ, svc.name) + 1):
+        for n in range(1, count(environ, svc.name, DEFAULT_INSTANCES) + 1):
             name = instance_name(svc.name, n)
             port = svc.port + INSTANCE_PORT_STEP * (n - 1)
             services.append(Proc(name, svc.module, port, {**base, "PORT": str(port), "INSTANCE": name}))
@@ -441,6 +480,63 @@ def cmd_down(environ: Mapping[str, str]) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- restart
+
+# After an instance is ready again, the gateway's next health check (every 2 s) must see it
+# before the next instance drains, or both would be out of rotation at once.
+REJOIN_SECONDS = 3.0
+
+
+def restart_order(the_plan: Plan, names: list[str]) -> list[Proc]:
+    """The processes of the named services (every instance, then workers); all but the gateway when empty."""
+    known = {s.name for s in (*SERVICES, GATEWAY)}
+    unknown = set(names) - known
+    if unknown:
+        raise SystemExit(f"unknown service: {', '.join(sorted(unknown))} (one of: {', '.join(sorted(known))})")
+    wanted = set(names) or {s.name for s in SERVICES}
+    chosen: list[Proc] = []
+    for svc in SERVICES:
+        if svc.name in wanted:
+            workers = {e.name for e in svc.extras}
+            chosen += [p for p in the_plan.services if base_name(p.name) == svc.name]
+            chosen += [p for p in the_plan.extras if base_name(p.name) in workers]
+    if the_plan.gateway is not None and GATEWAY.name in wanted:
+        chosen.append(the_plan.gateway)
+    return chosen
+
+
+def base_name(name: str) -> str:
+    head, sep, tail = name.rpartition("-")
+    return head if sep and tail.isdigit() else name
+
+
+def cmd_restart(environ: Mapping[str, str], names: list[str]) -> int:
+    """Rolling restart: one process at a time, each drained, restarted and ready before the next.
+
+    SIGTERM makes an instance answer /readyz 503 for DRAIN_DELAY_SECONDS while it still
+    serves; the gateway's health checks stop sending to it, in-flight requests finish, it
+    exits; the new one starts and is ready, and the gateway has seen it before the next
+    instance drains. The gateway itself is one process: restarting it drops its connections.
+    """
+    environ = {**environ, **ensure_secrets(environ)}
+    the_plan = plan(environ)
+    python = child_python(environ)
+    timeout = timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0)
+    order = restart_order(the_plan, names)
+    say(f"==> rolling restart: {', '.join(p.name for p in order)}")
+    for proc in order:
+        if procs.running_pid(proc.name, proc.module) is not None:
+            outcome = stop_names([proc.name], environ)[proc.name]
+            say(f"    {proc.name:<16} drained and {outcome}")
+        start_all([proc], python, timeout)
+        if proc.port is not None and proc is not the_plan.gateway:
+            time.sleep(REJOIN_SECONDS)
+    if the_plan.gateway is not None and the_plan.gateway in order:
+        GATEWAY_UPSTREAMS_FILE.write_text(json.dumps(the_plan.upstreams, sort_keys=True))
+    say("==> restarted")
+    return 0
+
+
 # --------------------------------------------------------------------- ps, logs
 
 
@@ -504,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.add_argument("names", nargs="*")
     sub.add_parser("infra", help="make sure PostgreSQL and RabbitMQ answer (start the local servers if not)")
+    restart = sub.add_parser("restart", help="rolling restart, one drained instance at a time (all but the gateway)")
+    restart.add_argument("names", nargs="*")
     sub.add_parser("urls", help="print the URLs of the suite")
     sub.add_parser("secrets", help="create .run/secrets.env if missing and print its path (for compose --env-file)")
     args = parser.parse_args(argv)
@@ -514,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_down(environ)
     if args.command == "ps":
         return cmd_ps(environ)
+    if args.command == "restart":
+        return cmd_restart(environ, args.names)
     if args.command == "logs":
         return cmd_logs(args.names, args.lines, args.follow)
     if args.command == "infra":

@@ -243,6 +243,40 @@ def test_hpas_target_existing_deployments_on_cpu(base: list[dict[str, Any]]) -> 
         assert _container(deployment)["resources"]["requests"]["cpu"]
 
 
+# PostgreSQL's default max_connections, less its superuser reserve (3) and room for
+# migrations, psql and a rolling update's extra connections.
+POSTGRES_MAX_CONNECTIONS = 100
+CONNECTION_BUDGET = POSTGRES_MAX_CONNECTIONS - 3 - 10
+
+
+def _max_pods(base: list[dict[str, Any]], deployment: dict[str, Any]) -> int:
+    """Pods a Deployment can have at once: the HPA maximum (or replicas) plus its rolling-update surge."""
+    name = deployment["metadata"]["name"]
+    hpa = _find(base, "HorizontalPodAutoscaler", name)
+    replicas = int(hpa["spec"]["maxReplicas"]) if hpa else int(deployment["spec"].get("replicas", 1))
+    surge = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
+    extra = -(-replicas * int(surge[:-1]) // 100) if isinstance(surge, str) else int(surge)
+    return replicas + extra
+
+
+def test_every_pool_full_at_the_autoscaler_maxima_stays_within_postgres_connections(
+    base: list[dict[str, Any]],
+) -> None:
+    worst = 0
+    lines = []
+    for deployment in (d for d in base if d["kind"] == "Deployment"):
+        env = _env(_container(deployment))
+        if "DATABASE_URL" not in env:
+            continue
+        name = deployment["metadata"]["name"]
+        pool = int(env["DB_POOL_MAX"]["value"]) if "DB_POOL_MAX" in env else SETTINGS[name]().db_pool_max
+        pods = _max_pods(base, deployment)
+        worst += pods * pool
+        lines.append(f"{name}: {pods} pods x {pool}")
+    print(f"worst case {worst} connections ({', '.join(lines)}) against a budget of {CONNECTION_BUDGET}")
+    assert worst <= CONNECTION_BUDGET
+
+
 def test_security_context_everywhere(everything: list[dict[str, Any]]) -> None:
     uid = int(re.search(r"--uid (\d+)", (ROOT / "Dockerfile").read_text()).group(1))  # type: ignore[union-attr]
     pods = list(_pod_specs(everything))

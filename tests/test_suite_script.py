@@ -48,16 +48,55 @@ def test_a_service_is_enabled_only_when_its_module_is_on_disk() -> None:
 
 
 @pytest.mark.usefixtures("all_on_disk")
-def test_plan_runs_every_instance_on_port_plus_ten_and_gives_the_gateway_every_url() -> None:
-    plan = suite.plan({"TODOS_INSTANCES": "2"})
+def test_plan_runs_two_instances_of_each_service_by_default_on_port_plus_ten() -> None:
+    plan = suite.plan({})
     ports = {p.name: p.port for p in plan.services}
-    assert ports == {"auth": 8001, "todos": 8002, "todos-2": 8012, "ping": 8003, "reports": 8004}
+    assert ports == {
+        **{"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004},
+        **{"auth-2": 8011, "todos-2": 8012, "ping-2": 8013, "reports-2": 8014},
+    }
     assert [p.name for p in plan.extras] == ["reports-worker"]
     assert plan.gateway is not None and plan.gateway.port == 8080
     assert plan.gateway.env["TODOS_URLS"] == "http://127.0.0.1:8002,http://127.0.0.1:8012"
-    assert plan.gateway.env["PING_URLS"] == "http://127.0.0.1:8003"
     todos2 = next(p for p in plan.services if p.name == "todos-2")
     assert todos2.env["PORT"] == "8012" and todos2.env["INSTANCE"] == "todos-2"
+    assert todos2.env["DRAIN_DELAY_SECONDS"] == "6"
+
+
+@pytest.mark.usefixtures("all_on_disk")
+def test_instance_counts_are_set_per_service_or_for_all() -> None:
+    plan = suite.plan({"QUARTET_INSTANCES": "3", "PING_INSTANCES": "1"})
+    assert plan.gateway is not None
+    assert plan.gateway.env["PING_URLS"] == "http://127.0.0.1:8003"
+    assert plan.gateway.env["TODOS_URLS"] == ",".join(f"http://127.0.0.1:{p}" for p in (8002, 8012, 8022))
+    assert [p.name for p in plan.extras] == ["reports-worker", "reports-worker-2", "reports-worker-3"]
+
+
+@pytest.mark.usefixtures("all_on_disk")
+@pytest.mark.parametrize("instances", ["1", "2", "3", "5"])
+def test_every_pool_full_stays_within_the_connection_budget(instances: str) -> None:
+    plan = suite.plan({"QUARTET_INSTANCES": instances})
+    pools = [int(p.env["DB_POOL_MAX"]) for p in plan.services + plan.extras if "DATABASE_URL" in p.env]
+    assert sum(pools) <= suite.DEFAULT_DB_CONNECTION_BUDGET
+    assert min(pools) >= suite.DB_POOL_FLOOR
+    assert all("DB_POOL_MAX" not in p.env for p in plan.services if p.name.startswith("ping"))
+
+
+@pytest.mark.usefixtures("all_on_disk")
+def test_a_budget_too_small_for_the_instances_stops_with_a_clear_message() -> None:
+    with pytest.raises(SystemExit, match="QUARTET_DB_CONNECTION_BUDGET=10"):
+        suite.plan({"QUARTET_INSTANCES": "3", "QUARTET_DB_CONNECTION_BUDGET": "10"})
+
+
+@pytest.mark.usefixtures("all_on_disk")
+def test_restart_takes_one_service_instance_by_instance_then_its_workers() -> None:
+    plan = suite.plan({})
+    assert [p.name for p in suite.restart_order(plan, ["reports"])] == ["reports", "reports-2", "reports-worker"]
+    everything = [p.name for p in suite.restart_order(plan, [])]
+    assert "gateway" not in everything and everything[:2] == ["auth", "auth-2"]
+    assert [p.name for p in suite.restart_order(plan, ["gateway"])] == ["gateway"]
+    with pytest.raises(SystemExit, match="unknown service"):
+        suite.restart_order(plan, ["nosuch"])
 
 
 @pytest.mark.usefixtures("all_on_disk")
