@@ -510,6 +510,19 @@ def base_name(name: str) -> str:
     return head if sep and tail.isdigit() else name
 
 
+def roll(
+    order: list[Proc], python: str, timeout: float, environ: Mapping[str, str], skip_rejoin: Proc | None = None
+) -> None:
+    """Stop (drained), start and wait for each process of ``order`` in turn."""
+    for proc in order:
+        if procs.running_pid(proc.name, proc.module) is not None:
+            outcome = stop_names([proc.name], environ)[proc.name]
+            say(f"    {proc.name:<16} drained and {outcome}")
+        start_all([proc], python, timeout)
+        if proc.port is not None and proc is not skip_rejoin:
+            time.sleep(REJOIN_SECONDS)
+
+
 def cmd_restart(environ: Mapping[str, str], names: list[str]) -> int:
     """Rolling restart: one process at a time, each drained, restarted and ready before the next.
 
@@ -524,13 +537,7 @@ def cmd_restart(environ: Mapping[str, str], names: list[str]) -> int:
     timeout = timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0)
     order = restart_order(the_plan, names)
     say(f"==> rolling restart: {', '.join(p.name for p in order)}")
-    for proc in order:
-        if procs.running_pid(proc.name, proc.module) is not None:
-            outcome = stop_names([proc.name], environ)[proc.name]
-            say(f"    {proc.name:<16} drained and {outcome}")
-        start_all([proc], python, timeout)
-        if proc.port is not None and proc is not the_plan.gateway:
-            time.sleep(REJOIN_SECONDS)
+    roll(order, python, timeout, environ, skip_rejoin=the_plan.gateway)
     if the_plan.gateway is not None and the_plan.gateway in order:
         GATEWAY_UPSTREAMS_FILE.write_text(json.dumps(the_plan.upstreams, sort_keys=True))
     say("==> restarted")
