@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from services.auth.throttle import client_address
 from tests.auth.conftest import AuthService, start_auth
 from tests.auth.flows import PASSWORD, AuthFlows, Authorization, authorization
 
@@ -26,6 +25,9 @@ async def auth_service(auth_db: tuple[str, str], log_dir: Path) -> AsyncIterator
         "LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS": str(ACCOUNT_LIMIT),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": str(ADDRESS_LIMIT),
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": str(ACCOUNT_TOTAL_LIMIT),
+        # Past the account's total, attempts from unknown sources wait a minute or more
+        # each: longer than any of these tests, so none of them depends on timing.
+        "LOGIN_DELAY_BASE_SECONDS": "60",
     }
     async for service in start_auth(auth_db, log_dir, **limits):
         yield service
@@ -122,17 +124,6 @@ async def test_many_accounts_from_one_address_hit_the_address_limit(
     # The account itself is not locked: from another address it signs in.
     async with auth_service.flows(address="192.0.2.78") as elsewhere:
         await elsewhere.authorize(authorization(), user["email"])
-
-
-def test_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
-    trusted = ("127.0.0.1",)
-    assert client_address("127.0.0.1", "203.0.113.9", trusted) == "203.0.113.9"
-    assert client_address("127.0.0.1", "203.0.113.9, 127.0.0.1", trusted) == "203.0.113.9"
-    assert client_address("198.51.100.4", "203.0.113.9", trusted) == "198.51.100.4"
-    assert client_address("127.0.0.1", "not-an-ip", trusted) == "127.0.0.1"
-    docker = ("172.16.0.0/12",)
-    assert client_address("172.18.0.5", "203.0.113.9, 172.18.0.4", docker) == "203.0.113.9"
-    assert client_address("203.0.113.50", "172.18.0.4", docker) == "203.0.113.50"
 
 
 def _csrf(resp: httpx.Response) -> str:
