@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +29,7 @@ async def auth_service(auth_db: tuple[str, str], log_dir: Path) -> AsyncIterator
         # Past the account's total, attempts from unknown sources wait a minute or more
         # each: longer than any of these tests, so none of them depends on timing.
         "LOGIN_DELAY_BASE_SECONDS": "60",
+        "LOGIN_MAX_DELAY_SECONDS": "200",
     }
     async for service in start_auth(auth_db, log_dir, **limits):
         yield service
@@ -101,6 +103,36 @@ async def test_guesses_spread_over_many_addresses_hit_the_account_total(
     async with auth_service.flows(address="203.0.113.99") as elsewhere:
         locked = await attempts(elsewhere, user["email"], PASSWORD, 1)
         assert locked[0].status_code == 429 and int(locked[0].headers["retry-after"]) > 0
+
+
+async def test_past_the_account_total_each_guess_from_strangers_waits_longer_up_to_a_bound(
+    auth_service: AuthService, user: dict[str, Any]
+) -> None:
+    """A progressive delay, not a wall: 60 s, then 120 s, then the 200 s cap, between guesses.
+
+    Time is not waited out: the test moves the counter's last attempt back by the wait it
+    was told, as if that long had passed, so nothing depends on this machine's speed.
+    """
+    account_key = "account:" + hashlib.sha256(user["email"].encode()).hexdigest()
+    addresses = (f"203.0.114.{n}" for n in range(1, 100))  # a fresh one per guess: only the account limits
+    for _ in range(ACCOUNT_TOTAL_LIMIT):
+        async with auth_service.flows(address=next(addresses)) as guesser:
+            assert (await attempts(guesser, user["email"], "wrong", 1))[0].status_code == 400
+
+    waits = []
+    for _ in range(3):
+        async with auth_service.flows(address=next(addresses)) as guesser:
+            early = (await attempts(guesser, user["email"], "wrong", 1))[0]
+        assert early.status_code == 429
+        waits.append(int(early.headers["retry-after"]))
+        await auth_service.fetch(
+            "UPDATE login_failures SET last_at = last_at - make_interval(secs => $2) WHERE key = $1 RETURNING key",
+            account_key,
+            float(waits[-1]),
+        )
+        async with auth_service.flows(address=next(addresses)) as guesser:  # its wait is over: one guess
+            assert (await attempts(guesser, user["email"], "wrong", 1))[0].status_code == 400
+    assert 55 <= waits[0] <= 60 and 115 <= waits[1] <= 120 and 195 <= waits[2] <= 200, waits
 
 
 async def test_successful_login_resets_the_account_counter(flows: AuthFlows, user: dict[str, Any]) -> None:
