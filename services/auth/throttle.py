@@ -40,6 +40,7 @@ from services.auth.store import throttle as store
 from services.kit.db import Connection
 
 KNOWN_ADDRESSES_KEPT = 20  # per account, the most recently used
+NO_USER = UUID(int=0)
 
 
 class Source(StrEnum):
@@ -85,7 +86,8 @@ class LoginThrottle:
             counts = await store.count_attempt(conn, ["device:" + device], self._window)
             return Attempt(Source.DEVICE, "device:" + device, address_key, account, self._retry_after(counts))
         pair = f"pair:{digest}:{address_key}"
-        known = user_id is not None and await self._is_known(conn, user_id, address_key)
+        # Asked for unknown accounts too (of a user id no row has): the same queries either way.
+        known = await self._is_known(conn, user_id or NO_USER, address_key) and user_id is not None
         counts = await store.count_attempt(conn, [pair, address], self._window)
         retry_after = self._retry_after(counts)
         source = Source.KNOWN_ADDRESS if known else Source.UNKNOWN
