@@ -79,7 +79,8 @@ class AuthFlows:
             self.address = source
         else:
             # Each test signs in "from" its own address, so per-address limits never mix tests.
-            self.address = address or f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+            octets = (secrets.randbelow(250), secrets.randbelow(250), secrets.randbelow(250) + 1)
+            self.address = address or "10.{}.{}.{}".format(*octets)
             headers["X-Forwarded-For"] = self.address
         transport = httpx.AsyncHTTPTransport(local_address=source) if source is not None else None
         self.http = httpx.AsyncClient(base_url=base_url, timeout=20, headers=headers, transport=transport)
