@@ -28,7 +28,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.config import GatewaySettings
-from gateway.ratelimit import in_networks, parse_networks
+from services.kit.client_address import in_networks, parse_networks
 from services.kit.problem import Problem
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"

@@ -12,18 +12,18 @@ Redis (:class:`RedisBuckets`) so several gateways share them. When Redis does no
 answer in time the request passes (fail open) and a warning is logged: an outage of
 the limiter must not become an outage of the suite.
 
-The client address is the peer's, unless the peer is a trusted proxy
-(``TRUSTED_PROXIES``): then it is the rightmost ``X-Forwarded-For`` entry that is
-not a trusted proxy. A header from anyone else is ignored, so a client cannot pick
-its own bucket.
+The client address is the kit's :func:`~services.kit.client_address.client_address`
+(the peer's, or behind ``TRUSTED_PROXIES`` the rightmost ``X-Forwarded-For`` entry that
+is not a trusted proxy; malformed entries ignored), and buckets are keyed by its
+:func:`~services.kit.client_address.throttle_key`: an IPv6 client spends its /64's
+budget, so rotating through the addresses of one prefix buys no fresh bucket.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,12 +32,12 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.config import GatewaySettings
 from gateway.middleware import EXCHANGE
+from services.kit.client_address import client_address, in_networks, parse_networks, throttle_key
 from services.kit.logging import get_logger
 from services.kit.problem import Problem
 
 log = get_logger("gateway.ratelimit")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The gateway's own endpoints: probes and scrapers are never throttled.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # POSTs here take a token from the stricter login budget too: they check credentials
@@ -187,31 +187,6 @@ class RedisBuckets:
         await self._redis.aclose()
 
 
-def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
-
-
-def in_networks(address: str, networks: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_address(remote: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
-    """Who the client is: the peer, or behind trusted proxies the first untrusted hop from the right."""
-    address = remote or "unknown"
-    if not trusted or not in_networks(address, trusted):
-        return address
-    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not in_networks(hop, trusted):
-            return hop
-        address = hop
-    return address
-
-
 # The answer of the tightest bucket a request went through, for its response headers.
 _TIGHTEST = web.RequestKey("rate_limit_decision", Decision)
 
@@ -248,11 +223,12 @@ class RateLimiter:
             )
             if request.path in UNLIMITED_PATHS or in_networks(exchange.client, self._exempt):
                 return await handler(request)
+            key = throttle_key(exchange.client)
             try:
                 if self.address.enabled:
-                    await self._take(request, exchange.client, self.address)
+                    await self._take(request, key, self.address)
                 if self.login.enabled and request.method == "POST" and is_login_path(request.path):
-                    await self._take(request, exchange.client, self.login)
+                    await self._take(request, key, self.login)
             except Problem:
                 on_limited(exchange.limited)
                 raise

@@ -10,6 +10,7 @@ from quart import Quart
 from services.auth.api import authorize, oauth, users, wellknown
 from services.auth.config import AuthSettings
 from services.auth.csrf import CsrfTokens
+from services.auth.devices import DeviceCookies
 from services.auth.oauth.bridge import SyncBridge
 from services.auth.oauth.server import QuartetAuthorizationServer
 from services.auth.oauth.storage import OAuthStorage
@@ -22,6 +23,7 @@ from services.auth.store.keys import service_secret
 from services.auth.throttle import LoginThrottle
 from services.kit import events
 from services.kit.app import ServiceKit, create_service_app, kit_of
+from services.kit.client_address import parse_networks
 from services.kit.config import ServiceSettings
 from services.kit.events import MIGRATIONS as EVENT_MIGRATIONS
 from services.kit.logging import get_logger
@@ -63,7 +65,9 @@ async def _start(kit: ServiceKit) -> None:
     async with db.connection() as conn:
         await ensure_key(conn, settings.signing_algorithm)
         csrf_key = await service_secret(conn, "login-csrf")
+        device_key = await service_secret(conn, "login-device")
     await seed_clients(db, settings, passwords)
+    devices = DeviceCookies(device_key, settings.login_device_cookie_days * 86400)
     keys = KeyRing(db, timedelta(seconds=settings.access_token_ttl_seconds))
     bridge = SyncBridge(settings.oauth_threads, settings.oauth_storage_timeout_seconds)
     bridge.bind(asyncio.get_running_loop())
@@ -74,8 +78,10 @@ async def _start(kit: ServiceKit) -> None:
         keys=keys,
         bridge=bridge,
         server=QuartetAuthorizationServer(OAuthStorage(bridge, db, keys, passwords, settings)),
-        throttle=LoginThrottle(settings),
+        throttle=LoginThrottle(settings, devices),
         csrf=CsrfTokens(csrf_key),
+        devices=devices,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
     kit.extras["auth_janitor"] = asyncio.create_task(_janitor(kit), name="auth-janitor")
 

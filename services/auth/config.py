@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from services.kit.client_address import parse_networks
 from services.kit.config import ServiceSettings
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -58,13 +59,20 @@ class AuthSettings(ServiceSettings):
     oauth_threads: int = Field(8, ge=1, le=64)
     oauth_storage_timeout_seconds: float = Field(10.0, gt=0)
 
-    # Brute force: failed logins within the window → 429. Counted per (account, address),
-    # per address, and per account over all addresses; only attempts that passed the first
-    # two count toward the third, so one address cannot lock a user out everywhere.
+    # Brute force (docs/auth.md). Fixed windows per (account, address) — or per device
+    # cookie — and per address; per account, for sources that never signed in to it, the
+    # first ..._PER_ACCOUNT attempts pass, then each waits BASE doubling up to MAX seconds.
+    # Devices and known addresses never spend the account's budget: no lockout by strangers.
     login_max_failures_per_account_and_address: int = Field(5, ge=1)
     login_max_failures_per_address: int = Field(20, ge=1)
     login_max_failures_per_account: int = Field(50, ge=1)
     login_failure_window_seconds: int = Field(900, ge=1)
+    login_delay_base_seconds: float = Field(15.0, gt=0)
+    login_max_delay_seconds: float = Field(600.0, gt=0)
+    # A signed device cookie lives this long; an address that signed in stays known this
+    # long after its last sign-in (0: addresses are never trusted, only device cookies).
+    login_device_cookie_days: int = Field(180, ge=1, le=400)
+    login_known_address_days: int = Field(90, ge=0)
     # Proxies (addresses or networks) whose X-Forwarded-For is believed: the gateway's.
     # Anyone else counts by their own address.
     trusted_proxies: CommaList = ("127.0.0.1", "::1")
@@ -79,8 +87,7 @@ class AuthSettings(ServiceSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            ipaddress.ip_network(entry, strict=False)  # raises ValueError: a typo fails at start
+        parse_networks(value)  # raises ValueError: a typo fails at start
         return value
 
     @model_validator(mode="after")

@@ -35,8 +35,8 @@ class AuthService:
     def issuer(self) -> str:
         return self.process.url
 
-    def flows(self, address: str | None = None) -> AuthFlows:
-        return AuthFlows(self.url, address=address)
+    def flows(self, address: str | None = None, source: str | None = None) -> AuthFlows:
+        return AuthFlows(self.url, address=address, source=source)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)

@@ -67,11 +67,23 @@ def authorization(scope: str = "profile todos:read", **overrides: str | None) ->
 
 
 class AuthFlows:
-    def __init__(self, base_url: str, *, address: str | None = None) -> None:
+    def __init__(self, base_url: str, *, address: str | None = None, source: str | None = None) -> None:
+        """``address``: the client address, sent as X-Forwarded-For (the service trusts the
+        header from its proxies, as it does from the gateway). ``source``: connect from this
+        local address (127.0.0.2, ...) instead of 127.0.0.1; with no ``address`` no
+        X-Forwarded-For is sent and the peer the server sees is the client.
+        """
         self.base_url = base_url
-        # Each test signs in "from" its own address, so per-address limits never mix tests.
-        self.address = address or f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=20, headers={"X-Forwarded-For": self.address})
+        headers = {}
+        if source is not None and address is None:
+            self.address = source
+        else:
+            # Each test signs in "from" its own address, so per-address limits never mix tests.
+            octets = (secrets.randbelow(250), secrets.randbelow(250), secrets.randbelow(250) + 1)
+            self.address = address or "10.{}.{}.{}".format(*octets)
+            headers["X-Forwarded-For"] = self.address
+        transport = httpx.AsyncHTTPTransport(local_address=source) if source is not None else None
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=20, headers=headers, transport=transport)
 
     async def __aenter__(self) -> AuthFlows:
         return self

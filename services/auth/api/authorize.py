@@ -2,7 +2,9 @@
 
 GET validates the authorization request (client, exact redirect_uri, PKCE S256)
 and shows the form. POST validates it again, then the CSRF token, then the
-brute-force limits, then the credentials; on success authlib issues the code.
+brute-force limits of the attempt's source (services/auth/throttle.py), then the
+credentials; on success authlib issues the code and the browser gets a fresh device
+cookie (services/auth/devices.py), which keeps it out of the account's lockout next time.
 A request whose client or redirect_uri is not valid gets an error page: it is
 never redirected anywhere.
 """
@@ -10,6 +12,7 @@ never redirected anywhere.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
@@ -17,6 +20,7 @@ from quart import Blueprint, Response, request
 from quart_schema import hide
 
 from services.auth.csrf import COOKIE_NAME, COOKIE_PATH
+from services.auth.devices import COOKIE_NAME as DEVICE_COOKIE
 from services.auth.login_page import error_page, login_page
 from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot, to_quart
 from services.auth.oauth.models import User
@@ -24,7 +28,7 @@ from services.auth.passwords import HashingBusy
 from services.auth.runtime import AuthRuntime, runtime
 from services.auth.schemas import MAX_PASSWORD_LENGTH, has_control_characters, normalize_email
 from services.auth.store import users
-from services.auth.throttle import client_address
+from services.kit.client_address import client_address, throttle_key
 from services.kit.logging import get_logger
 
 bp = Blueprint("authorize", __name__)
@@ -63,22 +67,25 @@ async def authorize_submit() -> Response:
         return _form(rt, snap, grant, rt.csrf.issue(), new_cookie=True, error=FORM_EXPIRED, status=400)
 
     try:
-        user, retry_after = await _sign_in(rt, snap.form.get("email", ""), snap.form.get("password", ""))
+        outcome = await _sign_in(rt, snap.form.get("email", ""), snap.form.get("password", ""))
     except HashingBusy as busy:
         page = _form(rt, snap, grant, csrf_token, error=BUSY, status=503)
         page.headers["Retry-After"] = str(busy.retry_after)
         return page
-    if retry_after is not None:
+    if outcome.retry_after is not None:
         page = _form(rt, snap, grant, csrf_token, error=TOO_MANY_ATTEMPTS, status=429)
-        page.headers["Retry-After"] = str(retry_after)
+        page.headers["Retry-After"] = str(outcome.retry_after)
         return page
-    if user is None:
+    if outcome.user is None:
         return _form(rt, snap, grant, csrf_token, error=INVALID_CREDENTIALS, status=400)
 
-    result: OAuthResponse = await rt.bridge.run(rt.server.create_authorization_response, grant.request, user, grant)
+    result: OAuthResponse = await rt.bridge.run(
+        rt.server.create_authorization_response, grant.request, outcome.user, grant
+    )
     response = to_quart(result)
     response.headers["Cache-Control"] = "no-store"
     response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)
+    rt.devices.set_cookie(response, outcome.device_cookie, secure=rt.settings.issuer.startswith("https://"))
     return response
 
 
@@ -97,29 +104,39 @@ async def _validate(rt: AuthRuntime, snap: RequestSnapshot) -> Any:
         return error_page(error.description or error.error or "invalid authorization request")
 
 
-async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> tuple[User | None, int | None]:
-    """(user, None) on success; (None, None) on bad credentials; (None, seconds) when over a limit.
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in attempt: the user (and the renewed device cookie), or why not."""
+
+    user: User | None = None
+    retry_after: int | None = None  # over a limit
+    device_cookie: str = ""
+
+
+async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> SignIn:
+    """Check the limits of the attempt's source, then the password.
 
     Unknown accounts cost one (dummy) argon2 check and count against the limits exactly like
     existing ones, so neither the answer nor its timing tells whether an account exists.
     """
     email = normalize_email(email_field)[:320]
-    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), rt.settings.trusted_proxies)
+    peer, forwarded_for = request.remote_addr, request.headers.getlist("X-Forwarded-For")
+    address = client_address(peer, forwarded_for, rt.trusted_proxies)
+    cookie = request.cookies.get(DEVICE_COOKIE)
     async with rt.db.transaction() as conn:
-        attempt = await rt.throttle.attempt(conn, email, address)
+        # An email with a control character (NUL, ...) names no account: no lookup, same answer.
+        user = None if has_control_characters(email) else await users.find_user_by_email(conn, email)
+        attempt = await rt.throttle.attempt(conn, email, throttle_key(address), user.id if user else None, cookie)
     if attempt.retry_after is not None:
-        log.warning("sign-in refused: too many attempts", address=address, retry_after=attempt.retry_after)
-        return None, attempt.retry_after
-    # An email with a control character (NUL, ...) names no account: no lookup, same answer.
-    user = None
-    if not has_control_characters(email):
-        async with rt.db.connection() as conn:
-            user = await users.find_user_by_email(conn, email)
+        log.warning(
+            "sign-in refused: too many attempts", address=address, source=attempt.source, retry=attempt.retry_after
+        )
+        return SignIn(retry_after=attempt.retry_after)
     # A password longer than any we accept cannot match: check it against the dummy hash instead.
     candidate = user if user is not None and len(password) <= MAX_PASSWORD_LENGTH else None
     if not await rt.passwords.verify(candidate.password_hash if candidate else None, password[:MAX_PASSWORD_LENGTH]):
-        log.info("sign-in failed", address=address)
-        return None, None
+        log.info("sign-in failed", address=address, source=attempt.source)
+        return SignIn()
     assert candidate is not None
     user = candidate
     rehashed = None
@@ -127,11 +144,11 @@ async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> tuple[Us
         with contextlib.suppress(HashingBusy):  # the upgrade can wait for a quieter sign-in
             rehashed = await rt.passwords.rehash(password)
     async with rt.db.transaction() as conn:
-        await rt.throttle.succeeded(conn, attempt)
+        await rt.throttle.succeeded(conn, attempt, user.id)
         if rehashed is not None:
             await users.update_password_hash(conn, user.id, rehashed)
-    log.info("signed in", user_id=str(user.id), address=address)
-    return user, None
+    log.info("signed in", user_id=str(user.id), address=address, source=attempt.source)
+    return SignIn(user, device_cookie=rt.devices.renewed(cookie, user.id))
 
 
 def _form(
