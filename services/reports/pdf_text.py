@@ -178,6 +178,7 @@ def segments(line: str, chain: FontChain, size: float, base_level: int) -> tuple
 
 @dataclass(frozen=True)
 class Line:
+    text: str  # this line's part of the user's text, in logical order (Arabic already shaped)
     segments: list[Segment]
     width: float
     rtl: bool
@@ -190,7 +191,7 @@ def layout(text: str, chain: FontChain, size: float, max_width: float) -> list[L
         shaped = shape(paragraph)
         for piece in wrap(shaped, chain.char_widths(shaped, size), max_width):
             parts, width = segments(piece, chain, size, level)
-            lines.append(Line(parts, width, bool(level)))
+            lines.append(Line(piece, parts, width, bool(level)))
     return lines
 
 

@@ -59,12 +59,13 @@ class ReportData:
         return f"quartet-report-{self.generated_at:%Y%m%d-%H%M%S}-{str(self.report_id)[:8]}.{extension}"
 
 
-def render(format: str, data: ReportData, fonts: PdfFonts) -> ReportFile:
-    renderers: dict[str, Callable[[ReportData], bytes]] = {
-        "csv": render_csv,
-        "json": render_json,
-        "pdf": partial(render_pdf, fonts=fonts),
-    }
+def render(format: str, data: ReportData, fonts: PdfFonts | None = None) -> ReportFile:
+    """The file in ``format``; a PDF needs the fonts (pdf_fonts.load_fonts), CSV and JSON do not."""
+    renderers: dict[str, Callable[[ReportData], bytes]] = {"csv": render_csv, "json": render_json}
+    if fonts is not None:
+        renderers["pdf"] = partial(render_pdf, fonts=fonts)
+    elif format == "pdf":
+        raise ValueError("a PDF report needs the PDF fonts")
     return ReportFile(CONTENT_TYPES[format], data.filename(format), renderers[format](data))
 
 
@@ -198,6 +199,7 @@ def render_pdf(data: ReportData, fonts: PdfFonts) -> bytes:
         bottomMargin=_MARGIN,
         title="Quartet todo report",
         author="Quartet",
+        initialFontName=regular,  # else every page names Helvetica (unused and not embedded)
     )
     doc.build(story, canvasmaker=partial(_NumberedCanvas, footer_font=regular))
     return out.getvalue()
