@@ -26,6 +26,7 @@ from typing import Any
 
 import pypdf
 import pytest
+from bidi import get_display
 from fontTools.ttLib import TTFont as ToolsFont
 
 from services.reports import worker
@@ -110,6 +111,26 @@ def test_todos_in_nine_scripts_extract_as_written(pdf_fonts: PdfFonts) -> None:
     assert arabic == shape(ARABIC) + " open"
     assert shape(ARABIC) != ARABIC and "\ufefb" in shape(ARABIC)  # really shaped, lam-alef joined
     assert unicodedata.normalize("NFKC", arabic) == ARABIC + " open"
+
+
+def test_lines_are_laid_out_in_the_visual_order_of_the_unicode_bidi_algorithm(pdf_fonts: PdfFonts) -> None:
+    """Extraction alone cannot tell (a reversed RTL run would also extract right), so check positions:
+    the characters sorted by where they are drawn read as python-bidi's Rust implementation shows the line.
+    """
+    for content in [*SCRIPTS.values(), ARABIC]:
+        (line,) = layout(content, pdf_fonts.regular, 8, 500)
+        placed = []  # (x, not a mark, character): a zero-width mark sits at its base's right edge
+        for segment in line.segments:
+            x = segment.x
+            for char, width in zip(segment.text, pdf_fonts.regular.char_widths(segment.text, 8), strict=True):
+                placed.append((round(x, 3), unicodedata.category(char)[0] != "M", char))
+                x += width
+        drawn = "".join(char for _, _, char in sorted(placed))
+        expected = get_display(shape(content), base_dir="R" if line.rtl else "L")
+        # Rust's get_display leaves an RTL base's marks before it (no rule L3); fonts want them after.
+        expected = re.sub(r"([\u064b-\u065f]+)(.)", r"\2\1", expected)
+        assert drawn == expected, content
+        assert line.rtl == (content in (SCRIPTS["hebrew"], SCRIPTS["hebrew-punctuation"], ARABIC))
 
 
 def test_every_character_is_drawn_with_a_real_glyph_of_an_embedded_font(pdf_fonts: PdfFonts) -> None:
