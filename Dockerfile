@@ -10,6 +10,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# The PDF report fonts (TrueType; services/reports/pdf_fonts.py): without them the report worker
+# refuses to start.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-droid-fallback fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, in their own layer: the runtime dependencies of pyproject.toml,
 # pinned by constraints.txt (the same pins as the venv and CI).
 COPY pyproject.toml constraints.txt ./

@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from services.kit.config import ServiceSettings
+
+_DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+_DEJAVU_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+_DROID = "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"
+_WQY = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+# The Debian package of each default font file (scripts/bootstrap.py installs them), for error messages.
+FONT_PACKAGES = {
+    _DEJAVU: "fonts-dejavu-core",
+    _DEJAVU_BOLD: "fonts-dejavu-core",
+    _DROID: "fonts-droid-fallback",
+    _WQY: "fonts-wqy-microhei",
+}
 
 
 class ReportsSettings(ServiceSettings):
@@ -30,6 +44,11 @@ class ReportsSettings(ServiceSettings):
     fetch_backoff_max_seconds: float = Field(10.0, gt=0)
     # A job whose worker died this many times is failed instead of tried again (poison job).
     max_job_attempts: int = Field(3, ge=1, le=20)
+    # PDF fonts: TrueType files (a .ttc: its first face). Each character is drawn with the first of
+    # PDF_FONT (or PDF_BOLD_FONT), then PDF_FALLBACK_FONTS (a JSON list) whose cmap has it.
+    pdf_font: Path = Path(_DEJAVU)
+    pdf_bold_font: Path = Path(_DEJAVU_BOLD)
+    pdf_fallback_fonts: tuple[Path, ...] = (Path(_DROID), Path(_WQY))
 
     @property
     def jobs_queue(self) -> str:

@@ -1,7 +1,9 @@
 """Turn a user's todos into a report file: CSV (csv module), JSON, or PDF (reportlab).
 
-Pure functions of their input (no I/O), so the worker runs them in a thread and
-tests can call them directly. The summary in a file is computed from the todos in
+Pure functions of their input (no I/O; the PDF fonts are loaded once, at the
+worker's start), so the worker runs them in a thread and tests can call them
+directly. CSV and JSON are UTF-8; the PDF embeds TrueType fonts that cover the
+scripts a todo may be written in (pdf_fonts.py, pdf_text.py). The summary in a file is computed from the todos in
 that file, so the file is consistent with itself.
 """
 
@@ -10,13 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -25,6 +27,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.reports.pdf_fonts import PdfFonts
+from services.reports.pdf_text import ScriptText
 from services.reports.schemas import TodoItem
 from services.reports.store import ReportFile
 
@@ -32,7 +36,6 @@ CSV_COLUMNS = ("id", "content", "is_finished", "created_at", "updated_at", "fini
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "pdf": "application/pdf"}
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,13 @@ class ReportData:
         return f"quartet-report-{self.generated_at:%Y%m%d-%H%M%S}-{str(self.report_id)[:8]}.{extension}"
 
 
-def render(format: str, data: ReportData) -> ReportFile:
-    renderers = {"csv": render_csv, "json": render_json, "pdf": render_pdf}
+def render(format: str, data: ReportData, fonts: PdfFonts | None = None) -> ReportFile:
+    """The file in ``format``; a PDF needs the fonts (pdf_fonts.load_fonts), CSV and JSON do not."""
+    renderers: dict[str, Callable[[ReportData], bytes]] = {"csv": render_csv, "json": render_json}
+    if fonts is not None:
+        renderers["pdf"] = partial(render_pdf, fonts=fonts)
+    elif format == "pdf":
+        raise ValueError("a PDF report needs the PDF fonts")
     return ReportFile(CONTENT_TYPES[format], data.filename(format), renderers[format](data))
 
 
@@ -98,9 +106,10 @@ _MARGIN = 18 * mm
 class _NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab has no type hints
     """Draws "Page n of m" on every page: pages are kept until the total is known."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, footer_font: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pages: list[dict[str, Any]] = []
+        self._footer_font = footer_font
 
     def showPage(self) -> None:  # reportlab's name
         self._pages.append(dict(self.__dict__))
@@ -110,7 +119,7 @@ class _NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab has no type hi
         total = len(self._pages)
         for state in self._pages:
             self.__dict__.update(state)
-            self.setFont("Helvetica", 8)
+            self.setFont(self._footer_font, 8)
             self.setFillColor(colors.grey)
             self.drawRightString(A4[0] - _MARGIN, 10 * mm, f"Page {self._pageNumber} of {total}")
             self.drawString(_MARGIN, 10 * mm, "Quartet todo report")
@@ -118,13 +127,14 @@ class _NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab has no type hi
         super().save()
 
 
-def _text(value: str) -> str:
-    return escape(_CONTROL.sub(" ", value))
-
-
-def render_pdf(data: ReportData) -> bytes:
-    styles = getSampleStyleSheet()
-    cell = styles["BodyText"].clone("cell", fontSize=8, leading=10)
+def render_pdf(data: ReportData, fonts: PdfFonts) -> bytes:
+    regular, bold = fonts.regular.names[0], fonts.bold.names[0]
+    sample = getSampleStyleSheet()
+    styles = {
+        "Title": sample["Title"].clone("title", fontName=bold),
+        "Heading2": sample["Heading2"].clone("heading", fontName=bold),
+        "Normal": sample["Normal"].clone("normal", fontName=regular),
+    }
     summary = data.summary()
     median = summary["median_seconds_to_finish"]
     story: list[Any] = [
@@ -143,6 +153,7 @@ def render_pdf(data: ReportData) -> bytes:
     summary_table.setStyle(
         TableStyle(
             [
+                ("FONTNAME", (0, 0), (-1, -1), regular),
                 ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
                 ("BACKGROUND", (0, 0), (0, -1), colors.whitesmoke),
                 ("FONTSIZE", (0, 0), (-1, -1), 9),
@@ -158,7 +169,7 @@ def render_pdf(data: ReportData) -> bytes:
             rows.append(
                 [
                     str(number),
-                    Paragraph(_text(t.content), cell),
+                    ScriptText(t.content, fonts.regular, size=8, leading=10),
                     "done" if t.is_finished else "open",
                     f"{t.created_at:%Y-%m-%d %H:%M}",
                     f"{t.finished_at:%Y-%m-%d %H:%M}" if t.finished_at else "",
@@ -168,6 +179,8 @@ def render_pdf(data: ReportData) -> bytes:
         table.setStyle(
             TableStyle(
                 [
+                    ("FONTNAME", (0, 0), (-1, -1), regular),
+                    ("FONTNAME", (0, 0), (-1, 0), bold),
                     ("FONTSIZE", (0, 0), (-1, -1), 8),
                     ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
                     ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey),
@@ -186,8 +199,9 @@ def render_pdf(data: ReportData) -> bytes:
         bottomMargin=_MARGIN,
         title="Quartet todo report",
         author="Quartet",
+        initialFontName=regular,  # else every page names Helvetica (unused and not embedded)
     )
-    doc.build(story, canvasmaker=_NumberedCanvas)
+    doc.build(story, canvasmaker=partial(_NumberedCanvas, footer_font=regular))
     return out.getvalue()
 
 

@@ -4,8 +4,9 @@ It consumes ``<service>.jobs`` with prefetch 1 (so jobs spread over workers) and
 per job: takes a PostgreSQL advisory lock on the job id (held by its connection,
 so a SIGKILLed worker releases it at once), marks the job running, fetches the
 owner's todos page by page with a cached client-credentials token, renders the
-file in a thread, and in one transaction stores the file, marks the job done and
-adds ``report.completed`` to the outbox. Only then is the message acked; a
+file in a thread (PDF fonts are loaded once, at start: a missing font stops the
+worker there, naming the Debian package to install), and in one transaction
+stores the file, marks the job done and adds ``report.completed`` to the outbox. Only then is the message acked; a
 redelivered job that is already finished is acked without work, so a job
 completes once. Failures with a reason (todos unavailable past the retry budget,
 a final refusal, rendering) mark the job failed; a job whose worker died
@@ -40,6 +41,7 @@ from services.reports.app import MIGRATIONS
 from services.reports.config import ReportsSettings
 from services.reports.events import REPORT_COMPLETED
 from services.reports.jobs import declare_jobs_queue
+from services.reports.pdf_fonts import FontUnavailable, PdfFonts, load_fonts
 from services.reports.render import ReportData, render
 from services.reports.schemas import ReportRequested, TodoItem
 from services.reports.todos_client import TodosClient, TodosRefused, TodosUnavailable
@@ -63,10 +65,11 @@ class Outcome(enum.Enum):
 
 
 class Worker:
-    def __init__(self, settings: ReportsSettings, db: Database, todos: TodosClient) -> None:
+    def __init__(self, settings: ReportsSettings, db: Database, todos: TodosClient, fonts: PdfFonts) -> None:
         self.settings = settings
         self.db = db
         self.todos = todos
+        self.fonts = fonts
         self._current: asyncio.Task[Any] | None = None
         self._stopping = False
 
@@ -134,7 +137,7 @@ class Worker:
             return Outcome.FAILED
         data = ReportData(job_id, started.owner_id, datetime.now(UTC), todos)
         try:
-            file = await asyncio.to_thread(render, started.format, data)
+            file = await asyncio.to_thread(render, started.format, data, self.fonts)
         except Exception as error:
             log.exception("rendering failed")
             async with self.db.transaction() as conn:
@@ -227,7 +230,7 @@ async def _connect(settings: ReportsSettings, stop: asyncio.Event) -> AbstractRo
     return None
 
 
-async def serve(settings: ReportsSettings) -> None:
+async def serve(settings: ReportsSettings, fonts: PdfFonts) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -248,7 +251,7 @@ async def serve(settings: ReportsSettings) -> None:
         session,
         timeout_seconds=settings.fetch_timeout_seconds,
     )
-    worker = Worker(settings, db, TodosClient(settings, session, tokens))
+    worker = Worker(settings, db, TodosClient(settings, session, tokens), fonts)
     connection = await _connect(settings, stop)
     try:
         if connection is not None:
@@ -279,7 +282,13 @@ def main() -> int:
         print(f"invalid configuration:\n{error}", file=sys.stderr)
         return 2
     configure_logging(f"{settings.service_name}-worker", settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        fonts = load_fonts(settings)  # before taking any job: a report must not fail for a missing font
+    except FontUnavailable as error:
+        log.error("PDF fonts unavailable; worker not started", error=str(error))
+        print(f"reports worker cannot start: {error}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings, fonts))
     return 0
 
 

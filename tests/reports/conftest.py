@@ -16,6 +16,8 @@ import aio_pika
 import asyncpg
 import pytest
 
+from services.reports.config import ReportsSettings
+from services.reports.pdf_fonts import PdfFonts, load_fonts
 from tests.suite import Suite
 from tests.support import ServiceProcess, unique
 
@@ -63,6 +65,12 @@ class Lab:
             return list(await conn.fetch(query, *args))
         finally:
             await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pdf_fonts() -> PdfFonts:
+    """The PDF fonts of the default settings (Debian's paths), loaded once: what a worker loads at start."""
+    return load_fonts(ReportsSettings())
 
 
 @pytest.fixture(scope="module")
