@@ -65,7 +65,7 @@ test: bootstrap venv lint ## ruff, mypy, import-linter, then pytest against real
 	@echo "==> pytest $(PYTEST_ARGS)"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy, lint-imports
+lint: venv ## ruff check, ruff format --check, mypy, lint-imports, deptry
 	@echo "==> ruff check"
 	$(VENV)/bin/ruff check .
 	@echo "==> ruff format --check"
@@ -74,6 +74,8 @@ lint: venv ## ruff check, ruff format --check, mypy, lint-imports
 	$(VENV)/bin/mypy
 	@echo "==> lint-imports"
 	$(VENV)/bin/lint-imports
+	@echo "==> deptry (every third-party import is a declared dependency)"
+	$(VENV)/bin/deptry .
 
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
