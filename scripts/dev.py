@@ -143,8 +143,8 @@ class Reloader:
 def main() -> int:
     environ = suite.with_env_file(os.environ)
     environ = {**environ, **suite.ensure_secrets(environ)}
-    suite.cmd_up(environ)
     the_plan = suite.plan(environ)
+    # Snapshot first: an edit made while the suite starts is picked up by the first poll.
     reloader = Reloader(
         suite.all_procs(the_plan),
         suite.child_python(environ),
@@ -152,6 +152,7 @@ def main() -> int:
         ready_timeout=suite.timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0),
         stop_timeout=suite.timeout_from(environ, "QUARTET_STOP_TIMEOUT", 30.0),
     )
+    suite.cmd_up(environ)
     say("watching services/ and gateway/ for changes (Ctrl-C stops the suite; `make logs FOLLOW=1` shows its logs)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
