@@ -166,13 +166,30 @@ def secrets_file() -> Path:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines (``export``, quotes and ``#`` comments allowed), like the services' dotenv reader."""
     values: dict[str, str] = {}
     if path.is_file():
         for line in path.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.lstrip().startswith("#"):
-                values[key.strip()] = value.strip()
+            key, sep, value = line.strip().removeprefix("export ").partition("=")
+            if not sep or not key.strip() or key.lstrip().startswith("#"):
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            else:
+                value = value.split(" #", 1)[0].strip()
+            values[key.strip()] = value
     return values
+
+
+def with_env_file(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment over the checkout's ``.env`` (``QUARTET_ENV_FILE`` names another; empty: none).
+
+    The services read the same file themselves; reading it here too lets it set what the
+    supervisor decides (instance counts, QUARTET_SERVICES) and the shared settings it hands out.
+    """
+    chosen = environ.get("QUARTET_ENV_FILE", ".env")
+    return {**(read_env_file(ROOT / chosen) if chosen else {}), **environ}
 
 
 def ensure_secrets(environ: Mapping[str, str]) -> dict[str, str]:
@@ -612,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("urls", help="print the URLs of the suite")
     sub.add_parser("secrets", help="create .run/secrets.env if missing and print its path (for compose --env-file)")
     args = parser.parse_args(argv)
-    environ = dict(os.environ)
+    environ = with_env_file(os.environ)
     if args.command == "up":
         return cmd_up(environ)
     if args.command == "down":

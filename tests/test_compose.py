@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import suite  # noqa: E402
 
-INFRA = {"postgres", "rabbitmq"}
+INFRA = {"postgres", "rabbitmq", "redis"}
 APP_SERVICES = {s.name for s in suite.SERVICES} | {e.name for s in suite.SERVICES for e in s.extras} | {"gateway"}
 WORKERS = {e.name for s in suite.SERVICES for e in s.extras}
 HTTP_PORTS = {s.name: s.port for s in (*suite.SERVICES, suite.GATEWAY)}
@@ -49,6 +49,7 @@ def test_compose_runs_every_service_of_the_suite_with_postgres_and_rabbitmq(serv
     assert {"auth", "todos", "ping", "reports", "reports-worker", "gateway"} <= APP_SERVICES
     assert services["postgres"]["image"].startswith("postgres:16")
     assert services["rabbitmq"]["image"].startswith("rabbitmq:3-management")
+    assert services["redis"]["image"].startswith("redis:")
 
 
 def test_every_app_service_runs_its_module_from_the_one_image(services: dict[str, Any]) -> None:
@@ -128,7 +129,7 @@ def test_every_dependency_waits_for_a_healthy_service(services: dict[str, Any]) 
             assert services[dep].get("healthcheck"), (name, dep)
     for name in APP_SERVICES - {"ping", "gateway", *WORKERS}:
         assert {"postgres", "rabbitmq"} <= set(services[name]["depends_on"]), name
-    assert set(services["gateway"]["depends_on"]) == {s.name for s in suite.SERVICES}
+    assert set(services["gateway"]["depends_on"]) == {s.name for s in suite.SERVICES} | {"redis"}
 
 
 def test_depends_on_has_no_cycle(services: dict[str, Any]) -> None:
@@ -209,3 +210,18 @@ def test_auth_believes_forwarded_addresses_only_from_the_gateway(services: dict[
     # Otherwise every login through the gateway counts against one shared per-address budget.
     gateway_address = services["gateway"]["networks"]["default"]["ipv4_address"]
     assert services["auth"]["environment"]["TRUSTED_PROXIES"] == gateway_address
+
+
+def test_the_gateway_shares_its_rate_limit_buckets_through_the_compose_redis(services: dict[str, Any]) -> None:
+    from gateway.config import GatewaySettings
+
+    env = services["gateway"]["environment"]
+    url = urlsplit(env["REDIS_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("redis", "redis", 6379)
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    # The value is one the gateway accepts, and it is the setting that switches buckets to Redis.
+    settings = GatewaySettings(**{k.lower(): v for k, v in env.items() if k in {"REDIS_URL", "PORT"}})
+    assert settings.redis_url == env["REDIS_URL"]
+    # Nothing else talks to Redis: the services never get its address.
+    for name in APP_SERVICES - {"gateway"}:
+        assert "REDIS_URL" not in services[name]["environment"], name

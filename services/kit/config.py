@@ -3,6 +3,11 @@
 Each service subclasses :class:`ServiceSettings` and sets its own defaults
 (name, port, database). This is the only module that reads ``os.environ``; the
 rest of the code gets a settings object.
+
+Where a value comes from, first match wins: the process environment, then a
+dotenv file (``.env`` in the working directory, or the file ``QUARTET_ENV_FILE``
+names; an empty ``QUARTET_ENV_FILE`` reads none), then the class default.
+``.env.example`` lists every setting with its default.
 """
 
 from __future__ import annotations
@@ -11,7 +16,11 @@ import os
 import socket
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Names the dotenv file instead of ./.env; empty for none (the tests keep a developer's .env out).
+ENV_FILE_VARIABLE = "QUARTET_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
 
 
 def _default_instance() -> str:
@@ -21,7 +30,9 @@ def _default_instance() -> str:
 class ServiceSettings(BaseSettings):
     """What every service reads from its environment. Defaults suit a developer machine."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, case_sensitive=False, env_file=DEFAULT_ENV_FILE, env_file_encoding="utf-8"
+    )
 
     service_name: str = "service"
     host: str = "127.0.0.1"
@@ -66,6 +77,21 @@ class ServiceSettings(BaseSettings):
     # in-flight requests get up to shutdown_grace to finish.
     drain_delay_seconds: float = Field(0.0, ge=0)
     shutdown_grace_seconds: float = Field(20.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Looked up at each construction (not at import), so a test or a command can pick the file.
+        chosen = os.environ.get(ENV_FILE_VARIABLE)
+        if chosen is not None:
+            dotenv_settings = DotEnvSettingsSource(settings_cls, env_file=chosen or None)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @property
     def events_queue_name_prefix(self) -> str:

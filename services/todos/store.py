@@ -150,6 +150,48 @@ async def delete_todo(conn: Connection, owner: UUID, todo_id: UUID) -> TodoRow |
     return TodoRow.of(record) if record else None
 
 
+async def put_todo_state(conn: Connection, owner: UUID, todo: TodoRow) -> tuple[TodoRow, bool] | None:
+    """Make the todo ``todo.id`` of ``owner`` exactly ``todo`` (an admin write: the demo seed).
+
+    Returns the row and whether it was inserted, or ``None`` when nothing changed. A
+    changed row gets a new version and ``updated_at`` now, so readers ordering by
+    ``updated_at`` see the change as the newest; an inserted one keeps ``todo``'s times.
+    """
+    record = await conn.fetchrow(
+        f"""
+        INSERT INTO todos AS t (id, owner_id, content, is_finished, created_at, updated_at, finished_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (id) DO UPDATE SET
+            content = EXCLUDED.content, is_finished = EXCLUDED.is_finished, created_at = EXCLUDED.created_at,
+            finished_at = EXCLUDED.finished_at, updated_at = clock_timestamp(), version = t.version + 1
+        WHERE t.owner_id = EXCLUDED.owner_id
+          AND (t.content, t.is_finished, t.created_at, t.finished_at)
+              IS DISTINCT FROM (EXCLUDED.content, EXCLUDED.is_finished, EXCLUDED.created_at, EXCLUDED.finished_at)
+        RETURNING {_COLUMNS}, (xmax = 0) AS inserted
+        """,
+        todo.id,
+        owner,
+        todo.content,
+        todo.is_finished,
+        todo.created_at,
+        todo.updated_at,
+        todo.finished_at,
+    )
+    if record is None:
+        return None
+    values = dict(record)
+    inserted = bool(values.pop("inserted"))
+    return TodoRow(**values), inserted
+
+
+async def delete_todos_except(conn: Connection, owner: UUID, keep: list[UUID]) -> list[TodoRow]:
+    """Delete every todo of ``owner`` whose id is not in ``keep``; returns what was deleted."""
+    records = await conn.fetch(
+        f"DELETE FROM todos WHERE owner_id = $1 AND NOT (id = ANY($2::uuid[])) RETURNING {_COLUMNS}", owner, keep
+    )
+    return [TodoRow.of(r) for r in records]
+
+
 def _owner_lock_key(owner: UUID) -> int:
     # A 64-bit advisory lock key per owner (collisions only make two owners wait on each other).
     return int.from_bytes(owner.bytes[:8], "big", signed=True)
