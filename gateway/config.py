@@ -75,6 +75,11 @@ class GatewaySettings(ServiceSettings):
     breaker_failures: int = Field(3, ge=1)
     breaker_open_seconds: float = Field(5.0, gt=0)
 
+    # Connections the kernel queues before the gateway accepts them (aiohttp's default is
+    # 128): a burst of a thousand clients is accepted, then shed by the bulkheads, instead
+    # of waiting out SYN retransmits. Capped by net.core.somaxconn.
+    listen_backlog: int = Field(1024, ge=1)
+
     # Slow clients: the whole request head must arrive within this time of the connection
     # opening (or of the previous response on a kept-alive connection).
     header_read_timeout_seconds: float = Field(10.0, gt=0)

@@ -7,17 +7,19 @@ the suite's auth and todos. Clients that must look like other machines bind 127.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import sys
 import time
 
 import httpx
 import pytest
 
-from tests.gateway.attack import dribble, slow_call, sources, tally
+from tests.gateway.attack import dribble, sources, tally
 from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway
 from tests.suite import Suite, User
-from tests.support import ServiceProcess
+from tests.support import ROOT, ServiceProcess
 
 
 def client(source: str = "127.0.0.1", **kwargs: object) -> httpx.AsyncClient:
@@ -81,8 +83,13 @@ async def test_a_token_subject_has_its_own_cap_wherever_it_comes_from(
     start_gateway: StartGateway, suite: Suite, alice: User, bob: User
 ) -> None:
     gateway = start_gateway(
-        {"AUTH_URL": suite.auth_url, "AUTH_URLS": suite.auth_url, "TODOS_URLS": suite.todos_url,
-         "IN_FLIGHT_PER_SUBJECT": "1", "BODY_READ_TIMEOUT_SECONDS": "3"}  # fmt: skip
+        {
+            "AUTH_URL": suite.auth_url,
+            "AUTH_URLS": suite.auth_url,
+            "TODOS_URLS": suite.todos_url,
+            "IN_FLIGHT_PER_SUBJECT": "1",
+            "BODY_READ_TIMEOUT_SECONDS": "3",
+        }
     )
     # alice's one slot is held by a body she is still sending from one machine...
     held = asyncio.create_task(
@@ -130,42 +137,49 @@ async def test_a_flood_of_slow_calls_and_dribbled_bodies_leaves_a_users_reads_al
     start_gateway: StartGateway, ping_service: ServiceProcess, suite: Suite, alice: User
 ) -> None:
     """1,000 concurrent unauthenticated slow calls from 50 machines and 200 dribbled bodies
-    from 20 more, with the gateway's default caps: the reads of a user on /todos see no error
-    and a p99 under twice the one measured without the attack."""
+    from 20 more (another process), with the gateway's default caps: the reads of a user
+    on /todos see no error and a p99 under twice the one measured without the attack.
+
+    The reads are measured once the gateway has shed what it sheds (the attacker says when):
+    the burst of a thousand connections costs gateway CPU for a moment, which no bulkhead
+    in one process isolates (docs/reliability.md gives the numbers)."""
     gateway = start_gateway(
-        {"AUTH_URL": suite.auth_url, "AUTH_URLS": suite.auth_url, "TODOS_URLS": suite.todos_url,
-         "PING_URLS": ping_service.url}  # fmt: skip
+        {
+            "AUTH_URL": suite.auth_url,
+            "AUTH_URLS": suite.auth_url,
+            "TODOS_URLS": suite.todos_url,
+            "PING_URLS": ping_service.url,
+        }
     )
     await reads(gateway.url, alice.token, 1)  # warm: connections, the token cache
     base_latencies, base_failures = await reads(gateway.url, alice.token, 4)
 
-    slow_sources = sources(50, "127.0.1")
-    slow = [
-        asyncio.create_task(slow_call(gateway.url, "/ping/delay?ms=6000", slow_sources[i % 50], timeout=30))
-        for i in range(1000)
-    ]
-    dribblers = [
-        asyncio.create_task(dribble(gateway.url, "/ping", source, every=0.5))
-        for source in sources(20, "127.0.2")
-        for _ in range(10)
-    ]
-    await asyncio.sleep(1)  # the flood is in: ping-delay full, the rest shed, bodies dribbling
-    attack_latencies, attack_failures = await reads(gateway.url, alice.token, 4)
-    async with client("127.0.0.10") as http:
-        ping = await http.get(f"{gateway.url}/ping", params={"ECHOMSG": "fast"})
-    slow_statuses = await asyncio.gather(*slow)
-    dribbled = await asyncio.gather(*dribblers)
+    attacker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.gateway.attack", gateway.url, "/ping/delay?ms=6000", "1000", "200", "0.5",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert attacker.stdout is not None
+    try:
+        assert await asyncio.wait_for(attacker.stdout.readline(), 30) == b"flooding\n"
+        attack_latencies, attack_failures = await reads(gateway.url, alice.token, 4)
+        async with client("127.0.0.10") as http:
+            ping = await http.get(f"{gateway.url}/ping", params={"ECHOMSG": "fast"})
+        outcome = json.loads(await asyncio.wait_for(attacker.stdout.readline(), 60))
+    finally:
+        if attacker.returncode is None:
+            attacker.kill()
+        await attacker.wait()
 
     base_p99, attack_p99 = percentile(base_latencies, 99), percentile(attack_latencies, 99)
     print(
         f"\nreads without attack: {len(base_latencies)}, failed {len(base_failures)}, p99 {base_p99 * 1000:.1f} ms"
         f"\nreads under attack:   {len(attack_latencies)}, failed {len(attack_failures)},"
         f" p99 {attack_p99 * 1000:.1f} ms (ratio {attack_p99 / base_p99:.2f})"
-        f"\nslow calls: {tally(slow_statuses)}\ndribbled bodies: {tally(dribbled)}"
+        f"\nslow calls: {tally(outcome['slow'])}\ndribbled bodies: {tally(outcome['dribbled'])}"
     )
     assert base_failures == [] and attack_failures == []
     assert attack_p99 < 2 * base_p99
     assert ping.status_code == 200  # the fast route of the flooded service answers too
     # The slow route took what its cap allows and shed the rest at once; nothing timed out.
-    assert set(slow_statuses) <= {200, 503} and slow_statuses.count(200) == 32
-    assert dribbled == [408] * 200
+    assert set(outcome["slow"]) <= {200, 503} and outcome["slow"].count(200) == 32
+    assert outcome["dribbled"] == [408] * 200
