@@ -37,7 +37,7 @@ async def serve(settings: GatewaySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.TCPSite(runner, settings.host, settings.port, backlog=settings.listen_backlog).start()
         log.info("gateway listening", url=f"http://{settings.host}:{settings.port}")
         await stop.wait()
         app[HEALTH].start_draining()

@@ -95,11 +95,42 @@ def _pick_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
+Deadline = float | Callable[[Any], float]
+_DEADLINE_ATTRIBUTE = "__kit_handler_deadline__"
+
+
+def handler_deadline(seconds: Deadline) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a slow handler a deadline of its own instead of ``REQUEST_TIMEOUT_SECONDS``.
+
+    ``seconds`` is a number or a function of the service's settings
+    (``lambda settings: settings.max_delay_ms / 1000 + 1``). Put it right under the
+    route decorator. The gateway's timeout for that route must stay a little above it
+    (gateway/routing.py), so the service answers its own 504 before the gateway gives up.
+    """
+
+    def mark(handler: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(handler, _DEADLINE_ATTRIBUTE, seconds)
+        return handler
+
+    return mark
+
+
 class ServiceApp(Quart):
-    """Quart with a deadline on every handler: past ``request_timeout_seconds`` → 504 problem."""
+    """Quart with a deadline on every handler: past ``request_timeout_seconds`` (or the
+    handler's own, see :func:`handler_deadline`) → 504 problem."""
+
+    def deadline_for(self, request_context: Any = None) -> float:
+        """The deadline of the handler the current request goes to."""
+        settings = kit_of(self).settings
+        rule = (request_context.request if request_context is not None else request).url_rule
+        handler = self.view_functions.get(rule.endpoint) if rule is not None else None
+        own: Deadline | None = getattr(handler, _DEADLINE_ATTRIBUTE, None)
+        if own is None:
+            return settings.request_timeout_seconds
+        return float(own(settings) if callable(own) else own)
 
     async def dispatch_request(self, request_context: Any = None) -> ResponseReturnValue:
-        deadline = asyncio.timeout(kit_of(self).settings.request_timeout_seconds)
+        deadline = asyncio.timeout(self.deadline_for(request_context))
         try:
             async with deadline:
                 return await super().dispatch_request(request_context)

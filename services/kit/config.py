@@ -45,7 +45,7 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
-    db_acquire_timeout_seconds: float = Field(5.0, gt=0)
+    db_acquire_timeout_seconds: float = Field(3.0, gt=0)  # under the handler deadline: 503, not 504
     db_command_timeout_seconds: float = Field(10.0, gt=0)
     db_startup_timeout_seconds: float = Field(30.0, ge=0)
     # On release asyncpg resets session state (RESET ALL, UNLISTEN *, advisory unlocks): one
@@ -69,7 +69,10 @@ class ServiceSettings(BaseSettings):
 
     # Limits: every input is bounded, everything that waits has a timeout.
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    request_timeout_seconds: float = Field(15.0, gt=0)
+    # Every handler's deadline (504 problem past it): short, for interactive calls. Slow
+    # handlers declare their own (services.kit.app.handler_deadline). The gateway's route
+    # timeouts sit a little above these (gateway/routing.py), so the service answers first.
+    request_timeout_seconds: float = Field(5.0, gt=0)
 
     # Hypercorn. The gateway's upstream keep-alive must stay below keep_alive_seconds.
     keep_alive_seconds: float = Field(75.0, gt=0)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
-from services.kit.app import current_kit
+from services.kit.app import current_kit, handler_deadline
 from services.kit.problem import Problem
 from services.ping.config import PingSettings
 from services.ping.schemas import DelayQuery, PingQuery, PingReply
@@ -30,6 +30,7 @@ async def ping(query_args: PingQuery) -> tuple[PingReply, int, dict[str, str]]:
 
 
 @bp.get("/ping/delay")
+@handler_deadline(lambda settings: settings.max_delay_ms / 1000 + 1)  # the gateway allows 12 s
 @validate_querystring(DelayQuery)
 @validate_response(PingReply)
 async def delayed_ping(query_args: DelayQuery) -> tuple[PingReply, int, dict[str, str]]:

@@ -7,7 +7,7 @@ from uuid import UUID
 from quart import Blueprint, Response, g
 from quart_schema import validate_querystring, validate_request, validate_response
 
-from services.kit.app import current_db, current_kit
+from services.kit.app import current_db, current_kit, handler_deadline
 from services.kit.events import outbox
 from services.kit.problem import Problem
 from services.kit.security import require_scope
@@ -92,6 +92,7 @@ async def get_report(report_id: UUID) -> Report:
 
 
 @bp.get("/reports/<uuid:report_id>/file")
+@handler_deadline(25.0)  # a whole rendered file from the database; the gateway allows 30 s
 @require_scope("reports:read")
 async def get_report_file(report_id: UUID) -> Response:
     """The rendered file (409 while the report is not done)."""
