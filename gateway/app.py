@@ -19,6 +19,7 @@ from gateway.proxy import Proxy
 from gateway.ratelimit import Buckets, MemoryBuckets, RateLimiter, RedisBuckets, add_rate_limit_headers
 from gateway.routing import build_routes
 from gateway.static import SinglePageApp
+from services.kit.docs import DocsOAuth
 from services.kit.logging import get_logger
 
 log = get_logger("gateway")
@@ -34,8 +35,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     routes = build_routes(settings)
     upstreams = list({id(route.upstream): route.upstream for route in routes}.values())
     _watch_breakers(upstreams, metrics)
-    openapi = MergedOpenAPI(upstreams, proxy.session, settings.openapi_cache_seconds)
-    browser = Browser(settings, openapi.docs_page)
+    docs_oauth = DocsOAuth(settings.docs_client_id, settings.docs_scopes)
+    openapi = MergedOpenAPI(upstreams, proxy.session, settings.openapi_cache_seconds, docs_oauth)
+    browser = Browser(settings)
     edge_auth = EdgeAuth(settings, proxy.session)
     buckets: Buckets = (
         RedisBuckets(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else MemoryBuckets()
@@ -76,6 +78,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_get("/openapi.json", openapi.handle)
     app.router.add_get("/docs", openapi.docs)
+    app.router.add_get("/docs/oauth2-redirect", openapi.docs_oauth2_redirect)
+    app.router.add_get("/docs/static/{name}", openapi.docs_static)
     app.router.add_get("/", spa.redirect_to_app)
     app.router.add_get("/app", spa.redirect_to_app)
     app.router.add_get("/app/config.json", spa.config)
