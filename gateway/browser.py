@@ -11,9 +11,9 @@ Security headers on every answer: ``X-Content-Type-Options: nosniff``,
 ``Referrer-Policy``, ``X-Frame-Options: DENY``, and a Content-Security-Policy with
 ``frame-ancestors 'none'`` — strict (``default-src 'none'``) for API answers, the
 app's own files only for ``/app/``, and the kit's ``DOCS_CSP`` (own files only, no
-eval) for ``/docs`` and below. A service that sets its own CSP (the auth login form) keeps it. HSTS when
-the request came over https (here, or at a trusted proxy that says so in
-``X-Forwarded-Proto``).
+eval) for ``/docs`` and below. A service that sets its own CSP (the auth login form)
+keeps it. HSTS when the request came over https (here, or at a trusted proxy that
+says so in ``X-Forwarded-Proto``).
 """
 
 from __future__ import annotations
