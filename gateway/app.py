@@ -20,6 +20,7 @@ from gateway.proxy import Proxy
 from gateway.ratelimit import Buckets, MemoryBuckets, RateLimiter, RedisBuckets, add_rate_limit_headers
 from gateway.routing import build_routes
 from gateway.static import SinglePageApp
+from services.kit.docs import DocsOAuth
 from services.kit.logging import get_logger
 
 log = get_logger("gateway")
@@ -36,8 +37,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     _watch_breakers(upstreams, metrics)
     pools = UpstreamPools(settings, [upstream.name for upstream in upstreams])
     proxy = Proxy(settings, metrics, pools)
-    openapi = MergedOpenAPI(upstreams, pools.control, settings.openapi_cache_seconds)
-    browser = Browser(settings, openapi.docs_page)
+    docs_oauth = DocsOAuth(settings.docs_client_id, settings.docs_scopes)
+    openapi = MergedOpenAPI(upstreams, pools.control, settings.openapi_cache_seconds, docs_oauth)
+    browser = Browser(settings)
     edge_auth = EdgeAuth(settings, pools.control)
     buckets: Buckets = (
         RedisBuckets(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else MemoryBuckets()
@@ -79,6 +81,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/metrics", metrics.handle)
     app.router.add_get("/openapi.json", openapi.handle)
     app.router.add_get("/docs", openapi.docs)
+    app.router.add_get("/docs/oauth2-redirect", openapi.docs_oauth2_redirect)
+    app.router.add_get("/docs/static/{name}", openapi.docs_static)
     app.router.add_get("/", spa.redirect_to_app)
     app.router.add_get("/app", spa.redirect_to_app)
     app.router.add_get("/app/config.json", spa.config)

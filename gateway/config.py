@@ -114,6 +114,10 @@ class GatewaySettings(ServiceSettings):
 
     # The merged /openapi.json is fetched from the services at most this often.
     openapi_cache_seconds: float = Field(30.0, ge=0)
+    # /docs: Authorize signs in through auth's authorization code + PKCE flow as this public
+    # client (auth registers it with <origin>/docs/oauth2-redirect), asking for these scopes.
+    docs_client_id: str = "quartet-docs"
+    docs_scopes: CommaList = ("profile", "todos:read", "todos:write", "reports:read", "reports:write")
 
     web_dir: Path = REPO_ROOT / "web"
     # Regions the app's diagnostics page measures: "name=url" pairs, comma-separated. The
@@ -151,6 +155,11 @@ class GatewaySettings(ServiceSettings):
     @classmethod
     def _origins(cls, value: Any) -> tuple[str, ...]:
         return tuple(origin.rstrip("/") for origin in _split(value))
+
+    @field_validator("docs_scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> tuple[str, ...]:
+        return tuple(_split(value))
 
     @field_validator("rate_limit_exempt", "trusted_proxies", mode="before")
     @classmethod

@@ -44,6 +44,12 @@ class AuthSettings(ServiceSettings):
     # Seeded clients. The SPA is public; the reports worker is confidential.
     web_redirect_uris: CommaList = ("http://localhost:8080/app/callback",)
     web_extra_redirect_uris: CommaList = ()
+    # The gateway's API docs (Swagger UI's Authorize): public too, on either loopback name.
+    docs_redirect_uris: CommaList = (
+        "http://localhost:8080/docs/oauth2-redirect",
+        "http://127.0.0.1:8080/docs/oauth2-redirect",
+    )
+    docs_extra_redirect_uris: CommaList = ()
     # The built-in default is accepted only when the issuer is a loopback address (see below).
     reports_worker_client_secret: SecretStr = SecretStr(DEFAULT_WORKER_SECRET)
 
@@ -77,7 +83,14 @@ class AuthSettings(ServiceSettings):
     # Anyone else counts by their own address.
     trusted_proxies: CommaList = ("127.0.0.1", "::1")
 
-    @field_validator("web_redirect_uris", "web_extra_redirect_uris", "trusted_proxies", mode="before")
+    @field_validator(
+        "web_redirect_uris",
+        "web_extra_redirect_uris",
+        "docs_redirect_uris",
+        "docs_extra_redirect_uris",
+        "trusted_proxies",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from services.kit.config import ServiceSettings
 from services.kit.db import UNAVAILABLE_ERRORS, Database
-from services.kit.docs import docs_html
+from services.kit.docs import docs_blueprint
 from services.kit.logging import get_logger
 from services.kit.metrics import HttpMetrics
 from services.kit.migrations import MigrationSource, migrate
@@ -179,7 +179,8 @@ def create_service_app(
     _install_request_hooks(app, kit)
     _install_error_handlers(app)
     _install_lifecycle(app, kit)
-    app.register_blueprint(_operations_blueprint(title))
+    app.register_blueprint(_operations_blueprint())
+    app.register_blueprint(docs_blueprint(title))
     for bp in blueprints:
         app.register_blueprint(bp)
     return app
@@ -322,7 +323,7 @@ def _install_lifecycle(app: Quart, kit: ServiceKit) -> None:
         log.info("service stopped")
 
 
-def _operations_blueprint(title: str) -> Blueprint:
+def _operations_blueprint() -> Blueprint:
     bp = Blueprint("operations", __name__)
 
     @bp.get("/healthz")
@@ -355,12 +356,6 @@ def _operations_blueprint(title: str) -> Blueprint:
     async def metrics() -> Response:
         """Prometheus metrics of this process."""
         return Response(generate_latest(current_kit().registry), content_type=CONTENT_TYPE_LATEST)
-
-    @bp.get("/docs")
-    @hide
-    async def docs() -> Response:
-        """Human-readable API docs (no CDN)."""
-        return Response(docs_html(title), content_type="text/html; charset=utf-8")
 
     return bp
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, g
-from quart_schema import security_scheme, validate_request, validate_response
+from quart_schema import validate_request, validate_response
 
 from services.auth import events
 from services.auth.passwords import HashingBusy
@@ -39,7 +39,6 @@ async def register(data: RegisterRequest) -> tuple[UserOut, int]:
 
 @bp.get("/auth/me")
 @validate_response(UserOut)
-@security_scheme([{"bearer": []}])
 @require_scope("profile")
 async def me() -> UserOut:
     """The signed-in user's profile (scope ``profile``)."""
@@ -51,7 +50,6 @@ async def me() -> UserOut:
 
 
 @bp.delete("/auth/me")
-@security_scheme([{"bearer": []}])
 @require_scope("profile")
 async def delete_me() -> tuple[str, int]:
     """Delete the account and every grant it made; publishes ``user.deleted`` so services purge its data."""
