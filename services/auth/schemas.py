@@ -94,11 +94,6 @@ class TokenOut(BaseModel):
     refresh_token: str | None = Field(None, description="rotating; each use returns a new one")
 
 
-class OAuthErrorOut(BaseModel):
-    error: str
-    error_description: str | None = None
-
-
 class TokenForm7009(BaseModel):
     token: str
     token_type_hint: str | None = Field(None, description="access_token or refresh_token")

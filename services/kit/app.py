@@ -26,6 +26,7 @@ from quart_schema import QuartSchema, RequestSchemaValidationError, hide
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from services.kit.config import ServiceSettings
+from services.kit.contract import ContractProvider
 from services.kit.db import UNAVAILABLE_ERRORS, Database
 from services.kit.docs import docs_html
 from services.kit.logging import get_logger
@@ -144,6 +145,7 @@ def create_service_app(
         scalar_ui_path=None,
         info={"title": title, "version": "1.0.0", "description": description},
         security_schemes=security_schemes,
+        openapi_provider_class=ContractProvider,
     )
     _install_request_hooks(app, kit)
     _install_error_handlers(app)

@@ -24,6 +24,7 @@ import aiohttp
 from quart import Quart, g, request
 
 from services.kit.app import ServiceKit, current_kit, kit_of
+from services.kit.contract import mark_scopes
 from services.kit.problem import Problem
 from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, KeysUnavailable, TokenVerifier
 
@@ -136,7 +137,7 @@ def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callabl
             await authenticate(*scopes)
             return await handler(*args, **kwargs)
 
-        return guarded
+        return mark_scopes(guarded, scopes)
 
     return decorate
 
