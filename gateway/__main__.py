@@ -30,6 +30,10 @@ async def serve(settings: GatewaySettings) -> None:
         # its keep-alive timeout (counted from the connection opening or the previous
         # response): that is the slow-client (header read) protection.
         keepalive_timeout=min(settings.keep_alive_seconds, settings.header_read_timeout_seconds),
+        # Long enough for every request line the contract allows (a 1,024-character ECHOMSG of
+        # 4-byte characters is 12 KiB percent-encoded); longer is a plain 400 from the parser.
+        max_line_size=settings.max_request_line_bytes,
+        max_field_size=settings.max_header_bytes,
     )
     await runner.setup()
     stop = asyncio.Event()

@@ -65,6 +65,9 @@ class GatewaySettings(ServiceSettings):
     # Slow clients: the whole request head must arrive within this time of the connection
     # opening (or of the previous response on a kept-alive connection).
     header_read_timeout_seconds: float = Field(10.0, gt=0)
+    # The request line (method, path and query) and any one header may be at most this long.
+    max_request_line_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
 
     # Edge auth: tokens of this issuer (AUTH_URL) and audience, keys from JWKS_URL
     # (default: <AUTH_URL>/.well-known/jwks.json). Verified tokens are cached by their

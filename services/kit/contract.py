@@ -200,6 +200,8 @@ def complete(operation: dict[str, Any], handler: Any, method: str, *, has_path_p
             needs = "Needs the scope" + ("s " if len(scopes) > 1 else " ") + " ".join(f"`{s}`" for s in scopes) + "."
             operation["description"] = (operation.get("description", "") + "\n\n" + needs).strip()
     request_schema = getattr(handler, QUART_SCHEMA_REQUEST_ATTRIBUTE, None)
+    if request_schema is not None and "requestBody" in operation:
+        operation["requestBody"] = {**operation["requestBody"], "required": True}
     if not oauth and (request_schema is not None or getattr(handler, QUART_SCHEMA_QUERYSTRING_ATTRIBUTE, None)):
         statuses[422] = _RULE_STATUSES[422]
     if not oauth and request_schema is not None and request_schema[1] == DataSource.JSON:
