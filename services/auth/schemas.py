@@ -15,7 +15,7 @@ from services.kit.text import has_control_characters as _has_control
 MAX_PASSWORD_LENGTH = 1024
 # Checked again after normalisation (NFKC may lengthen the local part, so no bound on it here).
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Characters whose NFKC form holds a space or "@" (U+00B4 ´ is " \u0301", U+FF20 is "@"): refused
+# Characters whose NFKC form holds a space or "@" (U+00B4 is " \u0301", U+FF20 is "@"): refused
 # in an email, so every address the documented pattern admits is still one address once
 # normalised. tests/auth/test_users.py recomputes this list from unicodedata.
 NFKC_UNSAFE = (

@@ -32,6 +32,4 @@ def has_control_characters(value: str, *, allow_layout: bool = False) -> bool:
     PostgreSQL refuses NUL in text and cannot encode a lone surrogate; the rest only
     garble logs and pages.
     """
-    return any(
-        unicodedata.category(ch) in ("Cc", "Cs") and not (allow_layout and ch in "\t\n\r") for ch in value
-    )
+    return any(unicodedata.category(ch) in ("Cc", "Cs") and not (allow_layout and ch in "\t\n\r") for ch in value)

@@ -74,7 +74,9 @@ def ping_for_contract(log_dir: Path) -> Iterator[ServiceProcess]:
     from tests.support import free_port
 
     port = free_port()
-    proc = ServiceProcess("services.ping", {"PORT": str(port)}, log_dir / f"ping-contract-{port}.log")
+    # A short MAX_DELAY_MS: its schema documents the bound, and the fuzzer tries the bound itself.
+    env = {"PORT": str(port), "MAX_DELAY_MS": "50"}
+    proc = ServiceProcess("services.ping", env, log_dir / f"ping-contract-{port}.log")
     try:
         proc.wait_ready()
         yield proc
