@@ -24,6 +24,7 @@ from services.kit.logging import get_logger
 log = get_logger("gateway")
 
 HEALTH = web.AppKey("health", Health)
+METRICS = web.AppKey("metrics", GatewayMetrics)
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
@@ -63,6 +64,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[HEALTH] = health
+    app[METRICS] = metrics
     app.cleanup_ctx.append(proxy.client_session)
     app.cleanup_ctx.append(edge_auth.warm_up)
     app.cleanup_ctx.append(HealthChecks(settings, upstreams, proxy.session, metrics).run_in_background)
@@ -73,7 +75,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", metrics.handle)
     app.router.add_get("/openapi.json", openapi.handle)
     app.router.add_get("/docs", openapi.docs)
     app.router.add_get("/", spa.redirect_to_app)
@@ -85,6 +86,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
         for path in route.paths:
             app.router.add_route("*", path, handler)
     return app
+
+
+def create_metrics_app(app: web.Application) -> web.Application:
+    """``GET /metrics`` of ``app``, for the private metrics listener (``METRICS_HOST``:``METRICS_PORT``)."""
+    private = web.Application()
+    private.router.add_get("/metrics", app[METRICS].handle)
+    return private
 
 
 def _watch_breakers(upstreams: list[Upstream], metrics: GatewayMetrics) -> None:

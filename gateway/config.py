@@ -29,6 +29,10 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     port: int = Field(8080, ge=0, le=65535)
+    # /metrics has a listener of its own, never the public one: it names internal upstreams.
+    # Loopback by default; a cluster sets METRICS_HOST=0.0.0.0 so Prometheus can scrape the pod.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9080, ge=0, le=65535)
 
     auth_urls: CommaList = ("http://127.0.0.1:8001",)
     todos_urls: CommaList = ("http://127.0.0.1:8002",)

@@ -39,7 +39,7 @@ log = get_logger("gateway.ratelimit")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The gateway's own endpoints: probes and scrapers are never throttled.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 # POSTs here take a token from the stricter login budget too: they check credentials
 # (token, authorize, introspect, revoke) or cost a 64 MiB argon2 hash (register).
 LOGIN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/register", "/auth/revoke", "/auth/introspect"})

@@ -7,11 +7,29 @@ rest of the code gets a settings object.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def is_loopback_host(host: str) -> bool:
+    """Is ``host`` this machine only (localhost, 127.0.0.0/8, ::1)?"""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """Does ``url`` name this machine only (localhost, 127.0.0.0/8, ::1)?"""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _default_instance() -> str:

@@ -118,7 +118,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     if key is None:
         async with current_db().transaction() as conn:
             await _refuse_deleted(conn, owner)
-            row = await store.create_todo(conn, owner, data.content)
+            row = await _create(conn, owner, data.content)
             await outbox.add(conn, "todo.created", subject=owner, data=row.event())
         return _todo(row), 201, {"Location": f"/todos/{row.id}", "ETag": row.etag}
     if not _IDEMPOTENCY_KEY.match(key):
@@ -127,7 +127,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     async with current_db().transaction() as conn:
         await _refuse_deleted(conn, owner)
         if await store.claim_idempotency_key(conn, owner, key, request_hash, _settings().idempotency_ttl_hours):
-            row = await store.create_todo(conn, owner, data.content)
+            row = await _create(conn, owner, data.content)
             await outbox.add(conn, "todo.created", subject=owner, data=row.event())
             body = _todo(row).model_dump(mode="json")
             await store.store_response(conn, owner, key, 201, body, f"/todos/{row.id}")
@@ -141,6 +141,14 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     if stored.location:
         headers["Location"] = stored.location
     return Todo.model_validate(stored.body), stored.status, headers
+
+
+async def _create(conn: Connection, owner: UUID, content: str) -> store.TodoRow:
+    limit = _settings().max_todos_per_user
+    row = await store.create_todo(conn, owner, content, limit)
+    if row is None:
+        raise Problem(409, f"you already have {limit} todos, the most one user may have; delete some to add more")
+    return row
 
 
 async def _refuse_deleted(conn: Connection, owner: UUID) -> None:
