@@ -13,7 +13,7 @@ from services.todos.config import DEFAULT_CURSOR_SECRET, TodosSettings
 from tests.support import ROOT, free_port
 
 _OFF_LOOPBACK = [
-    {"HOST": "0.0.0.0"},  # noqa: S104 - the point of the test
+    {"HOST": "0.0.0.0"},
     {"AUTH_URL": "https://auth.example.com"},
 ]
 
@@ -34,7 +34,7 @@ def test_the_built_in_secret_still_serves_a_developer_machine() -> None:
 
 def test_the_service_refuses_to_start_with_the_default_off_loopback() -> None:
     env = {k: v for k, v in os.environ.items() if k != "CURSOR_SECRET"}
-    env.update({"PORT": str(free_port()), "HOST": "0.0.0.0"})  # noqa: S104
+    env.update({"PORT": str(free_port()), "HOST": "0.0.0.0"})
     done = subprocess.run(
         [sys.executable, "-m", "services.todos", "serve"],
         cwd=ROOT,
