@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from quart_schema import DataSource
-from quart_schema.openapi import OpenAPIProvider
+from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, OpenAPIProvider
 from quart_schema.validation import QUART_SCHEMA_QUERYSTRING_ATTRIBUTE, QUART_SCHEMA_REQUEST_ATTRIBUTE
 from werkzeug.routing import BaseConverter, Rule, UUIDConverter
 
@@ -37,6 +37,7 @@ from services.kit.problem import PROBLEM_CONTENT_TYPE, status_title
 SCOPES_ATTRIBUTE = "_quartet_scopes"
 RESPONSES_ATTRIBUTE = "_quartet_responses"
 OAUTH_ERRORS_ATTRIBUTE = "_quartet_oauth_errors"
+LINKS_ATTRIBUTE = "_quartet_links"
 
 BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
 # Answers any route may give, whatever it does.
@@ -133,6 +134,23 @@ def responses(
     return decorate
 
 
+def links(status: int, **targets: str) -> Callable[[F], F]:
+    """OpenAPI links from this handler's ``status`` response to the operations that use its ``id``.
+
+    ``@links(201, get_todo="todo_id", delete_todo="todo_id")``: each keyword names a handler
+    (its operation id) and the path parameter that takes the response body's ``id``.
+    Clients and stateful fuzzers (schemathesis) follow them.
+    """
+
+    def decorate(handler: F) -> F:
+        declared: dict[int, dict[str, str]] = dict(getattr(handler, LINKS_ATTRIBUTE, {}))
+        declared[status] = {**declared.get(status, {}), **targets}
+        setattr(handler, LINKS_ATTRIBUTE, declared)
+        return handler
+
+    return decorate
+
+
 def oauth_errors(handler: F) -> F:
     """Mark an RFC 6749 endpoint: its 400 and 401 are ``{error, error_description}``, not problems."""
     setattr(handler, OAUTH_ERRORS_ATTRIBUTE, True)
@@ -170,6 +188,10 @@ class ContractProvider(OpenAPIProvider):
         document = super().schema()
         document["components"]["schemas"].update(components())
         return document
+
+    def operation_id(self, method: str, path: str, func: Callable[..., Any]) -> str | None:
+        # The handler's name: what links() refers to (each handler here serves one method).
+        return getattr(func, QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, func.__name__)
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
@@ -226,8 +248,22 @@ def complete(operation: dict[str, Any], handler: Any, method: str, *, has_path_p
             add_missing(operation, status, _oauth(description))
         else:
             add_missing(operation, status, problem_response(description, status))
+    _add_links(operation, getattr(handler, LINKS_ATTRIBUTE, {}))
     operation["responses"] = dict(sorted(operation["responses"].items(), key=lambda item: int(item[0])))
     return operation
+
+
+def _add_links(operation: dict[str, Any], declared: Mapping[int, Mapping[str, str]]) -> None:
+    for status, targets in declared.items():
+        key = status if status in operation["responses"] else str(status)
+        response = operation["responses"].get(key)
+        if response is None:
+            continue
+        found = {
+            target: {"operationId": target, "parameters": {param: "$response.body#/id"}}
+            for target, param in targets.items()
+        }
+        operation["responses"][key] = {**response, "links": {**response.get("links", {}), **found}}
 
 
 def _plain(description: str, media: Mapping[str, Any] | None) -> dict[str, Any]:

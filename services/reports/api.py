@@ -8,7 +8,7 @@ from quart import Blueprint, Response, g
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from services.kit.app import current_db, current_kit
-from services.kit.contract import responses
+from services.kit.contract import links, responses
 from services.kit.events import outbox
 from services.kit.problem import Problem
 from services.kit.security import require_scope
@@ -52,6 +52,7 @@ async def get_summary() -> SummaryOut:
 @require_scope("reports:write")
 @validate_request(ReportRequest)
 @validate_response(Report, 202)
+@links(202, get_report="report_id", get_report_file="report_id")
 @responses(describe={429: "The caller already has MAX_UNFINISHED_JOBS reports queued or running (Retry-After)."})
 async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, str]]:
     """Queue a report; the worker renders it. 429 while the caller has too many unfinished ones."""

@@ -10,7 +10,7 @@ from quart import Blueprint, Response, g, request
 from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
 from services.kit.app import current_db, current_kit
-from services.kit.contract import responses
+from services.kit.contract import links, responses
 from services.kit.db import Connection
 from services.kit.events import outbox
 from services.kit.problem import Problem
@@ -100,6 +100,7 @@ async def list_todos(query_args: TodoListQuery) -> Response:
 @require_scope("todos:write")
 @validate_request(TodoCreate)
 @validate_response(Todo, 201)
+@links(201, get_todo="todo_id", patch_todo="todo_id", finish_todo="todo_id", delete_todo="todo_id")
 @responses(
     400,
     409,
