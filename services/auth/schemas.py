@@ -27,7 +27,8 @@ NFKC_UNSAFE = (
 
 # The documented shape of an email (checked on the raw value; _EMAIL checks it again once normalised).
 _EMAIL_CHAR = f"[^@{CONTROL}{SPACE}{NFKC_UNSAFE}]"
-EMAIL_PATTERN = f"^{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}+\\.{_EMAIL_CHAR}+$"
+# Surrounding whitespace is allowed (it is trimmed).
+EMAIL_PATTERN = f"^[{SPACE}]*{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}+\\.{_EMAIL_CHAR}+[{SPACE}]*$"
 
 
 def has_control_characters(value: str) -> bool:
