@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, field_validator
 
 from services.auth.oauth.models import User
-from services.kit.text import CONTROL, NO_CONTROL, SPACE
+from services.kit.text import BLANK, CONTROL, NO_CONTROL, SPACE
 from services.kit.text import has_control_characters as _has_control
 
 # Deliberately loose (one @, a dot in the domain, no spaces): the real check is a sign-in.
@@ -27,8 +27,8 @@ NFKC_UNSAFE = (
 
 # The documented shape of an email (checked on the raw value; _EMAIL checks it again once normalised).
 _EMAIL_CHAR = f"[^@{CONTROL}{SPACE}{NFKC_UNSAFE}]"
-# Surrounding whitespace is allowed (it is trimmed).
-EMAIL_PATTERN = f"^[{SPACE}]*{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}+\\.{_EMAIL_CHAR}+[{SPACE}]*$"
+# Surrounding blanks are allowed (they are trimmed); tabs and line breaks are control characters.
+EMAIL_PATTERN = f"^[{BLANK}]*{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}+\\.{_EMAIL_CHAR}+[{BLANK}]*$"
 
 
 def has_control_characters(value: str) -> bool:

@@ -16,8 +16,10 @@ import unicodedata
 CONTROL = r"\x00-\x1f\x7f-\x9f"
 # Cc without tab, line feed and carriage return (allowed in free text).
 CONTROL_EXCEPT_LAYOUT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-# What Python's str.strip() removes, less the control characters (refused anyway).
-SPACE = r"\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Whitespace that is not a control character.
+BLANK = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# What Python's str.strip() removes, less the control characters it also removes (refused here).
+SPACE = r"\t\n\r" + BLANK
 
 NO_CONTROL = f"^[^{CONTROL}]*$"
 """No control character at all (names, emails, identifiers)."""
