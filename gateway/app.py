@@ -26,6 +26,7 @@ from services.kit.logging import get_logger
 log = get_logger("gateway")
 
 HEALTH = web.AppKey("health", Health)
+METRICS = web.AppKey("metrics", GatewayMetrics)
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
@@ -68,6 +69,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[HEALTH] = health
+    app[METRICS] = metrics
     app.cleanup_ctx.append(pools.open)
     app.cleanup_ctx.append(edge_auth.warm_up)
     app.cleanup_ctx.append(HealthChecks(settings, upstreams, pools.control, metrics).run_in_background)
@@ -78,7 +80,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", metrics.handle)
     app.router.add_get("/openapi.json", openapi.handle)
     app.router.add_get("/docs", openapi.docs)
     app.router.add_get("/docs/oauth2-redirect", openapi.docs_oauth2_redirect)
@@ -92,6 +93,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
         for path in route.paths:
             app.router.add_route("*", path, handler)
     return app
+
+
+def create_metrics_app(app: web.Application) -> web.Application:
+    """``GET /metrics`` of ``app``, for the private metrics listener (``METRICS_HOST``:``METRICS_PORT``)."""
+    private = web.Application()
+    private.router.add_get("/metrics", app[METRICS].handle)
+    return private
 
 
 def _watch_breakers(upstreams: list[Upstream], metrics: GatewayMetrics) -> None:

@@ -30,6 +30,10 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     port: int = Field(8080, ge=0, le=65535)
+    # /metrics has a listener of its own, never the public one: it names internal upstreams.
+    # Loopback by default; a cluster sets METRICS_HOST=0.0.0.0 so Prometheus can scrape the pod.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9080, ge=0, le=65535)
 
     auth_urls: CommaList = ("http://127.0.0.1:8001",)
     todos_urls: CommaList = ("http://127.0.0.1:8002",)
@@ -83,6 +87,9 @@ class GatewaySettings(ServiceSettings):
     # Slow clients: the whole request head must arrive within this time of the connection
     # opening (or of the previous response on a kept-alive connection).
     header_read_timeout_seconds: float = Field(10.0, gt=0)
+    # The request line (method, path and query) and any one header may be at most this long.
+    max_request_line_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
 
     # Edge auth: tokens of this issuer (AUTH_URL) and audience, keys from JWKS_URL
     # (default: <AUTH_URL>/.well-known/jwks.json). Verified tokens are cached by their

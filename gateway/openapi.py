@@ -11,6 +11,11 @@ The merged document declares auth's authorization code flow as the ``oauth2``
 scheme, on this origin (``/auth/authorize``, ``/auth/token``), and offers it on
 every operation that asks for a bearer token, with the scopes that operation
 needs; ``/docs`` (Swagger UI, the kit's files, served here) signs in with it.
+
+Every operation also documents what the gateway itself may answer in front of the
+service (:func:`add_edge_statuses`): 502 (no instance reachable), 503/504, 429 (rate
+limits), 413, 401/403 on the routes checked at the edge, and 400 for a path with
+``.``/``..`` segments where the path has parameters.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import aiohttp
 from aiohttp import web
 
 from gateway.balancer import Upstream
+from gateway.edge_auth import requirement_for
 from gateway.routing import PREFIXES
+from services.kit.contract import BODY_METHODS, SHARED_STATUSES, add_missing, problem_response
 from services.kit.docs import DocsOAuth, docs_asset, docs_html, oauth2_redirect_html
 from services.kit.problem import Problem
 from services.kit.security import BEARER_SCHEME_NAME
@@ -51,6 +58,30 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
     if isinstance(node, list):
         return [_rename_refs(value, renames) for value in node]
     return node
+
+
+_EDGE_STATUSES = {
+    **SHARED_STATUSES,
+    502: "The gateway could not reach any instance of the service, or the exchange broke.",
+}
+
+
+def add_edge_statuses(path: str, item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` (a path item) with the statuses the gateway adds in front of every service."""
+    item = {method: {**op, "responses": dict(op.get("responses", {}))} for method, op in item.items()}
+    for method, operation in item.items():
+        statuses = dict(_EDGE_STATUSES)
+        if method in BODY_METHODS:
+            statuses[413] = "The request body is larger than the gateway accepts."
+        if "{" in path:
+            statuses[400] = "The path has '.' or '..' segments."
+        if requirement_for(path) is not None:
+            statuses[401] = "No valid access token (checked at the gateway)."
+            statuses[403] = "The token carries no scope of this route's family (checked at the gateway)."
+        for status, description in statuses.items():
+            add_missing(operation, status, problem_response(description, status))
+        operation["responses"] = dict(sorted(operation["responses"].items(), key=lambda entry: int(entry[0])))
+    return item
 
 
 def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str, Any]:
@@ -81,7 +112,7 @@ def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str,
                 components.setdefault(kind, {})[renames.get(name, name) if kind == "schemas" else name] = value
         for path, item in (spec.get("paths") or {}).items():
             if routed(path, prefixes):
-                merged["paths"][path] = item
+                merged["paths"][path] = add_edge_statuses(path, item)
         for tag in spec.get("tags") or []:
             if tag not in merged["tags"]:
                 merged["tags"].append(tag)

@@ -45,7 +45,7 @@ from services.kit.problem import Problem
 log = get_logger("gateway.ratelimit")
 
 # The gateway's own endpoints: probes and scrapers are never throttled.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 # POSTs here take a token from the stricter login budget too: they check credentials
 # (token, authorize, introspect, revoke) or cost a 64 MiB argon2 hash (register).
 LOGIN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/register", "/auth/revoke", "/auth/introspect"})

@@ -96,7 +96,8 @@ SHARED_DEFAULTS = {
 # Secrets `make up` generates once per checkout (kept in .run/secrets.env, mode 0600) and
 # hands to the services named here (and their workers). The caller's environment wins.
 WORKER_SECRET = "REPORTS_WORKER_CLIENT_SECRET"
-SECRET_USERS = {WORKER_SECRET: frozenset({"auth", "reports"})}
+CURSOR_SECRET = "CURSOR_SECRET"
+SECRET_USERS = {WORKER_SECRET: frozenset({"auth", "reports"}), CURSOR_SECRET: frozenset({"todos"})}
 SECRETS_FILE_NAME = "secrets.env"
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 GATEWAY_UPSTREAMS_FILE = RUN_DIR / "gateway.upstreams.json"
@@ -448,6 +449,7 @@ def print_urls(the_plan: Plan) -> None:
         else:
             say(f"  {'API docs':<{width}} per service for now (merged docs at http://localhost:8080/docs are coming)")
         say(f"  {'try':<{width}} curl 'http://localhost:8080/ping?ECHOMSG=hi'")
+        say(f"  {'metrics':<{width}} http://127.0.0.1:9080/metrics   (gateway; loopback only, not the public port)")
     for proc in the_plan.services:
         say(f"  {proc.name:<{width}} http://localhost:{proc.port}   (docs: /docs, health: /healthz /readyz, /metrics)")
     for proc in the_plan.extras:

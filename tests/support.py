@@ -40,6 +40,8 @@ class ServiceProcess:
         self.module = module
         self.port = int(env["PORT"]) if "PORT" in env else 0
         self.url = f"http://127.0.0.1:{self.port}"
+        # The gateway's private metrics listener, when the test gave it a port.
+        self.metrics_url = f"http://127.0.0.1:{env['METRICS_PORT']}" if "METRICS_PORT" in env else self.url
         self.log_path = log_path
         full_env = {**os.environ, "LOG_LEVEL": "INFO", **env}
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()

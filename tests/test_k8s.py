@@ -184,11 +184,26 @@ def test_every_process_has_a_deployment_running_its_module(base: list[dict[str, 
     assert container["image"] == "quartet"  # the overlay sets the tag
 
 
+GATEWAY_METRICS_PORT = 9080
+
+
+def test_the_gateway_metrics_port_is_scraped_in_the_pod_but_never_exposed(base: list[dict[str, Any]]) -> None:
+    deployment = _get(base, "Deployment", "gateway")
+    env = _env(_container(deployment))
+    assert env["METRICS_PORT"]["value"] == str(GATEWAY_METRICS_PORT)
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(GATEWAY_METRICS_PORT)
+    service = _get(base, "Service", "gateway")
+    assert [p["port"] for p in service["spec"]["ports"]] == [8080]
+
+
 @pytest.mark.parametrize("name", sorted(CONTRACT_PORTS))
 def test_http_deployment_probes_and_port(base: list[dict[str, Any]], name: str) -> None:
     container = _container(_get(base, "Deployment", name))
     port = CONTRACT_PORTS[name]
-    assert [p["containerPort"] for p in container["ports"]] == [port]
+    # The gateway also has its private metrics listener (docs/gateway.md); nothing else does.
+    private = [GATEWAY_METRICS_PORT] if name == "gateway" else []
+    assert [p["containerPort"] for p in container["ports"]] == [port, *private]
     assert _env(container)["PORT"]["value"] == str(port)
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         http = container[probe]["httpGet"]

@@ -1,30 +1,17 @@
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.kit.client_address import parse_networks
-from services.kit.config import ServiceSettings
+from services.kit.config import ServiceSettings, is_loopback_url
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 # Public in the source: good enough on a developer machine, refused anywhere else.
 DEFAULT_WORKER_SECRET = "quartet-dev-reports-worker-secret"  # noqa: S105
-
-
-def is_loopback_url(url: str) -> bool:
-    """Does ``url`` name this machine only (localhost, 127.0.0.0/8, ::1)?"""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class AuthSettings(ServiceSettings):

@@ -26,6 +26,7 @@ from quart_schema import QuartSchema, RequestSchemaValidationError, hide
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from services.kit.config import ServiceSettings
+from services.kit.contract import ContractProvider
 from services.kit.db import UNAVAILABLE_ERRORS, Database
 from services.kit.docs import docs_blueprint
 from services.kit.logging import get_logger
@@ -175,6 +176,7 @@ def create_service_app(
         scalar_ui_path=None,
         info={"title": title, "version": "1.0.0", "description": description},
         security_schemes=security_schemes,
+        openapi_provider_class=ContractProvider,
     )
     _install_request_hooks(app, kit)
     _install_error_handlers(app)
@@ -255,6 +257,7 @@ def _install_error_handlers(app: Quart) -> None:
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(sorted(error.valid_methods))
         detail = {
+            400: "the request is malformed (a body that is not JSON, say)",
             404: "no such resource",
             405: f"{request.method} is not allowed here",
             413: f"the request body is larger than {kit_of(current_app).settings.max_body_bytes} bytes",
@@ -274,6 +277,11 @@ def _install_error_handlers(app: Quart) -> None:
             return problem_response(
                 Problem(503, "the service is temporarily unavailable", headers={"Retry-After": "1"})
             )
+
+    @app.errorhandler(UnicodeDecodeError)
+    async def on_undecodable(error: UnicodeDecodeError) -> Response:
+        # Quart decodes a JSON body as UTF-8 before parsing it; bytes that are not UTF-8 are the client's fault.
+        return problem_response(Problem(400, "the request body is not valid UTF-8"))
 
     @app.errorhandler(asyncpg.DataError)
     async def on_bad_value(error: asyncpg.DataError) -> Response:

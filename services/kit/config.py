@@ -12,8 +12,10 @@ names; an empty ``QUARTET_ENV_FILE`` reads none), then the class default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -21,6 +23,22 @@ from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSe
 # Names the dotenv file instead of ./.env; empty for none (the tests keep a developer's .env out).
 ENV_FILE_VARIABLE = "QUARTET_ENV_FILE"
 DEFAULT_ENV_FILE = ".env"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Is ``host`` this machine only (localhost, 127.0.0.0/8, ::1)?"""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """Does ``url`` name this machine only (localhost, 127.0.0.0/8, ::1)?"""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _default_instance() -> str:

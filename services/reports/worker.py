@@ -11,6 +11,10 @@ redelivered job that is already finished is acked without work, so a job
 completes once. Failures with a reason (todos unavailable past the retry budget,
 a final refusal, rendering) mark the job failed; a job whose worker died
 ``max_job_attempts`` times is failed as a poison job.
+
+A job's ``error`` is shown to its owner, so it holds only fixed phrases, one per kind
+of failure (todos unreachable, refused, too many todos, rendering, poison job); the
+detail (hosts, ports, statuses, exception types) goes to the log with the job id.
 """
 
 from __future__ import annotations
@@ -54,7 +58,14 @@ _BUSY_PAUSE_SECONDS = 1.0
 
 
 class ReportTooLarge(Exception):
-    """The user has more todos than one report may hold."""
+    """The user has more todos than one report may hold (its message is fit to show)."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+RENDERING_FAILED = "the report could not be rendered"
 
 
 class Outcome(enum.Enum):
@@ -132,16 +143,17 @@ class Worker:
         try:
             todos = await self._fetch(started)
         except (TodosUnavailable, TodosRefused, ReportTooLarge) as error:
+            log.warning("fetching the todos failed", error=str(error))
             async with self.db.transaction() as conn:
-                await self._fail(conn, job_id, str(error))
+                await self._fail(conn, job_id, error.reason)
             return Outcome.FAILED
         data = ReportData(job_id, started.owner_id, datetime.now(UTC), todos)
         try:
             file = await asyncio.to_thread(render, started.format, data, self.fonts)
         except Exception as error:
-            log.exception("rendering failed")
+            log.exception("rendering failed", error_type=type(error).__name__)
             async with self.db.transaction() as conn:
-                await self._fail(conn, job_id, f"rendering failed: {type(error).__name__}")
+                await self._fail(conn, job_id, RENDERING_FAILED)
             return Outcome.FAILED
         async with self.db.transaction() as conn:
             done = await store.complete_job(conn, job_id, file, len(todos))
@@ -156,12 +168,12 @@ class Worker:
             expected = max(1, await store.expected_todos(conn, job.owner_id))
         todos: list[TodoItem] = []
 
-        async def note_retry(attempt: int, attempts: int, error: str) -> None:
+        async def note_retry(attempt: int, attempts: int, reason: str) -> None:
             async with self.db.connection() as conn:
                 await conn.execute(
                     "UPDATE report_jobs SET error = $2 WHERE id = $1 AND status = 'running'",
                     job.id,
-                    f"retrying ({attempt} of {attempts} attempts failed): {error}"[:1000],
+                    f"retrying ({attempt} of {attempts} attempts failed): {reason}",
                 )
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):

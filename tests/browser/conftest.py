@@ -77,6 +77,7 @@ class WebSuite(Suite):
         reports_url = self.processes["reports"].url if HAS_REPORTS else f"http://127.0.0.1:{free_port()}"
         gateway_env = {
             "PORT": str(self.gateway_port),
+            "METRICS_PORT": str(free_port()),
             "AUTH_URLS": self.auth_url,
             "TODOS_URLS": self.todos_url,
             "PING_URLS": ping.url,

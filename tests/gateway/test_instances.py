@@ -49,7 +49,7 @@ def start_instance(log_dir: Path) -> Iterator[StartInstance]:
 def metric(gateway: ServiceProcess, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels``."""
     total = 0.0
-    for line in httpx.get(f"{gateway.url}/metrics").text.splitlines():
+    for line in httpx.get(f"{gateway.metrics_url}/metrics").text.splitlines():
         match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
         if match and all(f'{key}="{value}"' in match.group(1) for key, value in labels.items()):
             total += float(match.group(2))

@@ -22,9 +22,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 from quart import Quart, g, request
-from quart_schema import security_scheme
 
 from services.kit.app import ServiceKit, current_kit, kit_of
+from services.kit.contract import mark_scopes
 from services.kit.problem import Problem
 from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, KeysUnavailable, TokenVerifier
 
@@ -145,7 +145,7 @@ def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callabl
             await authenticate(*scopes)
             return await handler(*args, **kwargs)
 
-        return security_scheme([{BEARER_SCHEME_NAME: list(scopes)}])(guarded)
+        return mark_scopes(guarded, scopes)
 
     return decorate
 
