@@ -158,13 +158,15 @@ async def make_bus(broker: Broker) -> AsyncIterator[MakeBus]:
         options: EventOptions = FAST,
         *,
         wait: bool = True,
+        amqp_url: str = AMQP_URL,
+        producers: Mapping[str, str] = PRODUCERS,
     ) -> tuple[EventBus, Database, CollectorRegistry]:
         settings = ServiceSettings(
             service_name=service,
             database_url=dsn,
-            amqp_url=AMQP_URL,
+            amqp_url=amqp_url,
             events_exchange=broker.exchange_name,
-            events_producers=PRODUCERS,
+            events_producers=dict(producers),
         )
         db = Database(settings)
         await db.open()
