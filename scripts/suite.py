@@ -566,6 +566,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("infra", help="make sure PostgreSQL and RabbitMQ answer (start the local servers if not)")
     sub.add_parser("urls", help="print the URLs of the suite")
     sub.add_parser(
+        "k8s-local-secrets",
+        help="create/complete deploy/k8s/overlays/local/secrets.env and rabbitmq-definitions.json",
+    )
+    sub.add_parser(
         "secrets",
         help="create .run/secrets.env if missing, write .run/rabbitmq-definitions.json, print the env file's path",
     )
@@ -581,6 +585,11 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_logs(args.names, args.lines, args.follow)
     if args.command == "infra":
         ensure_infra(environ)
+        return 0
+    if args.command == "k8s-local-secrets":
+        exchange = environ.get("EVENTS_EXCHANGE", SHARED_DEFAULTS["EVENTS_EXCHANGE"])
+        for path in broker.write_k8s_local(ROOT / "deploy" / "k8s" / "overlays" / "local", exchange):
+            print(path)
         return 0
     if args.command == "secrets":
         write_definitions({**environ, **ensure_secrets(environ)})

@@ -29,6 +29,8 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 VHOST = "/"
 HASHING = "rabbit_password_hashing_sha256"
@@ -127,6 +129,36 @@ def definitions(passwords: dict[str, str], exchange: str, admin_password: str) -
             }
         ],
     }
+
+
+def write_k8s_local(folder: Path, exchange: str) -> list[Path]:
+    """The git-ignored files of the local Kubernetes overlay: ``secrets.env`` (kept values stay)
+    and ``rabbitmq-definitions.json`` (regenerated from the passwords in ``secrets.env``)."""
+    env_path = folder / "secrets.env"
+    values: dict[str, str] = {}
+    if env_path.is_file():
+        for line in env_path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.lstrip().startswith("#"):
+                values[key.strip()] = value.strip()
+    for key in ("REPORTS_WORKER_CLIENT_SECRET", "CURSOR_SECRET"):
+        values.setdefault(key, secrets.token_hex(32))
+    passwords: dict[str, str] = {}
+    for service, role in ROLES.items():
+        key = f"{service.upper()}_AMQP_URL"
+        url = urlsplit(values.get(key, ""))
+        if url.username != role.user or not url.password:
+            values[key] = f"amqp://{role.user}:{new_password()}@rabbitmq:5672/"
+            url = urlsplit(values[key])
+        passwords[service] = url.password or ""
+    values.setdefault("RABBITMQ_ADMIN_PASSWORD", new_password())
+    env_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    env_path.chmod(0o600)
+    data = definitions(passwords, exchange, values.pop("RABBITMQ_ADMIN_PASSWORD"))
+    definitions_path = folder / "rabbitmq-definitions.json"
+    definitions_path.write_text(json.dumps(data, indent=2) + "\n")
+    definitions_path.chmod(0o600)
+    return [env_path, definitions_path]
 
 
 # ----------------------------------------------------------------------- rabbitmqctl
