@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -39,6 +40,11 @@ def is_loopback_host(host: str) -> bool:
 def is_loopback_url(url: str) -> bool:
     """Does ``url`` name this machine only (localhost, 127.0.0.0/8, ::1)?"""
     return is_loopback_host(urlsplit(url).hostname or "")
+
+
+# The broker users of `make up`, compose and the Kubernetes manifests, by the events they own.
+DEFAULT_EVENT_PRODUCERS = {"user": "quartet_auth", "todo": "quartet_todos", "report": "quartet_reports"}
+_PREFIX = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def _default_instance() -> str:
@@ -81,6 +87,12 @@ class ServiceSettings(BaseSettings):
     # Instances of one service share it; tests set a unique one so they never steal each other's events.
     events_queue_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     events_retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
+    # Who may produce which events: type prefix (``user`` of ``user.deleted``) -> the broker
+    # user that owns it. The relay stamps its broker user on every message (AMQP ``user_id``,
+    # which RabbitMQ validates); consumers dead-letter an event whose type prefix is not
+    # listed or whose validated user_id is not the owner. JSON in the environment:
+    # EVENTS_PRODUCERS='{"user": "quartet_auth", ...}'.
+    events_producers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVENT_PRODUCERS))
 
     # The OAuth2 issuer every token is checked against.
     auth_url: str = "http://127.0.0.1:8001"
@@ -115,8 +127,23 @@ class ServiceSettings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @property
+    def broker_user(self) -> str:
+        """The broker username of ``amqp_url`` (what RabbitMQ authenticates this process as)."""
+        return unquote(urlsplit(self.amqp_url).username or "guest")
+
+    @property
     def events_queue_name_prefix(self) -> str:
         return self.events_queue_prefix or self.service_name
+
+    @field_validator("events_producers")
+    @classmethod
+    def _producers(cls, value: dict[str, str]) -> dict[str, str]:
+        for prefix, user in value.items():
+            if not _PREFIX.match(prefix):
+                raise ValueError(f"event type prefix {prefix!r} must be one lowercase word, like 'user'")
+            if not user:
+                raise ValueError(f"event type prefix {prefix!r} needs a broker user")
+        return value
 
     @field_validator("log_level")
     @classmethod

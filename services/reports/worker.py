@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from services.kit.db import Connection, Database
-from services.kit.events import Event, EventBus, MalformedEvent, outbox
+from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck, outbox
 from services.kit.logging import configure_logging, get_logger
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
@@ -81,6 +81,8 @@ class Worker:
         self.db = db
         self.todos = todos
         self.fonts = fonts
+        # A job is a `report.requested` event: only the reports service's broker user may send one.
+        self._producers = ProducerCheck(settings.events_producers, settings.broker_user)
         self._current: asyncio.Task[Any] | None = None
         self._stopping = False
 
@@ -100,6 +102,11 @@ class Worker:
             request = ReportRequested.model_validate(event.data)
         except (MalformedEvent, ValidationError) as error:
             log.error("unreadable job message dropped", error=str(error)[:500], message_id=message.message_id)
+            await message.reject(requeue=False)
+            return
+        refusal = self._producers.refusal(event.type, self._producers.producer_of(message))
+        if refusal is not None:
+            log.error("job from an unauthorised producer dropped", error=refusal, message_id=message.message_id)
             await message.reject(requeue=False)
             return
         with structlog.contextvars.bound_contextvars(request_id=event.correlation_id, job_id=str(request.job_id)):
