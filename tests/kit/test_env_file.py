@@ -157,4 +157,6 @@ def test_env_example_shows_the_true_defaults(section: str, tmp_path: Path, monke
             # Shown unset: None, an empty list, or a default worked out at start (the web dir of the checkout).
             assert field.get_default(call_default_factory=True) in (None, (), {}) or key == "WEB_DIR", key
             continue
-        assert comparable(getattr(from_file, key.lower())) == comparable(field.default), key
+        assert comparable(getattr(from_file, key.lower())) == comparable(
+            field.get_default(call_default_factory=True)
+        ), key
