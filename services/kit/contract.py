@@ -35,6 +35,8 @@ from services.kit.problem import PROBLEM_CONTENT_TYPE, status_title
 
 # Set on a handler by require_scope (the scopes it needs), responses() and oauth_errors().
 SCOPES_ATTRIBUTE = "_quartet_scopes"
+# The OpenAPI security scheme of bearer tokens; a guarded operation requires it with its scopes.
+BEARER_SCHEME_NAME = "bearer"
 RESPONSES_ATTRIBUTE = "_quartet_responses"
 OAUTH_ERRORS_ATTRIBUTE = "_quartet_oauth_errors"
 LINKS_ATTRIBUTE = "_quartet_links"
@@ -217,7 +219,7 @@ def complete(operation: dict[str, Any], handler: Any, method: str, *, has_path_p
     if scopes is not None:
         statuses[401] = _RULE_STATUSES[401]
         statuses[403] = _RULE_STATUSES[403]
-        operation.setdefault("security", [{"bearer": []}])
+        operation.setdefault("security", [{BEARER_SCHEME_NAME: list(scopes)}])
         if scopes:
             needs = "Needs the scope" + ("s " if len(scopes) > 1 else " ") + " ".join(f"`{s}`" for s in scopes) + "."
             operation["description"] = (operation.get("description", "") + "\n\n" + needs).strip()

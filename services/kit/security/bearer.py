@@ -24,6 +24,7 @@ import aiohttp
 from quart import Quart, g, request
 
 from services.kit.app import ServiceKit, current_kit, kit_of
+from services.kit.contract import BEARER_SCHEME_NAME as BEARER_SCHEME_NAME
 from services.kit.contract import mark_scopes
 from services.kit.problem import Problem
 from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, KeysUnavailable, TokenVerifier
@@ -31,7 +32,6 @@ from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, Ke
 VERIFIER_KEY = "token_verifier"
 DEFAULT_AUDIENCE = "quartet"
 REALM = "quartet"
-BEARER_SCHEME_NAME = "bearer"
 BEARER_SECURITY_SCHEME: dict[str, Any] = {
     BEARER_SCHEME_NAME: {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}
 }
