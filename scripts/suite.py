@@ -77,12 +77,16 @@ SHARED_DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
     "AUTH_URL": "http://127.0.0.1:8001",
+    # The issuer users see: the gateway (tokens' `iss`, RFC 8414 metadata; docs/auth.md).
+    "PUBLIC_URL": "http://localhost:8080",
     "EVENTS_EXCHANGE": "quartet.events",
 }
 # Secrets `make up` generates once per checkout (kept in .run/secrets.env, mode 0600) and
 # hands to the services named here (and their workers). The caller's environment wins.
 WORKER_SECRET = "REPORTS_WORKER_CLIENT_SECRET"
-SECRET_USERS = {WORKER_SECRET: frozenset({"auth", "reports"})}
+# Base64 of 32 random bytes (token_urlsafe(32) is exactly that): seals auth's private signing keys.
+SIGNING_KEK = "SIGNING_KEK"
+SECRET_USERS = {WORKER_SECRET: frozenset({"auth", "reports"}), SIGNING_KEK: frozenset({"auth"})}
 SECRETS_FILE_NAME = "secrets.env"
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 GATEWAY_UPSTREAMS_FILE = RUN_DIR / "gateway.upstreams.json"

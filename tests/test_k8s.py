@@ -57,12 +57,13 @@ SECRET_KEYS = {
     "REPORTS_DATABASE_URL",
     "REPORTS_WORKER_CLIENT_SECRET",
     "CURSOR_SECRET",
+    "SIGNING_KEK",
     "AMQP_URL",
 }
 PLACEHOLDER = "REPLACE_ME"
 # Who reads the generated application secrets (auth seeds the worker's client with its secret).
 USES_SECRET = {
-    "auth": ("REPORTS_WORKER_CLIENT_SECRET",),
+    "auth": ("REPORTS_WORKER_CLIENT_SECRET", "SIGNING_KEK"),
     "reports-worker": ("REPORTS_WORKER_CLIENT_SECRET",),
     "todos": ("CURSOR_SECRET",),
 }
@@ -305,7 +306,7 @@ def test_secret_template_holds_only_placeholders(base: list[dict[str, Any]]) -> 
 def test_local_secret_is_only_the_public_dev_defaults_and_generated_app_secrets() -> None:
     """The dev overlay commits only compose's public dev URLs; the application secrets are
     generated per developer into a git-ignored file (auth refuses its built-in default there)."""
-    generated = {"REPORTS_WORKER_CLIENT_SECRET", "CURSOR_SECRET"}
+    generated = {"REPORTS_WORKER_CLIENT_SECRET", "CURSOR_SECRET", "SIGNING_KEK"}
     secret = _get(_docs_of(LOCAL / "secret-dev.yaml"), "Secret", "quartet-secrets")
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     public = {v for svc in compose["services"].values() for v in (svc.get("environment") or {}).values()}
@@ -398,6 +399,7 @@ def test_local_overlay_renders_and_every_process_accepts_its_environment(tmp_pat
     secrets = {
         "REPORTS_WORKER_CLIENT_SECRET": secrets_module.token_hex(32),
         "CURSOR_SECRET": secrets_module.token_hex(32),
+        "SIGNING_KEK": base64.b64encode(secrets_module.token_bytes(32)).decode(),
     }
     (overlay / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
     out = subprocess.run(

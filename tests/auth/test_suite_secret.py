@@ -52,3 +52,16 @@ def test_auth_reports_and_the_worker_get_the_same_secret_and_no_one_else(run_dir
         assert procs[name].env[suite.WORKER_SECRET] == secret, name
     for name in ("todos", "ping", "gateway"):
         assert suite.WORKER_SECRET not in procs[name].env, name
+
+
+def test_only_auth_gets_a_signing_kek_and_it_is_a_valid_one(run_dir: Path) -> None:
+    from services.auth.config import AuthSettings
+
+    environ = {**suite.ensure_secrets({})}
+    procs = {p.name: p for p in suite.all_procs(suite.plan(environ))}
+    kek = procs["auth"].env[suite.SIGNING_KEK]
+    assert AuthSettings(signing_kek=kek).key_encryption_keys()  # type: ignore[arg-type]
+    assert suite.ensure_secrets({})[suite.SIGNING_KEK] == kek  # kept: losing it would lock the keys away
+    for name, proc in procs.items():
+        if name != "auth":
+            assert suite.SIGNING_KEK not in proc.env, name
