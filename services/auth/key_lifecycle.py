@@ -53,10 +53,15 @@ async def prepare_keys(conn: Connection, alg: str, keks: KeyEncryptionKeys, toke
                 rewrapped.append(row.kid)
         if not rows:
             created = await _add(conn, alg, keks, datetime.now(UTC))
-        current = key_state(await store.list_keys(conn), token_ttl).current
-        if current.sealed is not None:
+        # The key signing now and every upcoming one must open, or tokens cannot be issued.
+        now = datetime.now(UTC)
+        rows = await store.list_keys(conn)
+        current = key_state(rows, token_ttl, now).current
+        for row in rows:
+            if row.sealed is None or (row.kid != current.kid and row.activated_at <= now):
+                continue  # retired keys only verify, with their public half
             try:
-                keks.open(current.kid, current.sealed)
+                keks.open(row.kid, row.sealed)
             except SealError as error:
                 raise KeysUnusable(
                     f"{error}. Restore the KEK that sealed it into SIGNING_KEK (a comma-separated list: "
