@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import suite_infra as infra  # noqa: E402  (stdlib only, next to this file)
+import suite_infra as infra
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,16 @@ NEEDS: tuple[Need, ...] = (
     Need("rabbitmq-server", "the event bus", _has_cmd("rabbitmq-server")),
     Need("chromium", "the browser tests", _has_file("/usr/bin/chromium")),
     Need("wrk", "make bench", _has_cmd("wrk")),
-    Need("fonts-dejavu-core", "PDF reports (Latin, Greek, Cyrillic, Hebrew, Arabic)",
-         _has_file("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")),
-    Need("fonts-droid-fallback", "PDF reports (Chinese, Japanese, Korean)",
-         _has_file("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")),
+    Need(
+        "fonts-dejavu-core",
+        "PDF reports (Latin, Greek, Cyrillic, Hebrew, Arabic)",
+        _has_file("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+    ),
+    Need(
+        "fonts-droid-fallback",
+        "PDF reports (Chinese, Japanese, Korean)",
+        _has_file("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
+    ),
 )
 
 

@@ -198,7 +198,8 @@ class TokenVerifier:
         if cached is not None:
             return cached
         claims, kid = await self._verify(token)
-        self.cache.put(token, claims, kid)
+        if kid in self._keys:  # not if a refresh removed the key while this token was checked
+            self.cache.put(token, claims, kid)
         return claims
 
     async def keep_fresh(self) -> None:
