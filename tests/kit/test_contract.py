@@ -74,7 +74,7 @@ async def test_a_scoped_route_with_a_body_documents_every_status_as_a_problem() 
     for status in (400, 401, 403, 409, 413, 415, 422, 429, 503, 504):
         assert create["responses"][str(status)]["content"] == {"application/problem+json": {"schema": PROBLEM}}
     assert create["responses"]["409"]["description"] == "A thing of this name exists."
-    assert create["security"] == [{"bearer": []}]
+    assert create["security"] == [{"bearer": ["things:write"]}]
     assert create["requestBody"]["required"] is True
     assert create["responses"]["201"]["links"]["get_thing"] == {
         "operationId": "get_thing",
