@@ -11,6 +11,7 @@ from services.auth.api import authorize, oauth, users, wellknown
 from services.auth.config import AuthSettings
 from services.auth.csrf import CsrfTokens
 from services.auth.devices import DeviceCookies
+from services.auth.events import HANDLERS
 from services.auth.key_lifecycle import prepare_keys
 from services.auth.oauth.bridge import SyncBridge
 from services.auth.oauth.server import QuartetAuthorizationServer
@@ -53,7 +54,7 @@ def create_app(settings: ServiceSettings) -> Quart:
     # The auth service checks its own tokens (GET /auth/me) with the kit verifier, reading
     # the keys from its database instead of over HTTP.
     install_auth(app, audience=settings.access_token_audience, issuer=settings.issuer, fetch_jwks=_jwks_of(kit))
-    events.install(app)  # relays user.registered / user.deleted from the outbox
+    events.install(app, handlers=HANDLERS)  # relays user.registered / user.deleted; consumes nothing
     return app
 
 

@@ -1,4 +1,8 @@
-"""The events the auth service publishes, each written to the outbox in the caller's transaction."""
+"""The auth service's events: what it publishes (one function per type) and what it consumes.
+
+Publishers write to the outbox in the caller's transaction. The auth service consumes
+nothing: its ``HANDLERS`` is empty, so its event bus only relays the outbox.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from uuid import UUID
 
 from services.auth.oauth.models import User
 from services.kit.db import Connection
-from services.kit.events import outbox
+from services.kit.events import Handler, outbox
 
 
 async def user_registered(conn: Connection, user: User) -> None:
@@ -18,3 +22,6 @@ async def user_registered(conn: Connection, user: User) -> None:
 async def user_deleted(conn: Connection, user_id: UUID) -> None:
     """Every service purges this user's data when it sees this event."""
     await outbox.add(conn, "user.deleted", subject=user_id, data={"user_id": user_id, "deleted_at": datetime.now(UTC)})
+
+
+HANDLERS: dict[str, Handler] = {}

@@ -9,12 +9,10 @@ from quart_schema import validate_querystring, validate_request, validate_respon
 
 from services.kit.app import current_db, current_kit, handler_deadline
 from services.kit.contract import links, responses
-from services.kit.events import outbox
 from services.kit.problem import Problem
 from services.kit.security import require_scope
-from services.reports import store
+from services.reports import events, store
 from services.reports.config import ReportsSettings
-from services.reports.events import REPORT_REQUESTED
 from services.reports.schemas import Report, ReportList, ReportListQuery, ReportRequest, SummaryOut
 
 bp = Blueprint("reports", __name__)
@@ -67,7 +65,7 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
             raise Problem(
                 429, f"you already have {limit} reports queued or running; wait for one", headers={"Retry-After": "5"}
             )
-        await outbox.add(conn, REPORT_REQUESTED, subject=owner, data={"job_id": row.id, "format": row.format})
+        await events.report_requested(conn, row)
     return _report(row), 202, {"Location": f"/reports/{row.id}"}
 
 

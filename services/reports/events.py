@@ -1,25 +1,54 @@
-"""What the reports service consumes: todo events into the read model; ``user.deleted`` purges.
+"""The reports service's events: what it publishes (one function per type) and what it consumes.
 
-Handlers run in the kit's inbox transaction (a redelivered event is skipped), and
-each one writes the todo's whole state as the event carries it, newest
-``updated_at`` winning, so reordered events land on the same numbers.
+Published: ``report.requested`` (routed to the jobs queue, see ``jobs.py``) when a job
+is queued, ``report.completed`` when the worker finishes one, done or failed.
+
+Consumed: todo events into the read model; ``user.deleted`` purges. Handlers run in
+the kit's inbox transaction (a redelivered event is skipped), and each one writes the
+todo's whole state as the event carries it, newest ``updated_at`` winning, so reordered
+events land on the same numbers.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from services.kit.db import Connection
-from services.kit.events import Event
+from services.kit.events import Event, Handler, outbox
 from services.kit.logging import get_logger
 from services.reports import store
 from services.reports.schemas import TodoEventData
 
 log = get_logger("reports.events")
 
-# What the API publishes for the worker (routed to the jobs queue) and what the worker publishes.
 REPORT_REQUESTED = "report.requested"
 REPORT_COMPLETED = "report.completed"
+
+
+# Published --------------------------------------------------------------------------------------
+
+
+async def report_requested(conn: Connection, job: store.JobRow) -> None:
+    """A job was queued: the worker that takes it from the jobs queue renders it."""
+    await outbox.add(conn, REPORT_REQUESTED, subject=job.owner_id, data={"job_id": job.id, "format": job.format})
+
+
+async def report_completed(conn: Connection, job: store.JobRow, size: int | None) -> None:
+    """A job finished, done (``size`` bytes) or failed (no size, ``error`` says why)."""
+    data: dict[str, Any] = {
+        "id": job.id,
+        "format": job.format,
+        "status": job.status,
+        "todo_count": job.todo_count,
+        "size": size,
+        "error": job.error,
+        "finished_at": job.finished_at,
+    }
+    await outbox.add(conn, REPORT_COMPLETED, subject=job.owner_id, data=data)
+
+
+# Consumed ---------------------------------------------------------------------------------------
 
 
 def _fact(event: Event) -> store.TodoFact:
@@ -40,7 +69,7 @@ async def on_user_deleted(conn: Connection, event: Event) -> None:
     log.info("user purged", user_id=event.subject, **purged)
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "todo.created": on_todo_changed,
     "todo.updated": on_todo_changed,
     "todo.finished": on_todo_changed,

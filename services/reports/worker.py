@@ -36,14 +36,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from services.kit.db import Connection, Database
-from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck, outbox
+from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck
 from services.kit.logging import configure_logging, get_logger
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
-from services.reports import store
+from services.reports import events, store
 from services.reports.app import MIGRATIONS
 from services.reports.config import ReportsSettings
-from services.reports.events import REPORT_COMPLETED
 from services.reports.jobs import declare_jobs_queue
 from services.reports.pdf_fonts import FontUnavailable, PdfFonts, load_fonts
 from services.reports.render import ReportData, render
@@ -166,7 +165,7 @@ class Worker:
             done = await store.complete_job(conn, job_id, file, len(todos))
             if done is None:  # purged (user deleted) while we worked
                 return Outcome.SKIPPED
-            await outbox.add(conn, REPORT_COMPLETED, subject=done.owner_id, data=_completed(done, len(file.body)))
+            await events.report_completed(conn, done, len(file.body))
         log.info("job done", todos=len(todos), bytes=len(file.body))
         return Outcome.DONE
 
@@ -196,7 +195,7 @@ class Worker:
     async def _fail(self, conn: Connection, job_id: UUID, reason: str) -> None:
         failed = await store.fail_job(conn, job_id, reason)
         if failed is not None:
-            await outbox.add(conn, REPORT_COMPLETED, subject=failed.owner_id, data=_completed(failed, None))
+            await events.report_completed(conn, failed, None)
             log.warning("job failed", reason=reason)
 
     async def stop(self) -> None:
@@ -207,18 +206,6 @@ class Worker:
             done, _ = await asyncio.wait({current}, timeout=self.settings.shutdown_grace_seconds)
             if not done:
                 log.warning("job still running at shutdown; it will be redelivered")
-
-
-def _completed(job: store.JobRow, size: int | None) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "format": job.format,
-        "status": job.status,
-        "todo_count": job.todo_count,
-        "size": size,
-        "error": job.error,
-        "finished_at": job.finished_at,
-    }
 
 
 async def _settle(message: AbstractIncomingMessage, *, requeue: bool | None = None) -> None:

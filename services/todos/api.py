@@ -12,10 +12,9 @@ from quart_schema import document_response, validate_querystring, validate_reque
 from services.kit.app import current_db, current_kit
 from services.kit.contract import links, responses
 from services.kit.db import Connection
-from services.kit.events import outbox
 from services.kit.problem import Problem
 from services.kit.security import require_scope
-from services.todos import store
+from services.todos import events, store
 from services.todos.config import TodosSettings
 from services.todos.cursor import BadCursor, CursorCodec
 from services.todos.schemas import Todo, TodoCreate, TodoListQuery, TodoPage, TodoPatch
@@ -120,7 +119,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
         async with current_db().transaction() as conn:
             await _refuse_deleted(conn, owner)
             row = await _create(conn, owner, data.content)
-            await outbox.add(conn, "todo.created", subject=owner, data=row.event())
+            await events.todo_created(conn, owner, row)
         return _todo(row), 201, {"Location": f"/todos/{row.id}", "ETag": row.etag}
     if not _IDEMPOTENCY_KEY.match(key):
         raise Problem(400, "Idempotency-Key must be 1..200 visible ASCII characters")
@@ -129,7 +128,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
         await _refuse_deleted(conn, owner)
         if await store.claim_idempotency_key(conn, owner, key, request_hash, _settings().idempotency_ttl_hours):
             row = await _create(conn, owner, data.content)
-            await outbox.add(conn, "todo.created", subject=owner, data=row.event())
+            await events.todo_created(conn, owner, row)
             body = _todo(row).model_dump(mode="json")
             await store.store_response(conn, owner, key, 201, body, f"/todos/{row.id}")
             return _todo(row), 201, {"Location": f"/todos/{row.id}", "ETag": row.etag}
@@ -192,7 +191,7 @@ async def patch_todo(todo_id: UUID, data: TodoPatch) -> tuple[Todo, int, dict[st
             if expected is not None and await store.get_todo(conn, owner, todo_id) is not None:
                 raise Problem(412, "the todo changed since you read it; fetch it again")
             raise Problem(404, "todo not found")
-        await outbox.add(conn, "todo.updated", subject=owner, data=row.event())
+        await events.todo_updated(conn, owner, row)
     return _todo(row), 200, {"ETag": row.etag}
 
 
@@ -205,7 +204,7 @@ async def finish_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
     async with current_db().transaction() as conn:
         row = await store.finish_todo(conn, owner, todo_id)
         if row is not None:
-            await outbox.add(conn, "todo.finished", subject=owner, data=row.event())
+            await events.todo_finished(conn, owner, row)
         else:
             row = await store.get_todo(conn, owner, todo_id)
             if row is None:
@@ -223,5 +222,5 @@ async def delete_todo(todo_id: UUID) -> tuple[str, int]:
         row = await store.delete_todo(conn, owner, todo_id)
         if row is None:
             raise Problem(404, "todo not found")
-        await outbox.add(conn, "todo.deleted", subject=owner, data=row.event())
+        await events.todo_deleted(conn, owner, row)
     return "", 204

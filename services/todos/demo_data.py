@@ -25,10 +25,9 @@ import asyncpg
 
 from services.kit.config import ServiceSettings
 from services.kit.db import Connection
-from services.kit.events import outbox
 from services.kit.logging import get_logger
 from services.kit.migrations import migrate
-from services.todos import store
+from services.todos import events, store
 
 # uuid5 namespace of demo todo ids (any fixed UUID; this one is random, chosen once).
 DEMO_NAMESPACE = UUID("6f1c8f3e-2b7a-4c55-9a0e-3d9b1f6c2e41")
@@ -137,15 +136,15 @@ async def seed(conn: Connection, owner: UUID, todos: Sequence[DemoTodo]) -> Seed
             row, inserted = changed
             if inserted:
                 result.created += 1
-                await outbox.add(conn, "todo.created", subject=owner, data=todo.as_created().event())
+                await events.todo_created(conn, owner, todo.as_created())
                 if row.is_finished:
-                    await outbox.add(conn, "todo.finished", subject=owner, data=row.event())
+                    await events.todo_finished(conn, owner, row)
             else:
                 result.reset += 1
-                await outbox.add(conn, "todo.updated", subject=owner, data=row.event())
+                await events.todo_updated(conn, owner, row)
         for row in await store.delete_todos_except(conn, owner, [t.id for t in todos]):
             result.deleted += 1
-            await outbox.add(conn, "todo.deleted", subject=owner, data=row.event())
+            await events.todo_deleted(conn, owner, row)
     return result
 
 

@@ -49,17 +49,6 @@ class TodoRow:
             "finished_at": self.finished_at,
         }
 
-    def event(self) -> dict[str, Any]:
-        """The todo as events carry it (JSON-ready)."""
-        return {
-            "id": str(self.id),
-            "content": self.content,
-            "is_finished": self.is_finished,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-        }
-
 
 async def list_todos(
     conn: Connection, owner: UUID, *, after: Position | None, is_finished: bool | None, limit: int
