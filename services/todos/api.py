@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from uuid import UUID
 
 from quart import Blueprint, Response, g, request
 from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
+from services.kit import idempotency
 from services.kit.app import current_db, current_kit
 from services.kit.contract import links, responses
 from services.kit.db import Connection
+from services.kit.idempotency import IdempotentRequest
 from services.kit.problem import Problem
 from services.kit.security import require_scope
 from services.todos import events, store
@@ -21,7 +22,6 @@ from services.todos.schemas import Todo, TodoCreate, TodoListQuery, TodoPage, To
 
 bp = Blueprint("todos", __name__)
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _STATUS_FILTER = {"all": None, "open": False, "finished": True}
 
 
@@ -114,33 +114,16 @@ async def list_todos(query_args: TodoListQuery) -> Response:
 async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     """Create a todo. With ``Idempotency-Key``, a retry replays the first response."""
     owner = _caller()
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        async with current_db().transaction() as conn:
-            await _refuse_deleted(conn, owner)
-            row = await _create(conn, owner, data.content)
-            await events.todo_created(conn, owner, row)
-        return _todo(row), 201, {"Location": f"/todos/{row.id}", "ETag": row.etag}
-    if not _IDEMPOTENCY_KEY.match(key):
-        raise Problem(400, "Idempotency-Key must be 1..200 visible ASCII characters")
-    request_hash = hashlib.sha256(data.content.encode()).hexdigest()
+    idem = IdempotentRequest.of(request.headers.get(idempotency.HEADER), data.content)
     async with current_db().transaction() as conn:
         await _refuse_deleted(conn, owner)
-        if await store.claim_idempotency_key(conn, owner, key, request_hash, _settings().idempotency_ttl_hours):
-            row = await _create(conn, owner, data.content)
-            await events.todo_created(conn, owner, row)
-            body = _todo(row).model_dump(mode="json")
-            await store.store_response(conn, owner, key, 201, body, f"/todos/{row.id}")
-            return _todo(row), 201, {"Location": f"/todos/{row.id}", "ETag": row.etag}
-        stored = await store.stored_response(conn, owner, key)
-    if stored is None:
-        raise Problem(409, "a request with this Idempotency-Key is still in progress", headers={"Retry-After": "1"})
-    if stored.request_hash != request_hash:
-        raise Problem(422, "this Idempotency-Key was used with a different request body")
-    headers = {"Idempotent-Replayed": "true"}
-    if stored.location:
-        headers["Location"] = stored.location
-    return Todo.model_validate(stored.body), stored.status, headers
+        if (replay := await idem.claim(conn, store, owner, _settings().idempotency_ttl_hours)) is not None:
+            return Todo.model_validate(replay.body), replay.status, replay.headers
+        row = await _create(conn, owner, data.content)
+        await events.todo_created(conn, owner, row)
+        todo, location = _todo(row), f"/todos/{row.id}"
+        await idem.remember(conn, store, owner, 201, todo.model_dump(mode="json"), location=location)
+    return todo, 201, {"Location": location, "ETag": row.etag}
 
 
 async def _create(conn: Connection, owner: UUID, content: str) -> store.TodoRow:

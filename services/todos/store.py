@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from services.kit.db import Connection
+from services.kit.idempotency import StoredResponse
 from services.todos.cursor import Position
 
 _COLUMNS = "id, content, is_finished, created_at, updated_at, finished_at, version"
@@ -225,15 +226,7 @@ async def purge_owner(conn: Connection, owner: UUID) -> int:
     return int(status.split()[-1])
 
 
-# Idempotency keys -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    request_hash: str
-    status: int
-    body: dict[str, Any]
-    location: str | None
+# Idempotency keys (the SQL of services.kit.idempotency.IdempotencyKeys) --------------------------
 
 
 async def claim_idempotency_key(conn: Connection, owner: UUID, key: str, request_hash: str, ttl_hours: int) -> bool:
