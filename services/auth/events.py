@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from services.auth.oauth.models import User
+from services.auth.store.rows import User
 from services.kit.db import Connection
 from services.kit.events import Handler, outbox
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 
-from services.auth.oauth.models import User
+from services.auth.store.rows import User
 from services.kit.text import BLANK, CONTROL, NO_CONTROL, SPACE
 from services.kit.text import has_control_characters as _has_control
 

@@ -23,11 +23,11 @@ from services.auth.csrf import COOKIE_NAME, COOKIE_PATH
 from services.auth.devices import COOKIE_NAME as DEVICE_COOKIE
 from services.auth.login_page import error_page, login_page
 from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot, to_quart
-from services.auth.oauth.models import User
 from services.auth.passwords import HashingBusy
 from services.auth.runtime import AuthRuntime, runtime
 from services.auth.schemas import MAX_PASSWORD_LENGTH, has_control_characters, normalize_email
 from services.auth.store import users
+from services.auth.store.rows import User
 from services.kit.client_address import client_address, throttle_key
 from services.kit.logging import get_logger
 

@@ -8,8 +8,8 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from services.auth.oauth.models import Client, StoredToken
 from services.auth.oauth.storage import OAuthStorage
+from services.auth.store.rows import Client, StoredToken
 
 
 def _storage(endpoint: Any) -> OAuthStorage:

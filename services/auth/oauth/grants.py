@@ -15,8 +15,9 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request, grants
 from authlib.oauth2.rfc7636 import CodeChallenge, create_s256_code_challenge
 
-from services.auth.oauth.models import AuthorizationCode, Client, IssuedToken, StoredToken, User
+from services.auth.oauth.models import IssuedToken
 from services.auth.oauth.storage import OAuthStorage
+from services.auth.store.rows import AuthorizationCode, Client, StoredToken, User
 
 PUBLIC_AND_CONFIDENTIAL = ["client_secret_basic", "client_secret_post", "none"]
 

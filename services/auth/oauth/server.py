@@ -15,10 +15,10 @@ from services.auth.oauth.grants import (
     RefreshTokenGrant,
     S256CodeChallenge,
 )
-from services.auth.oauth.models import Client
 from services.auth.oauth.storage import OAuthStorage
 from services.auth.oauth.tokens import TokenGenerator
 from services.auth.scopes import ALL_SCOPES
+from services.auth.store.rows import Client
 from services.kit.logging import get_logger
 
 log = get_logger("auth.oauth")

@@ -21,12 +21,13 @@ from joserfc.errors import JoseError
 
 from services.auth.config import AuthSettings
 from services.auth.oauth.bridge import SyncBridge
-from services.auth.oauth.models import AuthorizationCode, Client, IssuedToken, StoredToken, User
+from services.auth.oauth.models import IssuedToken
 from services.auth.passwords import Passwords
 from services.auth.schemas import has_control_characters
 from services.auth.scopes import cut_down
 from services.auth.signing import KeyRing, SigningKey
 from services.auth.store import clients, grants, users
+from services.auth.store.rows import AuthorizationCode, Client, StoredToken, User
 from services.kit.db import Connection, Database
 from services.kit.logging import get_logger
 from services.kit.security.verifier import InvalidToken, unverified_header

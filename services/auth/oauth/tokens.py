@@ -8,10 +8,11 @@ from uuid import uuid4
 
 from authlib.oauth2.rfc6749 import InvalidScopeError
 
-from services.auth.oauth.models import Client, IssuedToken, User
+from services.auth.oauth.models import IssuedToken
 from services.auth.oauth.storage import OAuthStorage
 from services.auth.scopes import cut_down
 from services.auth.signing import sign
+from services.auth.store.rows import Client, User
 
 
 class TokenGenerator:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from services.auth.oauth.models import Client
+from services.auth.store.rows import Client
 from services.kit.db import Connection
 
 

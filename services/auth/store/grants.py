@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.auth.oauth.models import AuthorizationCode, StoredToken
+from services.auth.store.rows import AuthorizationCode, StoredToken
 from services.kit.db import Connection
 
 

@@ -4,7 +4,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from services.auth.oauth.models import User
+from services.auth.store.rows import User
 from services.kit.db import Connection
 
 
