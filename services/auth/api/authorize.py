@@ -1,44 +1,44 @@
 """The authorization endpoint: a server-rendered sign-in form, then a redirect with code and state.
 
 GET validates the authorization request (client, exact redirect_uri, PKCE S256)
-and shows the form. POST validates it again, then the CSRF token, then the
-brute-force limits of the attempt's source (services/auth/throttle.py), then the
-credentials; on success authlib issues the code and the browser gets a fresh device
-cookie (services/auth/devices.py), which keeps it out of the account's lockout next time.
+and shows the form. POST validates it again, then the CSRF token, then signs in
+(services/auth/accounts.py: the brute-force limits of the attempt's source, then the
+credentials); on success authlib issues the code and the browser gets its renewed device
+cookie, which keeps it out of the account's lockout next time.
 A request whose client or redirect_uri is not valid gets an error page: it is
 never redirected anywhere.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 from quart import Blueprint, Response, request
 from quart_schema import hide
 
+from services.auth import accounts
+from services.auth.accounts import Refusal, SignIn
 from services.auth.csrf import COOKIE_NAME, COOKIE_PATH
 from services.auth.devices import COOKIE_NAME as DEVICE_COOKIE
 from services.auth.login_page import error_page, login_page
 from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot, to_quart
-from services.auth.passwords import HashingBusy
 from services.auth.runtime import AuthRuntime, runtime
-from services.auth.schemas import MAX_PASSWORD_LENGTH, has_control_characters, normalize_email
-from services.auth.store import users
-from services.auth.store.rows import User
-from services.kit.client_address import client_address, throttle_key
-from services.kit.logging import get_logger
+from services.auth.schemas import has_control_characters
+from services.kit.client_address import client_address
 
 bp = Blueprint("authorize", __name__)
-log = get_logger("auth.authorize")
 
 INVALID_CREDENTIALS = "Invalid email or password."
 TOO_MANY_ATTEMPTS = "Too many sign-in attempts. Please wait a while and try again."
 FORM_EXPIRED = "The sign-in form expired. Please try again."
 LOGIN_FIELDS = frozenset({"email", "password"})  # the form's own fields, checked by the sign-in itself
 BUSY = "Sign-in is busy right now. Please try again in a moment."
+REFUSALS = {
+    Refusal.INVALID: (INVALID_CREDENTIALS, 400),
+    Refusal.THROTTLED: (TOO_MANY_ATTEMPTS, 429),
+    Refusal.BUSY: (BUSY, 503),
+}
 
 
 @bp.get("/auth/authorize")
@@ -66,19 +66,28 @@ async def authorize_submit() -> Response:
     if not rt.csrf.valid(request.cookies.get(COOKIE_NAME), csrf_token):
         return _form(rt, snap, grant, rt.csrf.issue(), new_cookie=True, error=FORM_EXPIRED, status=400)
 
-    try:
-        outcome = await _sign_in(rt, snap.form.get("email", ""), snap.form.get("password", ""))
-    except HashingBusy as busy:
-        page = _form(rt, snap, grant, csrf_token, error=BUSY, status=503)
-        page.headers["Retry-After"] = str(busy.retry_after)
-        return page
-    if outcome.retry_after is not None:
-        page = _form(rt, snap, grant, csrf_token, error=TOO_MANY_ATTEMPTS, status=429)
-        page.headers["Retry-After"] = str(outcome.retry_after)
-        return page
+    address = client_address(request.remote_addr, request.headers.getlist("X-Forwarded-For"), rt.trusted_proxies)
+    email, password = snap.form.get("email", ""), snap.form.get("password", "")
+    outcome = await accounts.sign_in(
+        rt, email, password, address=address, device_cookie=request.cookies.get(DEVICE_COOKIE)
+    )
     if outcome.user is None:
-        return _form(rt, snap, grant, csrf_token, error=INVALID_CREDENTIALS, status=400)
+        return _refused(rt, snap, grant, csrf_token, outcome)
+    return await _redirect_with_code(rt, grant, outcome)
 
+
+def _refused(rt: AuthRuntime, snap: RequestSnapshot, grant: Any, csrf_token: str, outcome: SignIn) -> Response:
+    """The form again, saying why (the same words for an unknown account and a wrong password)."""
+    assert outcome.refused is not None
+    message, status = REFUSALS[outcome.refused]
+    page = _form(rt, snap, grant, csrf_token, error=message, status=status)
+    if outcome.retry_after is not None:
+        page.headers["Retry-After"] = str(outcome.retry_after)
+    return page
+
+
+async def _redirect_with_code(rt: AuthRuntime, grant: Any, outcome: SignIn) -> Response:
+    """authlib issues the code; the login form's CSRF cookie goes, the renewed device cookie comes."""
     result: OAuthResponse = await rt.bridge.run(
         rt.server.create_authorization_response, grant.request, outcome.user, grant
     )
@@ -102,53 +111,6 @@ async def _validate(rt: AuthRuntime, snap: RequestSnapshot) -> Any:
             status, _, headers = error()
             return to_quart(OAuthResponse(status, "", list(headers)))
         return error_page(error.description or error.error or "invalid authorization request")
-
-
-@dataclass(frozen=True)
-class SignIn:
-    """The outcome of a sign-in attempt: the user (and the renewed device cookie), or why not."""
-
-    user: User | None = None
-    retry_after: int | None = None  # over a limit
-    device_cookie: str = ""
-
-
-async def _sign_in(rt: AuthRuntime, email_field: str, password: str) -> SignIn:
-    """Check the limits of the attempt's source, then the password.
-
-    Unknown accounts cost one (dummy) argon2 check and count against the limits exactly like
-    existing ones, so neither the answer nor its timing tells whether an account exists.
-    """
-    email = normalize_email(email_field)[:320]
-    peer, forwarded_for = request.remote_addr, request.headers.getlist("X-Forwarded-For")
-    address = client_address(peer, forwarded_for, rt.trusted_proxies)
-    cookie = request.cookies.get(DEVICE_COOKIE)
-    async with rt.db.transaction() as conn:
-        # An email with a control character (NUL, ...) names no account: no lookup, same answer.
-        user = None if has_control_characters(email) else await users.find_user_by_email(conn, email)
-        attempt = await rt.throttle.attempt(conn, email, throttle_key(address), user.id if user else None, cookie)
-    if attempt.retry_after is not None:
-        log.warning(
-            "sign-in refused: too many attempts", address=address, source=attempt.source, retry=attempt.retry_after
-        )
-        return SignIn(retry_after=attempt.retry_after)
-    # A password longer than any we accept cannot match: check it against the dummy hash instead.
-    candidate = user if user is not None and len(password) <= MAX_PASSWORD_LENGTH else None
-    if not await rt.passwords.verify(candidate.password_hash if candidate else None, password[:MAX_PASSWORD_LENGTH]):
-        log.info("sign-in failed", address=address, source=attempt.source)
-        return SignIn()
-    assert candidate is not None
-    user = candidate
-    rehashed = None
-    if rt.passwords.needs_rehash(user.password_hash):
-        with contextlib.suppress(HashingBusy):  # the upgrade can wait for a quieter sign-in
-            rehashed = await rt.passwords.rehash(password)
-    async with rt.db.transaction() as conn:
-        await rt.throttle.succeeded(conn, attempt, user.id)
-        if rehashed is not None:
-            await users.update_password_hash(conn, user.id, rehashed)
-    log.info("signed in", user_id=str(user.id), address=address, source=attempt.source)
-    return SignIn(user, device_cookie=rt.devices.renewed(cookie, user.id))
 
 
 def _form(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, g
 from quart_schema import validate_request, validate_response
 
-from services.auth import events
+from services.auth import accounts
 from services.auth.passwords import HashingBusy
 from services.auth.runtime import runtime
 from services.auth.schemas import RegisterRequest, UserOut
@@ -23,17 +23,12 @@ bp = Blueprint("users", __name__)
 @responses(409, describe={409: "An account with this email already exists.", 503: "Too many sign-ups at once."})
 async def register(data: RegisterRequest) -> tuple[UserOut, int]:
     """Create an account (argon2id password hash); publishes ``user.registered``. 409 if the email is taken."""
-    rt = runtime()
     try:
-        password_hash = await rt.passwords.hash(data.password)
+        user = await accounts.register(runtime(), data.email, data.name, data.password)
     except HashingBusy as busy:
         raise Problem(
             503, "too many sign-ups at once; try again shortly", headers={"Retry-After": str(busy.retry_after)}
         ) from None
-    try:
-        async with rt.db.transaction() as conn:
-            user = await users.create_user(conn, data.email, data.name, password_hash)
-            await events.user_registered(conn, user)
     except users.EmailTaken:
         raise Problem(409, "an account with this email already exists") from None
     return UserOut.of(user), 201
@@ -57,9 +52,6 @@ async def me() -> UserOut:
 @require_scope("profile")
 async def delete_me() -> tuple[str, int]:
     """Delete the account and every grant it made; publishes ``user.deleted`` so services purge its data."""
-    async with runtime().db.transaction() as conn:
-        deleted = await users.delete_user(conn, g.user_id) if g.user_id else False
-        if not deleted:
-            raise Problem(404, "this account no longer exists")
-        await events.user_deleted(conn, g.user_id)
+    if not (g.user_id and await accounts.delete(runtime(), g.user_id)):
+        raise Problem(404, "this account no longer exists")
     return "", 204
