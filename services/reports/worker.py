@@ -176,11 +176,7 @@ class Worker:
 
         async def note_retry(attempt: int, attempts: int, reason: str) -> None:
             async with self.db.connection() as conn:
-                await conn.execute(
-                    "UPDATE report_jobs SET error = $2 WHERE id = $1 AND status = 'running'",
-                    job.id,
-                    f"retrying ({attempt} of {attempts} attempts failed): {reason}",
-                )
+                await store.note_retry(conn, job.id, f"retrying ({attempt} of {attempts} attempts failed): {reason}")
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):
             todos.extend(page)

@@ -20,6 +20,7 @@ from services.reports.store.jobs import (
     get_job,
     job_by_id,
     list_jobs,
+    note_retry,
     set_progress,
     start_job,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "get_job",
     "job_by_id",
     "list_jobs",
+    "note_retry",
     "purge_owner",
     "set_progress",
     "start_job",

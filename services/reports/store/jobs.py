@@ -141,6 +141,11 @@ async def set_progress(conn: Connection, job_id: UUID, progress: int, todo_count
     )
 
 
+async def note_retry(conn: Connection, job_id: UUID, note: str) -> None:
+    """Show the owner why a running job is waiting (its ``error`` while it retries)."""
+    await conn.execute("UPDATE report_jobs SET error = $2 WHERE id = $1 AND status = 'running'", job_id, note)
+
+
 async def expected_todos(conn: Connection, owner: UUID) -> int:
     """How many todos the read model knows for ``owner`` (to turn pages into a percentage)."""
     count = await conn.fetchval("SELECT count(*) FROM todo_facts WHERE owner_id = $1 AND NOT deleted", owner)
