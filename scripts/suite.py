@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import broker_policy
 import suite_infra as infra
 import suite_procs as procs
 from suite_procs import ROOT, RUN_DIR, Proc
@@ -297,6 +298,17 @@ def ensure_infra(environ: Mapping[str, str], need_postgres: bool = True) -> None
         say(f"==> RabbitMQ on {amqp}: {infra.ensure_rabbitmq(amqp)}")
     except infra.InfraError as exc:
         raise SystemExit(f"error: {exc}") from None
+    ensure_unrouted_policy(environ.get("EVENTS_EXCHANGE", SHARED_DEFAULTS["EVENTS_EXCHANGE"]))
+
+
+def ensure_unrouted_policy(exchange: str) -> None:
+    """Events nobody consumes go to ``<exchange>.unrouted`` (scripts/broker_policy.py); warn when it cannot be set."""
+    try:
+        broker_policy.apply(exchange)
+    except Exception as exc:  # a remote broker, say: its own definitions carry the policy
+        say(f"    warning: alternate-exchange policy for {exchange} not set ({type(exc).__name__}: {exc})")
+    else:
+        say(f"    unroutable events of {exchange} are kept in {broker_policy.unrouted_name(exchange)}")
 
 
 def migrate(service: Service, proc: Proc, python: str) -> None:

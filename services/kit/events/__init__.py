@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.kit.events import outbox
-from services.kit.events.broker import dead_letter_queue, events_queue, retry_queue
+from services.kit.events.broker import dead_letter_queue, events_queue, retry_queue, unrouted_name
 from services.kit.events.bus import EventBus
 from services.kit.events.envelope import Event, Handler, MalformedEvent
 from services.kit.events.options import EventOptions
@@ -35,4 +35,5 @@ __all__ = [
     "install",
     "outbox",
     "retry_queue",
+    "unrouted_name",
 ]
