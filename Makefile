@@ -22,7 +22,7 @@ DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/d
 COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 
-.PHONY: help bootstrap venv up down restart ps logs infra test lint fmt typecheck bench clean distclean
+.PHONY: help bootstrap venv up down restart ps logs infra test lint fmt typecheck bench clean distclean seed dev
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,15 @@ up: ## start the whole suite (idempotent) and print its URLs
 	else \
 		$(MAKE) -s --no-print-directory bootstrap venv && $(PY) scripts/suite.py up; \
 	fi
+	@if [ -n "$(SEED)" ] && [ "$(SEED)" != 0 ]; then $(MAKE) -s --no-print-directory seed; fi
+
+seed: venv ## demo account + a month of todos + 3 reports (idempotent; needs `make up`, or `make up SEED=1`)
+	@if $(USE_DOCKER); then \
+		$(PY) scripts/seed.py --todos-command "$(COMPOSE) exec -T todos python -m services.todos"; \
+	else $(PY) scripts/seed.py; fi
+
+dev: bootstrap venv ## the local suite, each process restarted when its code changes (Ctrl-C stops it)
+	@$(PY) scripts/dev.py
 
 down: ## stop what `make up` started (PostgreSQL and RabbitMQ keep running)
 	@$(SUITE) down
@@ -68,7 +77,7 @@ test: bootstrap venv lint ## ruff, mypy, import-linter, then pytest against real
 	@echo "==> pytest $(PYTEST_ARGS)"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy, lint-imports
+lint: venv ## ruff check, ruff format --check, mypy, lint-imports, deptry
 	@echo "==> ruff check"
 	$(VENV)/bin/ruff check .
 	@echo "==> ruff format --check"
@@ -77,6 +86,8 @@ lint: venv ## ruff check, ruff format --check, mypy, lint-imports
 	$(VENV)/bin/mypy
 	@echo "==> lint-imports"
 	$(VENV)/bin/lint-imports
+	@echo "==> deptry (every third-party import is a declared dependency)"
+	$(VENV)/bin/deptry .
 
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy

@@ -13,7 +13,7 @@ import signal
 import uvloop
 from aiohttp import web
 
-from gateway.app import HEALTH, create_app
+from gateway.app import HEALTH, create_app, create_metrics_app
 from gateway.config import GatewaySettings
 from services.kit.logging import configure_logging, get_logger
 
@@ -30,21 +30,33 @@ async def serve(settings: GatewaySettings) -> None:
         # its keep-alive timeout (counted from the connection opening or the previous
         # response): that is the slow-client (header read) protection.
         keepalive_timeout=min(settings.keep_alive_seconds, settings.header_read_timeout_seconds),
+        # Long enough for every request line the contract allows (a 1,024-character ECHOMSG of
+        # 4-byte characters is 12 KiB percent-encoded); longer is a plain 400 from the parser.
+        max_line_size=settings.max_request_line_bytes,
+        max_field_size=settings.max_header_bytes,
     )
     await runner.setup()
+    metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None)
+    await metrics_runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
-        log.info("gateway listening", url=f"http://{settings.host}:{settings.port}")
+        await web.TCPSite(metrics_runner, settings.metrics_host, settings.metrics_port).start()
+        await web.TCPSite(runner, settings.host, settings.port, backlog=settings.listen_backlog).start()
+        log.info(
+            "gateway listening",
+            url=f"http://{settings.host}:{settings.port}",
+            metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        )
         await stop.wait()
         app[HEALTH].start_draining()
         log.info("draining", delay_seconds=settings.drain_delay_seconds, grace_seconds=settings.shutdown_grace_seconds)
         await asyncio.sleep(settings.drain_delay_seconds)
     finally:
         await runner.cleanup()
+        await metrics_runner.cleanup()
     log.info("gateway stopped")
 
 

@@ -15,28 +15,33 @@ from gateway.health_checks import HealthChecks
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import add_request_id, request_middleware
 from gateway.openapi import MergedOpenAPI
+from gateway.pools import UpstreamPools
 from gateway.proxy import Proxy
 from gateway.ratelimit import Buckets, MemoryBuckets, RateLimiter, RedisBuckets, add_rate_limit_headers
 from gateway.routing import build_routes
 from gateway.static import SinglePageApp
+from services.kit.docs import DocsOAuth
 from services.kit.logging import get_logger
 
 log = get_logger("gateway")
 
 HEALTH = web.AppKey("health", Health)
+METRICS = web.AppKey("metrics", GatewayMetrics)
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
     metrics = GatewayMetrics()
     health = Health()
-    proxy = Proxy(settings, metrics)
     spa = SinglePageApp(settings.web_dir, settings.ping_region_list())
     routes = build_routes(settings)
     upstreams = list({id(route.upstream): route.upstream for route in routes}.values())
     _watch_breakers(upstreams, metrics)
-    openapi = MergedOpenAPI(upstreams, proxy.session, settings.openapi_cache_seconds)
-    browser = Browser(settings, openapi.docs_page)
-    edge_auth = EdgeAuth(settings, proxy.session)
+    pools = UpstreamPools(settings, [upstream.name for upstream in upstreams])
+    proxy = Proxy(settings, metrics, pools)
+    docs_oauth = DocsOAuth(settings.docs_client_id, settings.docs_scopes)
+    openapi = MergedOpenAPI(upstreams, pools.control, settings.openapi_cache_seconds, docs_oauth)
+    browser = Browser(settings)
+    edge_auth = EdgeAuth(settings, pools.control)
     buckets: Buckets = (
         RedisBuckets(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else MemoryBuckets()
     )
@@ -50,8 +55,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     # Outermost first. request_middleware sees every answer (request id, problem+json,
     # metrics, access log); preflights are answered before any budget or token is asked
-    # for; the address budget comes before the token check so a flood of bad tokens is
-    # throttled too; the subject budget needs the verified subject.
+    # for; the address budget (and in-flight slot) comes before the token check so a flood
+    # of bad tokens is throttled too; the subject budget needs the verified subject. The
+    # proxy reads the body, then takes its route's and upstream's bulkhead slots.
     app = web.Application(
         middlewares=[
             request_middleware(metrics),
@@ -63,9 +69,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[HEALTH] = health
-    app.cleanup_ctx.append(proxy.client_session)
+    app[METRICS] = metrics
+    app.cleanup_ctx.append(pools.open)
     app.cleanup_ctx.append(edge_auth.warm_up)
-    app.cleanup_ctx.append(HealthChecks(settings, upstreams, proxy.session, metrics).run_in_background)
+    app.cleanup_ctx.append(HealthChecks(settings, upstreams, pools.control, metrics).run_in_background)
     app.cleanup_ctx.append(_closing(buckets))
     app.on_response_prepare.append(add_request_id)
     app.on_response_prepare.append(add_rate_limit_headers)
@@ -73,9 +80,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
-    app.router.add_get("/metrics", metrics.handle)
     app.router.add_get("/openapi.json", openapi.handle)
     app.router.add_get("/docs", openapi.docs)
+    app.router.add_get("/docs/oauth2-redirect", openapi.docs_oauth2_redirect)
+    app.router.add_get("/docs/static/{name}", openapi.docs_static)
     app.router.add_get("/", spa.redirect_to_app)
     app.router.add_get("/app", spa.redirect_to_app)
     app.router.add_get("/app/config.json", spa.config)
@@ -85,6 +93,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
         for path in route.paths:
             app.router.add_route("*", path, handler)
     return app
+
+
+def create_metrics_app(app: web.Application) -> web.Application:
+    """``GET /metrics`` of ``app``, for the private metrics listener (``METRICS_HOST``:``METRICS_PORT``)."""
+    private = web.Application()
+    private.router.add_get("/metrics", app[METRICS].handle)
+    return private
 
 
 def _watch_breakers(upstreams: list[Upstream], metrics: GatewayMetrics) -> None:

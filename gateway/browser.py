@@ -10,17 +10,14 @@ takes bearer tokens, not cookies.
 Security headers on every answer: ``X-Content-Type-Options: nosniff``,
 ``Referrer-Policy``, ``X-Frame-Options: DENY``, and a Content-Security-Policy with
 ``frame-ancestors 'none'`` — strict (``default-src 'none'``) for API answers, the
-app's own files only for ``/app/``, the inline script and style of ``/docs`` by
-hash. A service that sets its own CSP (the auth login form) keeps it. HSTS when
-the request came over https (here, or at a trusted proxy that says so in
-``X-Forwarded-Proto``).
+app's own files only for ``/app/``, and the kit's ``DOCS_CSP`` (own files only, no
+eval) for ``/docs`` and below. A service that sets its own CSP (the auth login form)
+keeps it. HSTS when the request came over https (here, or at a trusted proxy that
+says so in ``X-Forwarded-Proto``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -29,6 +26,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.config import GatewaySettings
 from services.kit.client_address import in_networks, parse_networks
+from services.kit.docs import DOCS_CSP
 from services.kit.problem import Problem
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -53,28 +51,14 @@ APP_CSP = app_csp()
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def docs_csp(html: str) -> str:
-    """A CSP for a page whose only code is its inline ``<script>`` and ``<style>`` blocks."""
-
-    def hashes(tag: str) -> str:
-        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
-        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
-
-    return (
-        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; connect-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
-
-
 def _is_preflight(request: web.Request) -> bool:
     return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
 
 class Browser:
-    def __init__(self, settings: GatewaySettings, docs_html: str) -> None:
+    def __init__(self, settings: GatewaySettings) -> None:
         self._origins = frozenset(settings.cors_origins)
         self._max_age = str(settings.cors_max_age_seconds)
-        self._docs_csp = docs_csp(docs_html)
         region_origins = (urlsplit(r["url"]) for r in settings.ping_region_list())
         self._app_csp = app_csp(f"{u.scheme}://{u.netloc}" for u in region_origins if u.scheme)
         self._trusted = parse_networks(settings.trusted_proxies)
@@ -136,8 +120,8 @@ class Browser:
         path = request.path
         if path == "/app" or path.startswith("/app/"):
             headers["Content-Security-Policy"] = self._app_csp
-        elif path == "/docs":
-            headers["Content-Security-Policy"] = self._docs_csp
+        elif path == "/docs" or path.startswith("/docs/"):
+            headers["Content-Security-Policy"] = DOCS_CSP
         else:
             headers.setdefault("Content-Security-Policy", API_CSP)
         if self._over_https(request):

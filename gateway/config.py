@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from gateway.routing import ROUTE_NAMES
 from services.kit.config import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,42 +30,66 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     port: int = Field(8080, ge=0, le=65535)
+    # /metrics has a listener of its own, never the public one: it names internal upstreams.
+    # Loopback by default; a cluster sets METRICS_HOST=0.0.0.0 so Prometheus can scrape the pod.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9080, ge=0, le=65535)
 
     auth_urls: CommaList = ("http://127.0.0.1:8001",)
     todos_urls: CommaList = ("http://127.0.0.1:8002",)
     ping_urls: CommaList = ("http://127.0.0.1:8003",)
     reports_urls: CommaList = ("http://127.0.0.1:8004",)
 
-    # Connecting (including the wait for a free pooled connection) and the whole exchange.
+    # Connecting to an instance (TCP only: a request that got past its upstream's bulkhead
+    # never waits for a pooled connection) and the whole exchange of an interactive route,
+    # a little above the services' handler deadline (REQUEST_TIMEOUT_SECONDS, 5 s). Slow
+    # routes have their own in gateway.routing.TABLE. Per-route overrides, by route name:
+    # ``UPSTREAM_ROUTE_TIMEOUTS=reports-file=120,ping=2``, ``UPSTREAM_ROUTE_CONNECT_TIMEOUTS=ping=0.5``.
     upstream_connect_timeout_seconds: float = Field(3.0, gt=0)
-    upstream_timeout_seconds: float = Field(30.0, gt=0)
-    # Per-route overrides of the whole-exchange timeout: ``UPSTREAM_ROUTE_TIMEOUTS=reports=120,ping=5``.
+    upstream_timeout_seconds: float = Field(6.0, gt=0)
     upstream_route_timeouts: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
-    upstream_max_connections: int = Field(200, ge=1)
+    upstream_route_connect_timeouts: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    # Bulkheads: each upstream has a connection pool of its own, exactly this large, and at
+    # most this many requests in flight (503 beyond). Routes may have a smaller cap of their
+    # own (gateway.routing.TABLE), overridden by ``UPSTREAM_ROUTE_MAX_IN_FLIGHT=ping-delay=8``.
+    upstream_max_in_flight: int = Field(256, ge=1)
+    upstream_route_max_in_flight: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    # Requests in flight per client address and per token subject (429 beyond; 0: no cap).
+    # Like the rate limits, the defaults leave a load test from one address alone.
+    in_flight_per_address: int = Field(256, ge=0)
+    in_flight_per_subject: int = Field(256, ge=0)
+    # The whole request body must arrive within this time (408 problem otherwise). The body
+    # is read before an upstream slot is taken: a client that dribbles holds none.
+    body_read_timeout_seconds: float = Field(10.0, gt=0)
     # Idle pooled connections are closed after this long. It must stay below the services'
     # hypercorn keep-alive (keep_alive_seconds, 75 s), so the gateway always drops an idle
     # connection before the server does and never sends a request into a socket the server
     # is closing at that moment.
     upstream_keepalive_seconds: float = Field(30.0, gt=0)
 
-    # Per-route overrides of the connect timeout: ``UPSTREAM_ROUTE_CONNECT_TIMEOUTS=ping=0.5``.
-    upstream_route_connect_timeouts: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
-
     # Instances: active health checks on each instance's /readyz; a circuit breaker per
     # instance that opens after breaker_failures consecutive failures (timeouts, broken
     # exchanges) and at once on a connect error (passive ejection), stays open for
     # breaker_open_seconds, then lets one trial request through (half-open).
     health_check_path: str = "/readyz"
-    health_check_interval_seconds: float = Field(2.0, gt=0)
+    health_check_interval_seconds: float = Field(1.0, gt=0)
     health_check_timeout_seconds: float = Field(1.0, gt=0)
     # Consecutive failed checks before an instance counts as unhealthy (one success heals it).
     health_check_failures: int = Field(2, ge=1)
     breaker_failures: int = Field(3, ge=1)
     breaker_open_seconds: float = Field(5.0, gt=0)
 
+    # Connections the kernel queues before the gateway accepts them (aiohttp's default is
+    # 128): a burst of a thousand clients is accepted, then shed by the bulkheads, instead
+    # of waiting out SYN retransmits. Capped by net.core.somaxconn.
+    listen_backlog: int = Field(1024, ge=1)
+
     # Slow clients: the whole request head must arrive within this time of the connection
     # opening (or of the previous response on a kept-alive connection).
     header_read_timeout_seconds: float = Field(10.0, gt=0)
+    # The request line (method, path and query) and any one header may be at most this long.
+    max_request_line_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
 
     # Edge auth: tokens of this issuer (AUTH_URL) and audience, keys from JWKS_URL
     # (default: <AUTH_URL>/.well-known/jwks.json). Verified tokens are cached by their
@@ -96,6 +121,10 @@ class GatewaySettings(ServiceSettings):
 
     # The merged /openapi.json is fetched from the services at most this often.
     openapi_cache_seconds: float = Field(30.0, ge=0)
+    # /docs: Authorize signs in through auth's authorization code + PKCE flow as this public
+    # client (auth registers it with <origin>/docs/oauth2-redirect), asking for these scopes.
+    docs_client_id: str = "quartet-docs"
+    docs_scopes: CommaList = ("profile", "todos:read", "todos:write", "reports:read", "reports:write")
 
     web_dir: Path = REPO_ROOT / "web"
     # Regions the app's diagnostics page measures: "name=url" pairs, comma-separated. The
@@ -134,6 +163,11 @@ class GatewaySettings(ServiceSettings):
     def _origins(cls, value: Any) -> tuple[str, ...]:
         return tuple(origin.rstrip("/") for origin in _split(value))
 
+    @field_validator("docs_scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> tuple[str, ...]:
+        return tuple(_split(value))
+
     @field_validator("rate_limit_exempt", "trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> tuple[str, ...]:
@@ -142,7 +176,9 @@ class GatewaySettings(ServiceSettings):
             ipaddress.ip_network(network, strict=False)  # ValueError when it is not a CIDR
         return tuple(networks)
 
-    @field_validator("upstream_route_timeouts", "upstream_route_connect_timeouts", mode="before")
+    @field_validator(
+        "upstream_route_timeouts", "upstream_route_connect_timeouts", "upstream_route_max_in_flight", mode="before"
+    )
     @classmethod
     def _route_timeouts(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -157,12 +193,17 @@ class GatewaySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewaySettings:
-        for timeouts in (self.upstream_route_timeouts, self.upstream_route_connect_timeouts):
-            unknown = set(timeouts) - set(UPSTREAM_NAMES)
+        per_route: tuple[dict[str, float] | dict[str, int], ...] = (
+            self.upstream_route_timeouts,
+            self.upstream_route_connect_timeouts,
+            self.upstream_route_max_in_flight,
+        )
+        for values in per_route:
+            unknown = set(values) - ROUTE_NAMES
             if unknown:
-                raise ValueError(f"unknown routes in route timeouts: {sorted(unknown)}")
-            if any(seconds <= 0 for seconds in timeouts.values()):
-                raise ValueError("route timeouts must be positive")
+                raise ValueError(f"unknown routes in per-route settings: {sorted(unknown)}")
+            if any(value <= 0 for value in values.values()):
+                raise ValueError("per-route timeouts and caps must be positive")
         if self.upstream_keepalive_seconds >= self.keep_alive_seconds:
             raise ValueError("upstream_keepalive_seconds must be below the services' keep_alive_seconds")
         return self
@@ -171,10 +212,6 @@ class GatewaySettings(ServiceSettings):
         """The base URLs of one upstream service, by name (one of ``UPSTREAM_NAMES``)."""
         urls: tuple[str, ...] = getattr(self, f"{name}_urls")
         return urls
-
-    def route_timeout(self, name: str) -> float:
-        """The whole-exchange timeout for requests routed to ``name``."""
-        return self.upstream_route_timeouts.get(name, self.upstream_timeout_seconds)
 
     def route_connect_timeout(self, name: str) -> float:
         """The connect timeout for requests routed to ``name``."""

@@ -25,8 +25,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.config import GatewaySettings
+from gateway.headers import has_dot_segments
 from gateway.middleware import EXCHANGE
-from gateway.proxy import has_dot_segments
 from gateway.routing import PREFIXES
 from services.kit.logging import get_logger
 from services.kit.problem import Problem

@@ -1,5 +1,9 @@
 """Rate limits at the edge: token buckets per client address, per token subject, and for logins.
 
+Besides requests per second, requests *in flight* are capped per client address and
+per token subject (:class:`gateway.bulkheads.ClientSlots`, 429 with ``Retry-After``):
+the slot is held until the answer is sent, the time a dribbled body takes included.
+
 Each budget is a bucket of ``burst`` tokens refilled at ``per_second``; a request
 takes one token from every bucket that applies, and is answered 429 problem+json
 when one is empty, with ``Retry-After`` (seconds until a token is back) and the
@@ -21,6 +25,7 @@ budget, so rotating through the addresses of one prefix buys no fresh bucket.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +35,7 @@ from typing import Protocol
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.bulkheads import ClientSlots
 from gateway.config import GatewaySettings
 from gateway.middleware import EXCHANGE
 from services.kit.client_address import client_address, in_networks, parse_networks, throttle_key
@@ -39,7 +45,7 @@ from services.kit.problem import Problem
 log = get_logger("gateway.ratelimit")
 
 # The gateway's own endpoints: probes and scrapers are never throttled.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
 # POSTs here take a token from the stricter login budget too: they check credentials
 # (token, authorize, introspect, revoke) or cost a 64 MiB argon2 hash (register).
 LOGIN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/register", "/auth/revoke", "/auth/introspect"})
@@ -201,6 +207,9 @@ class RateLimiter:
         self.login = Budget("login", settings.rate_limit_login_per_second, settings.rate_limit_login_burst)
         self._trusted = parse_networks(settings.trusted_proxies)
         self._exempt = parse_networks(settings.rate_limit_exempt)
+        # Requests in flight, besides requests per second: a few slow ones cost more than many fast ones.
+        self.address_slots = ClientSlots("client address", settings.in_flight_per_address)
+        self.subject_slots = ClientSlots("token subject", settings.in_flight_per_subject)
 
     async def _take(self, request: web.Request, key: str, budget: Budget) -> None:
         """Take a token; remember the tightest answer for the response headers; raise 429 when empty."""
@@ -224,15 +233,20 @@ class RateLimiter:
             if request.path in UNLIMITED_PATHS or in_networks(exchange.client, self._exempt):
                 return await handler(request)
             key = throttle_key(exchange.client)
-            try:
-                if self.address.enabled:
-                    await self._take(request, key, self.address)
-                if self.login.enabled and request.method == "POST" and is_login_path(request.path):
-                    await self._take(request, key, self.login)
-            except Problem:
-                on_limited(exchange.limited)
-                raise
-            return await handler(request)
+            with contextlib.ExitStack() as held:
+                try:
+                    if self.address.enabled:
+                        await self._take(request, key, self.address)
+                    if self.login.enabled and request.method == "POST" and is_login_path(request.path):
+                        await self._take(request, key, self.login)
+                    if self.address_slots.enabled:
+                        exchange.limited = "in_flight_address"  # unless the slot is granted
+                        held.enter_context(self.address_slots.hold(key))
+                        exchange.limited = ""
+                except Problem:
+                    on_limited(exchange.limited)
+                    raise
+                return await handler(request)
 
         return rate_limit_address
 
@@ -242,13 +256,20 @@ class RateLimiter:
         @web.middleware
         async def rate_limit_subject(request: web.Request, handler: Handler) -> web.StreamResponse:
             exchange = request[EXCHANGE]
-            if exchange.subject and self.subject.enabled and not in_networks(exchange.client, self._exempt):
+            if not exchange.subject or in_networks(exchange.client, self._exempt):
+                return await handler(request)
+            with contextlib.ExitStack() as held:
                 try:
-                    await self._take(request, exchange.subject, self.subject)
+                    if self.subject.enabled:
+                        await self._take(request, exchange.subject, self.subject)
+                    if self.subject_slots.enabled:
+                        exchange.limited = "in_flight_subject"  # unless the slot is granted
+                        held.enter_context(self.subject_slots.hold(exchange.subject))
+                        exchange.limited = ""
                 except Problem:
                     on_limited(exchange.limited)
                     raise
-            return await handler(request)
+                return await handler(request)
 
         return rate_limit_subject
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -7,6 +8,10 @@ import pytest
 
 from tests.suite import Suite, User
 from tests.support import ServiceProcess, free_port
+
+# A developer's .env must not change what the tests start or construct (tests that are about
+# .env name their file). An explicit QUARTET_ENV_FILE in the caller's environment still wins.
+os.environ.setdefault("QUARTET_ENV_FILE", "")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ their own databases and exchange names, so they run beside a ``make up`` suite.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,12 +16,17 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("QUARTET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("QUARTET_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+# Tests run every service as this one broker user, so it owns every event type there
+# (tests/events/test_producers.py checks the ownership rules with users of its own).
+TEST_BROKER_USER = unquote(urlsplit(AMQP_URL).username or "guest")
+TEST_PRODUCERS = {prefix: TEST_BROKER_USER for prefix in ("user", "todo", "report")}
 
 
 def free_port() -> int:
@@ -40,8 +46,10 @@ class ServiceProcess:
         self.module = module
         self.port = int(env["PORT"]) if "PORT" in env else 0
         self.url = f"http://127.0.0.1:{self.port}"
+        # The gateway's private metrics listener, when the test gave it a port.
+        self.metrics_url = f"http://127.0.0.1:{env['METRICS_PORT']}" if "METRICS_PORT" in env else self.url
         self.log_path = log_path
-        full_env = {**os.environ, "LOG_LEVEL": "INFO", **env}
+        full_env = {**os.environ, "LOG_LEVEL": "INFO", "EVENTS_PRODUCERS": json.dumps(TEST_PRODUCERS), **env}
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],

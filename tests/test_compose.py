@@ -6,6 +6,9 @@ of running the suite cannot drift apart.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -22,8 +25,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import suite  # noqa: E402
+import suite_broker  # noqa: E402
 
-INFRA = {"postgres", "rabbitmq"}
+from services.kit.config import DEFAULT_EVENT_PRODUCERS  # noqa: E402
+
+INFRA = {"postgres", "rabbitmq", "redis"}
 APP_SERVICES = {s.name for s in suite.SERVICES} | {e.name for s in suite.SERVICES for e in s.extras} | {"gateway"}
 WORKERS = {e.name for s in suite.SERVICES for e in s.extras}
 HTTP_PORTS = {s.name: s.port for s in (*suite.SERVICES, suite.GATEWAY)}
@@ -49,6 +55,7 @@ def test_compose_runs_every_service_of_the_suite_with_postgres_and_rabbitmq(serv
     assert {"auth", "todos", "ping", "reports", "reports-worker", "gateway"} <= APP_SERVICES
     assert services["postgres"]["image"].startswith("postgres:16")
     assert services["rabbitmq"]["image"].startswith("rabbitmq:3-management")
+    assert services["redis"]["image"].startswith("redis:")
 
 
 def test_every_app_service_runs_its_module_from_the_one_image(services: dict[str, Any]) -> None:
@@ -128,7 +135,7 @@ def test_every_dependency_waits_for_a_healthy_service(services: dict[str, Any]) 
             assert services[dep].get("healthcheck"), (name, dep)
     for name in APP_SERVICES - {"ping", "gateway", *WORKERS}:
         assert {"postgres", "rabbitmq"} <= set(services[name]["depends_on"]), name
-    assert set(services["gateway"]["depends_on"]) == {s.name for s in suite.SERVICES}
+    assert set(services["gateway"]["depends_on"]) == {s.name for s in suite.SERVICES} | {"redis"}
 
 
 def test_depends_on_has_no_cycle(services: dict[str, Any]) -> None:
@@ -149,7 +156,6 @@ def test_services_are_configured_by_environment_for_the_compose_network(services
     for name in APP_SERVICES:
         env = services[name]["environment"]
         assert env["HOST"] == "0.0.0.0", name
-        assert urlsplit(env["AMQP_URL"]).hostname == "rabbitmq", name
         assert env["INSTANCE"] == name, name
         for key in ("REGION", "LOG_LEVEL", "AUTH_URL", "EVENTS_EXCHANGE"):
             assert key in env, (name, key)
@@ -209,3 +215,80 @@ def test_auth_believes_forwarded_addresses_only_from_the_gateway(services: dict[
     # Otherwise every login through the gateway counts against one shared per-address budget.
     gateway_address = services["gateway"]["networks"]["default"]["ipv4_address"]
     assert services["auth"]["environment"]["TRUSTED_PROXIES"] == gateway_address
+
+
+def test_the_gateway_shares_its_rate_limit_buckets_through_the_compose_redis(services: dict[str, Any]) -> None:
+    from gateway.config import GatewaySettings
+
+    env = services["gateway"]["environment"]
+    url = urlsplit(env["REDIS_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("redis", "redis", 6379)
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    # The value is one the gateway accepts, and it is the setting that switches buckets to Redis.
+    settings = GatewaySettings(**{k.lower(): v for k, v in env.items() if k in {"REDIS_URL", "PORT"}})
+    assert settings.redis_url == env["REDIS_URL"]
+    # Nothing else talks to Redis: the services never get its address.
+    for name in APP_SERVICES - {"gateway"}:
+        assert "REDIS_URL" not in services[name]["environment"], name
+
+
+# --- the broker: one user per service, no guest (issue 15) -------------------------------
+
+
+def test_each_broker_service_connects_as_its_own_user_and_nothing_uses_guest(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    assert "AMQP_URL" not in compose["x-env"]
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        role = suite_broker.ROLE_OF.get(name)
+        if role is None:  # ping and the gateway never touch the broker
+            assert "AMQP_URL" not in env, name
+            continue
+        # The password is this checkout's generated one (compose substitutes it), never in the file.
+        found = re.fullmatch(r"amqp://([a-z_]+):\$\{([A-Z_]+):\?[^}]+\}@rabbitmq:5672/", env["AMQP_URL"])
+        assert found, (name, env["AMQP_URL"])
+        assert found.groups() == (suite_broker.ROLES[role].user, suite.BROKER_PASSWORDS[role]), name
+    assert "guest" not in (ROOT / "compose.yaml").read_text()
+
+
+def test_rabbitmq_loads_the_generated_definitions_and_publishes_only_the_ui_on_loopback(
+    services: dict[str, Any],
+) -> None:
+    rabbit = services["rabbitmq"]
+    mounts = dict(m.rsplit(":", 1)[0].split(":", 1) for m in rabbit["volumes"])
+    assert mounts["./.run/rabbitmq-definitions.json"] == "/etc/rabbitmq/definitions.json"
+    conf_target = mounts["./deploy/compose/rabbitmq.conf"]
+    assert conf_target.startswith("/etc/rabbitmq/conf.d/")
+    conf = (ROOT / "deploy/compose/rabbitmq.conf").read_text()
+    assert re.search(r"^load_definitions = /etc/rabbitmq/definitions.json$", conf, re.M)
+    assert rabbit["ports"] == ["127.0.0.1:15672:15672"]  # never AMQP, never all interfaces
+
+
+def test_generated_definitions_hold_the_service_users_with_least_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(suite.procs, "RUN_DIR", tmp_path)
+    environ = {name: f"pw-{name}" for name in suite.GENERATED}
+    data = json.loads(suite.write_definitions(environ).read_text())
+    users = {u["name"]: u for u in data["users"]}
+    assert set(users) == {r.user for r in suite_broker.ROLES.values()} | {suite_broker.ADMIN_USER}
+    for service, role in suite_broker.ROLES.items():
+        stored = base64.b64decode(users[role.user]["password_hash"])
+        salt, digest = stored[:4], stored[4:]
+        assert hashlib.sha256(salt + f"pw-{suite.BROKER_PASSWORDS[service]}".encode()).digest() == digest
+        assert users[role.user]["tags"] == []
+    assert users[suite_broker.ADMIN_USER]["tags"] == ["administrator"]
+    topics = {t["user"]: t for t in data["topic_permissions"]}
+    assert {u: (t["exchange"], t["write"]) for u, t in topics.items()} == {
+        "quartet_auth": ("quartet.events", r"^user\."),
+        "quartet_todos": ("quartet.events", r"^todo\."),
+        "quartet_reports": ("quartet.events", r"^report\."),
+    }
+    perms = {p["user"]: p for p in data["permissions"]}
+    assert perms["quartet_auth"]["read"] == "^$"  # auth consumes nothing
+    assert re.fullmatch(perms["quartet_todos"]["configure"], "todos.events.dlq")
+    assert not re.fullmatch(perms["quartet_todos"]["configure"], "reports.events")
+    assert not re.fullmatch(perms["quartet_todos"]["read"], "reports.jobs")
+    # The consumers' owners are exactly these users (services/kit/config.py).
+    assert {r.owns: r.user for r in suite_broker.ROLES.values()} == DEFAULT_EVENT_PRODUCERS

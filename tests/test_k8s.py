@@ -9,9 +9,10 @@ and every process's resolved environment is loaded into its settings class.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
+import json
 import re
-import secrets as secrets_module
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ BASE = K8S / "base"
 LOCAL = K8S / "overlays" / "local"
 sys.path.insert(0, str(ROOT / "scripts"))
 import suite  # noqa: E402
+import suite_broker  # noqa: E402
 
 # The public contract (docs/ARCHITECTURE): the HTTP processes and their ports.
 CONTRACT_PORTS = {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "gateway": 8080}
@@ -57,8 +59,12 @@ SECRET_KEYS = {
     "REPORTS_DATABASE_URL",
     "REPORTS_WORKER_CLIENT_SECRET",
     "CURSOR_SECRET",
-    "AMQP_URL",
+    "AUTH_AMQP_URL",
+    "TODOS_AMQP_URL",
+    "REPORTS_AMQP_URL",
 }
+# Generated per developer into the local overlay's git-ignored secrets.env (scripts/suite.py k8s-local-secrets).
+GENERATED = {"REPORTS_WORKER_CLIENT_SECRET", "CURSOR_SECRET", "AUTH_AMQP_URL", "TODOS_AMQP_URL", "REPORTS_AMQP_URL"}
 PLACEHOLDER = "REPLACE_ME"
 # Who reads the generated application secrets (auth seeds the worker's client with its secret).
 USES_SECRET = {
@@ -184,11 +190,26 @@ def test_every_process_has_a_deployment_running_its_module(base: list[dict[str, 
     assert container["image"] == "quartet"  # the overlay sets the tag
 
 
+GATEWAY_METRICS_PORT = 9080
+
+
+def test_the_gateway_metrics_port_is_scraped_in_the_pod_but_never_exposed(base: list[dict[str, Any]]) -> None:
+    deployment = _get(base, "Deployment", "gateway")
+    env = _env(_container(deployment))
+    assert env["METRICS_PORT"]["value"] == str(GATEWAY_METRICS_PORT)
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(GATEWAY_METRICS_PORT)
+    service = _get(base, "Service", "gateway")
+    assert [p["port"] for p in service["spec"]["ports"]] == [8080]
+
+
 @pytest.mark.parametrize("name", sorted(CONTRACT_PORTS))
 def test_http_deployment_probes_and_port(base: list[dict[str, Any]], name: str) -> None:
     container = _container(_get(base, "Deployment", name))
     port = CONTRACT_PORTS[name]
-    assert [p["containerPort"] for p in container["ports"]] == [port]
+    # The gateway also has its private metrics listener (docs/gateway.md); nothing else does.
+    private = [GATEWAY_METRICS_PORT] if name == "gateway" else []
+    assert [p["containerPort"] for p in container["ports"]] == [port, *private]
     assert _env(container)["PORT"]["value"] == str(port)
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         http = container[probe]["httpGet"]
@@ -339,7 +360,7 @@ def test_secret_template_holds_only_placeholders(base: list[dict[str, Any]]) -> 
 def test_local_secret_is_only_the_public_dev_defaults_and_generated_app_secrets() -> None:
     """The dev overlay commits only compose's public dev URLs; the application secrets are
     generated per developer into a git-ignored file (auth refuses its built-in default there)."""
-    generated = {"REPORTS_WORKER_CLIENT_SECRET", "CURSOR_SECRET"}
+    generated = GENERATED
     secret = _get(_docs_of(LOCAL / "secret-dev.yaml"), "Secret", "quartet-secrets")
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     public = {v for svc in compose["services"].values() for v in (svc.get("environment") or {}).values()}
@@ -348,11 +369,14 @@ def test_local_secret_is_only_the_public_dev_defaults_and_generated_app_secrets(
     for key, value in secret["stringData"].items():
         assert value in public, f"{key}: not a development default already public in the repo"
     kustomization = yaml.safe_load((LOCAL / "kustomization.yaml").read_text())
-    [generator] = kustomization["secretGenerator"]
-    assert generator["name"] == "quartet-secrets" and generator["behavior"] == "merge"
+    generators = {g["name"]: g for g in kustomization["secretGenerator"]}
+    generator = generators["quartet-secrets"]
+    assert generator["behavior"] == "merge"
     assert generator["options"]["disableNameSuffixHash"] is True  # the Deployments name it as is
     ignored = (LOCAL / ".gitignore").read_text().split()
     assert generator["envs"] and all(env in ignored for env in generator["envs"])
+    assert generators["rabbitmq-definitions"]["files"] == ["rabbitmq-definitions.json"]
+    assert "rabbitmq-definitions.json" in ignored
 
 
 def test_local_postgres_init_is_the_compose_one() -> None:
@@ -429,11 +453,8 @@ def test_local_overlay_renders_and_every_process_accepts_its_environment(tmp_pat
     # A copy, with the secrets.env a developer generates (docs/kubernetes.md).
     shutil.copytree(K8S, tmp_path / "k8s")
     overlay = tmp_path / "k8s" / "overlays" / "local"
-    secrets = {
-        "REPORTS_WORKER_CLIENT_SECRET": secrets_module.token_hex(32),
-        "CURSOR_SECRET": secrets_module.token_hex(32),
-    }
-    (overlay / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
+    suite_broker.write_k8s_local(overlay, "quartet.events")
+    secrets = dict(line.split("=", 1) for line in (overlay / "secrets.env").read_text().splitlines())
     out = subprocess.run(
         ["kubectl", "kustomize", str(overlay)], check=True, capture_output=True, text=True, timeout=60
     ).stdout
@@ -455,3 +476,40 @@ def test_local_overlay_renders_and_every_process_accepts_its_environment(tmp_pat
     for name in ("postgres", "rabbitmq"):
         _get(docs, "StatefulSet", name)
         _get(docs, "Service", name)
+
+
+# --- the broker (issue 15): each service its own user; the dev broker has no guest -------------
+
+
+def test_each_broker_service_reads_its_own_amqp_url(base: list[dict[str, Any]]) -> None:
+    secret = _get(base, "Secret", "quartet-secrets")["stringData"]
+    for name, role in suite_broker.ROLE_OF.items():
+        ref = _env(_container(_get(base, "Deployment", name)))["AMQP_URL"]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] == f"{role.upper()}_AMQP_URL", name
+        assert urlsplit(secret[ref["key"]]).username == suite_broker.ROLES[role].user, name
+    for name in set(SETTINGS) - set(suite_broker.ROLE_OF):  # ping and the gateway never touch the broker
+        assert "AMQP_URL" not in _env(_container(_get(base, "Deployment", name))), name
+
+
+def test_local_broker_loads_the_generated_definitions(tmp_path: Path) -> None:
+    assert (LOCAL / "rabbitmq.conf").read_text() == (ROOT / "deploy/compose/rabbitmq.conf").read_text()
+    pod = _get(_docs_of(LOCAL / "rabbitmq.yaml"), "StatefulSet", "rabbitmq")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    definitions = mounts["/etc/rabbitmq/definitions.json"]
+    assert volumes[definitions["name"]]["secret"]["secretName"] == "rabbitmq-definitions"
+    config = mounts["/etc/rabbitmq/conf.d/20-quartet.conf"]
+    assert volumes[config["name"]]["configMap"]["name"] == "rabbitmq-config"
+    assert "guest" not in (LOCAL / "rabbitmq.yaml").read_text()
+    # The generator: passwords in the URLs match the definitions; a second run keeps them.
+    first = suite_broker.write_k8s_local(tmp_path, "quartet.events")
+    env_before = first[0].read_text()
+    suite_broker.write_k8s_local(tmp_path, "quartet.events")
+    assert first[0].read_text() == env_before
+    users = {u["name"]: u for u in json.loads(first[1].read_text())["users"]}
+    for line in env_before.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith("_AMQP_URL"):
+            url = urlsplit(value)
+            stored = base64.b64decode(users[url.username or ""]["password_hash"])
+            assert hashlib.sha256(stored[:4] + (url.password or "").encode()).digest() == stored[4:], key

@@ -1,30 +1,17 @@
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.kit.client_address import parse_networks
-from services.kit.config import ServiceSettings
+from services.kit.config import ServiceSettings, is_loopback_url
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 # Public in the source: good enough on a developer machine, refused anywhere else.
 DEFAULT_WORKER_SECRET = "quartet-dev-reports-worker-secret"  # noqa: S105
-
-
-def is_loopback_url(url: str) -> bool:
-    """Does ``url`` name this machine only (localhost, 127.0.0.0/8, ::1)?"""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class AuthSettings(ServiceSettings):
@@ -44,6 +31,12 @@ class AuthSettings(ServiceSettings):
     # Seeded clients. The SPA is public; the reports worker is confidential.
     web_redirect_uris: CommaList = ("http://localhost:8080/app/callback",)
     web_extra_redirect_uris: CommaList = ()
+    # The gateway's API docs (Swagger UI's Authorize): public too, on either loopback name.
+    docs_redirect_uris: CommaList = (
+        "http://localhost:8080/docs/oauth2-redirect",
+        "http://127.0.0.1:8080/docs/oauth2-redirect",
+    )
+    docs_extra_redirect_uris: CommaList = ()
     # The built-in default is accepted only when the issuer is a loopback address (see below).
     reports_worker_client_secret: SecretStr = SecretStr(DEFAULT_WORKER_SECRET)
 
@@ -77,7 +70,14 @@ class AuthSettings(ServiceSettings):
     # Anyone else counts by their own address.
     trusted_proxies: CommaList = ("127.0.0.1", "::1")
 
-    @field_validator("web_redirect_uris", "web_extra_redirect_uris", "trusted_proxies", mode="before")
+    @field_validator(
+        "web_redirect_uris",
+        "web_extra_redirect_uris",
+        "docs_redirect_uris",
+        "docs_extra_redirect_uris",
+        "trusted_proxies",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -9,6 +9,7 @@ from services.auth.store import clients
 from services.kit.db import Database
 
 WEB_CLIENT_ID = "quartet-web"
+DOCS_CLIENT_ID = "quartet-docs"
 REPORTS_WORKER_CLIENT_ID = "reports-worker"
 
 
@@ -23,6 +24,16 @@ async def seed_clients(db: Database, settings: AuthSettings, passwords: Password
             secret_hash=None,
             redirect_uris=[*settings.web_redirect_uris, *settings.web_extra_redirect_uris],
             grant_types=["authorization_code", "refresh_token"],
+            scopes=USER_SCOPES,
+        )
+        # The gateway's /docs (Swagger UI): public, PKCE; no refresh token, Authorize again after expiry.
+        await clients.put_client(
+            conn,
+            DOCS_CLIENT_ID,
+            name="Quartet API docs",
+            secret_hash=None,
+            redirect_uris=[*settings.docs_redirect_uris, *settings.docs_extra_redirect_uris],
+            grant_types=["authorization_code"],
             scopes=USER_SCOPES,
         )
         # The reports worker reads any user's todos for the reports it renders.

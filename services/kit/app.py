@@ -26,8 +26,9 @@ from quart_schema import QuartSchema, RequestSchemaValidationError, hide
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from services.kit.config import ServiceSettings
+from services.kit.contract import ContractProvider
 from services.kit.db import UNAVAILABLE_ERRORS, Database
-from services.kit.docs import docs_html
+from services.kit.docs import docs_blueprint
 from services.kit.logging import get_logger
 from services.kit.metrics import HttpMetrics
 from services.kit.migrations import MigrationSource, migrate
@@ -95,11 +96,42 @@ def _pick_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
+Deadline = float | Callable[[Any], float]
+_DEADLINE_ATTRIBUTE = "__kit_handler_deadline__"
+
+
+def handler_deadline(seconds: Deadline) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a slow handler a deadline of its own instead of ``REQUEST_TIMEOUT_SECONDS``.
+
+    ``seconds`` is a number or a function of the service's settings
+    (``lambda settings: settings.max_delay_ms / 1000 + 1``). Put it right under the
+    route decorator. The gateway's timeout for that route must stay a little above it
+    (gateway/routing.py), so the service answers its own 504 before the gateway gives up.
+    """
+
+    def mark(handler: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(handler, _DEADLINE_ATTRIBUTE, seconds)
+        return handler
+
+    return mark
+
+
 class ServiceApp(Quart):
-    """Quart with a deadline on every handler: past ``request_timeout_seconds`` → 504 problem."""
+    """Quart with a deadline on every handler: past ``request_timeout_seconds`` (or the
+    handler's own, see :func:`handler_deadline`) → 504 problem."""
+
+    def deadline_for(self, request_context: Any = None) -> float:
+        """The deadline of the handler the current request goes to."""
+        settings = kit_of(self).settings
+        rule = (request_context.request if request_context is not None else request).url_rule
+        handler = self.view_functions.get(rule.endpoint) if rule is not None else None
+        own: Deadline | None = getattr(handler, _DEADLINE_ATTRIBUTE, None)
+        if own is None:
+            return settings.request_timeout_seconds
+        return float(own(settings) if callable(own) else own)
 
     async def dispatch_request(self, request_context: Any = None) -> ResponseReturnValue:
-        deadline = asyncio.timeout(kit_of(self).settings.request_timeout_seconds)
+        deadline = asyncio.timeout(self.deadline_for(request_context))
         try:
             async with deadline:
                 return await super().dispatch_request(request_context)
@@ -144,11 +176,13 @@ def create_service_app(
         scalar_ui_path=None,
         info={"title": title, "version": "1.0.0", "description": description},
         security_schemes=security_schemes,
+        openapi_provider_class=ContractProvider,
     )
     _install_request_hooks(app, kit)
     _install_error_handlers(app)
     _install_lifecycle(app, kit)
-    app.register_blueprint(_operations_blueprint(title))
+    app.register_blueprint(_operations_blueprint())
+    app.register_blueprint(docs_blueprint(title))
     for bp in blueprints:
         app.register_blueprint(bp)
     return app
@@ -223,6 +257,7 @@ def _install_error_handlers(app: Quart) -> None:
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(sorted(error.valid_methods))
         detail = {
+            400: "the request is malformed (a body that is not JSON, say)",
             404: "no such resource",
             405: f"{request.method} is not allowed here",
             413: f"the request body is larger than {kit_of(current_app).settings.max_body_bytes} bytes",
@@ -242,6 +277,11 @@ def _install_error_handlers(app: Quart) -> None:
             return problem_response(
                 Problem(503, "the service is temporarily unavailable", headers={"Retry-After": "1"})
             )
+
+    @app.errorhandler(UnicodeDecodeError)
+    async def on_undecodable(error: UnicodeDecodeError) -> Response:
+        # Quart decodes a JSON body as UTF-8 before parsing it; bytes that are not UTF-8 are the client's fault.
+        return problem_response(Problem(400, "the request body is not valid UTF-8"))
 
     @app.errorhandler(asyncpg.DataError)
     async def on_bad_value(error: asyncpg.DataError) -> Response:
@@ -291,7 +331,7 @@ def _install_lifecycle(app: Quart, kit: ServiceKit) -> None:
         log.info("service stopped")
 
 
-def _operations_blueprint(title: str) -> Blueprint:
+def _operations_blueprint() -> Blueprint:
     bp = Blueprint("operations", __name__)
 
     @bp.get("/healthz")
@@ -324,12 +364,6 @@ def _operations_blueprint(title: str) -> Blueprint:
     async def metrics() -> Response:
         """Prometheus metrics of this process."""
         return Response(generate_latest(current_kit().registry), content_type=CONTENT_TYPE_LATEST)
-
-    @bp.get("/docs")
-    @hide
-    async def docs() -> Response:
-        """Human-readable API docs (no CDN)."""
-        return Response(docs_html(title), content_type="text/html; charset=utf-8")
 
     return bp
 

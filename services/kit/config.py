@@ -3,15 +3,48 @@
 Each service subclasses :class:`ServiceSettings` and sets its own defaults
 (name, port, database). This is the only module that reads ``os.environ``; the
 rest of the code gets a settings object.
+
+Where a value comes from, first match wins: the process environment, then a
+dotenv file (``.env`` in the working directory, or the file ``QUARTET_ENV_FILE``
+names; an empty ``QUARTET_ENV_FILE`` reads none), then the class default.
+``.env.example`` lists every setting with its default.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import socket
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Names the dotenv file instead of ./.env; empty for none (the tests keep a developer's .env out).
+ENV_FILE_VARIABLE = "QUARTET_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Is ``host`` this machine only (localhost, 127.0.0.0/8, ::1)?"""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """Does ``url`` name this machine only (localhost, 127.0.0.0/8, ::1)?"""
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+# The broker users of `make up`, compose and the Kubernetes manifests, by the events they own.
+DEFAULT_EVENT_PRODUCERS = {"user": "quartet_auth", "todo": "quartet_todos", "report": "quartet_reports"}
+_PREFIX = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def _default_instance() -> str:
@@ -21,7 +54,9 @@ def _default_instance() -> str:
 class ServiceSettings(BaseSettings):
     """What every service reads from its environment. Defaults suit a developer machine."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, case_sensitive=False, env_file=DEFAULT_ENV_FILE, env_file_encoding="utf-8"
+    )
 
     service_name: str = "service"
     host: str = "127.0.0.1"
@@ -34,7 +69,7 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
-    db_acquire_timeout_seconds: float = Field(5.0, gt=0)
+    db_acquire_timeout_seconds: float = Field(3.0, gt=0)  # under the handler deadline: 503, not 504
     db_command_timeout_seconds: float = Field(10.0, gt=0)
     db_startup_timeout_seconds: float = Field(30.0, ge=0)
     # On release asyncpg resets session state (RESET ALL, UNLISTEN *, advisory unlocks): one
@@ -52,13 +87,22 @@ class ServiceSettings(BaseSettings):
     # Instances of one service share it; tests set a unique one so they never steal each other's events.
     events_queue_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     events_retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
+    # Who may produce which events: type prefix (``user`` of ``user.deleted``) -> the broker
+    # user that owns it. The relay stamps its broker user on every message (AMQP ``user_id``,
+    # which RabbitMQ validates); consumers dead-letter an event whose type prefix is not
+    # listed or whose validated user_id is not the owner. JSON in the environment:
+    # EVENTS_PRODUCERS='{"user": "quartet_auth", ...}'.
+    events_producers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVENT_PRODUCERS))
 
     # The OAuth2 issuer every token is checked against.
     auth_url: str = "http://127.0.0.1:8001"
 
     # Limits: every input is bounded, everything that waits has a timeout.
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    request_timeout_seconds: float = Field(15.0, gt=0)
+    # Every handler's deadline (504 problem past it): short, for interactive calls. Slow
+    # handlers declare their own (services.kit.app.handler_deadline). The gateway's route
+    # timeouts sit a little above these (gateway/routing.py), so the service answers first.
+    request_timeout_seconds: float = Field(5.0, gt=0)
 
     # Hypercorn. The gateway's upstream keep-alive must stay below keep_alive_seconds.
     keep_alive_seconds: float = Field(75.0, gt=0)
@@ -67,9 +111,39 @@ class ServiceSettings(BaseSettings):
     drain_delay_seconds: float = Field(0.0, ge=0)
     shutdown_grace_seconds: float = Field(20.0, gt=0)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Looked up at each construction (not at import), so a test or a command can pick the file.
+        chosen = os.environ.get(ENV_FILE_VARIABLE)
+        if chosen is not None:
+            dotenv_settings = DotEnvSettingsSource(settings_cls, env_file=chosen or None)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+    @property
+    def broker_user(self) -> str:
+        """The broker username of ``amqp_url`` (what RabbitMQ authenticates this process as)."""
+        return unquote(urlsplit(self.amqp_url).username or "guest")
+
     @property
     def events_queue_name_prefix(self) -> str:
         return self.events_queue_prefix or self.service_name
+
+    @field_validator("events_producers")
+    @classmethod
+    def _producers(cls, value: dict[str, str]) -> dict[str, str]:
+        for prefix, user in value.items():
+            if not _PREFIX.match(prefix):
+                raise ValueError(f"event type prefix {prefix!r} must be one lowercase word, like 'user'")
+            if not user:
+                raise ValueError(f"event type prefix {prefix!r} needs a broker user")
+        return value
 
     @field_validator("log_level")
     @classmethod

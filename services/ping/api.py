@@ -2,16 +2,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
-from services.kit.app import current_kit
-from services.kit.problem import Problem
+from services.kit.app import current_kit, handler_deadline
 from services.ping.config import PingSettings
-from services.ping.schemas import DelayQuery, PingQuery, PingReply
-
-bp = Blueprint("ping", __name__)
+from services.ping.schemas import PingQuery, PingReply, delay_query
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -21,22 +19,26 @@ def _reply(message: str) -> PingReply:
     return PingReply(message=message, region=settings.region, instance=settings.instance, time=datetime.now(UTC))
 
 
-@bp.get("/ping")
-@validate_querystring(PingQuery)
-@validate_response(PingReply)
-async def ping(query_args: PingQuery) -> tuple[PingReply, int, dict[str, str]]:
-    """Echo ``ECHOMSG`` with the region and instance that answered; never cached."""
-    return _reply(query_args.ECHOMSG), 200, NO_STORE
+def blueprint(settings: PingSettings) -> Blueprint:
+    """The ping routes; ``/ping/delay``'s documented bound is this instance's ``MAX_DELAY_MS``."""
+    bp = Blueprint("ping", __name__)
+    delay = delay_query(settings.max_delay_ms)
 
+    @bp.get("/ping")
+    @validate_querystring(PingQuery)
+    @validate_response(PingReply)
+    async def ping(query_args: PingQuery) -> tuple[PingReply, int, dict[str, str]]:
+        """Echo ``ECHOMSG`` with the region and instance that answered; never cached."""
+        return _reply(query_args.ECHOMSG), 200, NO_STORE
 
-@bp.get("/ping/delay")
-@validate_querystring(DelayQuery)
-@validate_response(PingReply)
-async def delayed_ping(query_args: DelayQuery) -> tuple[PingReply, int, dict[str, str]]:
-    """Answer after ``ms`` milliseconds: a slow upstream on demand, for timeout diagnostics."""
-    settings = current_kit().settings
-    assert isinstance(settings, PingSettings)
-    if query_args.ms > settings.max_delay_ms:
-        raise Problem(422, f"ms must be at most {settings.max_delay_ms}")
-    await asyncio.sleep(query_args.ms / 1000)
-    return _reply(f"delayed {query_args.ms} ms"), 200, NO_STORE
+    @bp.get("/ping/delay")
+    @handler_deadline(lambda settings: settings.max_delay_ms / 1000 + 1)  # the gateway allows 12 s
+    @validate_querystring(delay)
+    @validate_response(PingReply)
+    async def delayed_ping(query_args: Any) -> tuple[PingReply, int, dict[str, str]]:
+        """Answer after ``ms`` milliseconds: a slow upstream on demand, for timeout diagnostics."""
+        ms = int(query_args.ms)  # the model delay_query() built
+        await asyncio.sleep(ms / 1000)
+        return _reply(f"delayed {ms} ms"), 200, NO_STORE
+
+    return bp

@@ -7,7 +7,8 @@ from uuid import UUID
 from quart import Blueprint, Response, g
 from quart_schema import validate_querystring, validate_request, validate_response
 
-from services.kit.app import current_db, current_kit
+from services.kit.app import current_db, current_kit, handler_deadline
+from services.kit.contract import links, responses
 from services.kit.events import outbox
 from services.kit.problem import Problem
 from services.kit.security import require_scope
@@ -51,6 +52,8 @@ async def get_summary() -> SummaryOut:
 @require_scope("reports:write")
 @validate_request(ReportRequest)
 @validate_response(Report, 202)
+@links(202, get_report="report_id", get_report_file="report_id")
+@responses(describe={429: "The caller already has MAX_UNFINISHED_JOBS reports queued or running (Retry-After)."})
 async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, str]]:
     """Queue a report; the worker renders it. 429 while the caller has too many unfinished ones."""
     owner = _caller()
@@ -92,7 +95,19 @@ async def get_report(report_id: UUID) -> Report:
 
 
 @bp.get("/reports/<uuid:report_id>/file")
+@handler_deadline(25.0)  # a whole rendered file from the database; the gateway allows 30 s
 @require_scope("reports:read")
+@responses(
+    409,
+    describe={200: "The rendered report.", 409: "The report is not done (yet); it has no file."},
+    content={
+        200: {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": {"type": "object"}},
+        }
+    },
+)
 async def get_report_file(report_id: UUID) -> Response:
     """The rendered file (409 while the report is not done)."""
     owner = _caller()

@@ -3,12 +3,17 @@
 Every request has a timeout; a failed one (unreachable, timed out, 5xx, 429, or a
 401 after which the cached token is dropped) is tried again with a doubling
 backoff, up to ``fetch_attempts`` in all. Any other answer is final.
+
+Every failure has two texts: a fixed, user-facing ``reason`` (shown in the report's
+``error``) and a ``detail`` for the log, which may name hosts, ports and statuses the
+user has no business seeing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from uuid import UUID
 
 import aiohttp
@@ -21,17 +26,40 @@ from services.reports.schemas import TodoItem, TodoPage
 
 log = get_logger("reports.todos_client")
 
-# Called before each retry with (attempt that failed, attempts in all, what went wrong).
+# Called before each retry with (attempt that failed, attempts in all, the user-facing reason).
 RetryHook = Callable[[int, int, str], Awaitable[None]]
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
+# The user-facing reasons, one per kind of failure.
+UNREACHABLE = "the todos service could not be reached"
+ERROR_ANSWER = "the todos service answered with an error"
+NO_TOKEN = "the reports service could not get a token to read your todos"  # noqa: S105 - a message
+REFUSED = "the todos service refused to hand over your todos"
+UNREADABLE = "the todos service sent an answer this worker cannot read"
 
-class TodosUnavailable(Exception):
+
+@dataclass(frozen=True)
+class Miss:
+    """One failed request: what the user is told, and what the log gets."""
+
+    reason: str
+    detail: str
+
+
+class FetchFailed(Exception):
+    """A fetch that ended without the todos; ``reason`` is safe to show, ``str()`` is for the log."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class TodosUnavailable(FetchFailed):
     """The todos service (or the token endpoint) kept failing for the whole retry budget."""
 
 
-class TodosRefused(Exception):
+class TodosRefused(FetchFailed):
     """The todos service gave a final answer that is not a page (a 4xx other than 401/408/429)."""
 
 
@@ -63,19 +91,21 @@ class TodosClient:
         if cursor:
             params["cursor"] = cursor
         for attempt in range(1, self._attempts + 1):
-            problem = await self._try_page(params)
-            if isinstance(problem, TodoPage):
-                return problem
+            miss = await self._try_page(params)
+            if isinstance(miss, TodoPage):
+                return miss
             if attempt == self._attempts:
-                raise TodosUnavailable(f"todos service unavailable after {attempt} attempts: {problem}")
+                raise TodosUnavailable(
+                    f"{miss.reason} ({attempt} attempts)", f"todos unavailable after {attempt} attempts: {miss.detail}"
+                )
             delay = min(self._backoff_max, self._backoff_min * 2 ** (attempt - 1))
-            log.warning("todos request failed; will retry", attempt=attempt, retry_in=delay, error=problem)
+            log.warning("todos request failed; will retry", attempt=attempt, retry_in=delay, error=miss.detail)
             if on_retry is not None:
-                await on_retry(attempt, self._attempts, problem)
+                await on_retry(attempt, self._attempts, miss.reason)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _try_page(self, params: dict[str, str]) -> TodoPage | str:
+    async def _try_page(self, params: dict[str, str]) -> TodoPage | Miss:
         """One request: the page, or why it failed (retryable); raises :class:`TodosRefused` when final."""
         try:
             headers = await self._tokens.authorization_header()
@@ -84,13 +114,13 @@ class TodosClient:
                     return TodoPage.model_validate_json(await resp.read())
                 if resp.status == 401:
                     self._tokens.invalidate()
-                    return "todos answered 401 (token refused; fetching a new one)"
+                    return Miss(ERROR_ANSWER, "todos answered 401 (token refused; fetching a new one)")
                 if resp.status in _RETRYABLE_STATUS:
-                    return f"todos answered {resp.status}"
-                raise TodosRefused(f"todos refused the request: {resp.status} {(await resp.text())[:200]}")
+                    return Miss(ERROR_ANSWER, f"todos answered {resp.status}")
+                raise TodosRefused(REFUSED, f"todos refused the request: {resp.status} {(await resp.text())[:200]}")
         except TokenRequestFailed as error:
-            return f"no service token: {error}"
+            return Miss(NO_TOKEN, f"no service token: {error}")
         except ValidationError as error:
-            raise TodosRefused(f"todos answered a page this worker cannot read: {error.error_count()} errors") from None
+            raise TodosRefused(UNREADABLE, f"todos answered an unreadable page: {error.error_count()} errors") from None
         except (aiohttp.ClientError, TimeoutError) as error:
-            return f"todos unreachable: {type(error).__name__} {error}".strip()
+            return Miss(UNREACHABLE, f"todos unreachable: {type(error).__name__} {error}".strip())

@@ -11,6 +11,10 @@ redelivered job that is already finished is acked without work, so a job
 completes once. Failures with a reason (todos unavailable past the retry budget,
 a final refusal, rendering) mark the job failed; a job whose worker died
 ``max_job_attempts`` times is failed as a poison job.
+
+A job's ``error`` is shown to its owner, so it holds only fixed phrases, one per kind
+of failure (todos unreachable, refused, too many todos, rendering, poison job); the
+detail (hosts, ports, statuses, exception types) goes to the log with the job id.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from services.kit.db import Connection, Database
-from services.kit.events import Event, EventBus, MalformedEvent, outbox
+from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck, outbox
 from services.kit.logging import configure_logging, get_logger
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
@@ -54,7 +58,14 @@ _BUSY_PAUSE_SECONDS = 1.0
 
 
 class ReportTooLarge(Exception):
-    """The user has more todos than one report may hold."""
+    """The user has more todos than one report may hold (its message is fit to show)."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+RENDERING_FAILED = "the report could not be rendered"
 
 
 class Outcome(enum.Enum):
@@ -70,6 +81,8 @@ class Worker:
         self.db = db
         self.todos = todos
         self.fonts = fonts
+        # A job is a `report.requested` event: only the reports service's broker user may send one.
+        self._producers = ProducerCheck(settings.events_producers, settings.broker_user)
         self._current: asyncio.Task[Any] | None = None
         self._stopping = False
 
@@ -89,6 +102,11 @@ class Worker:
             request = ReportRequested.model_validate(event.data)
         except (MalformedEvent, ValidationError) as error:
             log.error("unreadable job message dropped", error=str(error)[:500], message_id=message.message_id)
+            await message.reject(requeue=False)
+            return
+        refusal = self._producers.refusal(event.type, self._producers.producer_of(message))
+        if refusal is not None:
+            log.error("job from an unauthorised producer dropped", error=refusal, message_id=message.message_id)
             await message.reject(requeue=False)
             return
         with structlog.contextvars.bound_contextvars(request_id=event.correlation_id, job_id=str(request.job_id)):
@@ -133,16 +151,17 @@ class Worker:
         try:
             todos = await self._fetch(started)
         except (TodosUnavailable, TodosRefused, ReportTooLarge) as error:
+            log.warning("fetching the todos failed", error=str(error))
             async with self.db.transaction() as conn:
-                await self._fail(conn, job_id, str(error))
+                await self._fail(conn, job_id, error.reason)
             return Outcome.FAILED
         data = ReportData(job_id, started.owner_id, datetime.now(UTC), todos)
         try:
             file = await asyncio.to_thread(render, started.format, data, self.fonts)
         except Exception as error:
-            log.exception("rendering failed")
+            log.exception("rendering failed", error_type=type(error).__name__)
             async with self.db.transaction() as conn:
-                await self._fail(conn, job_id, f"rendering failed: {type(error).__name__}")
+                await self._fail(conn, job_id, RENDERING_FAILED)
             return Outcome.FAILED
         async with self.db.transaction() as conn:
             done = await jobs_store.complete_job(conn, job_id, file, len(todos))
@@ -157,9 +176,9 @@ class Worker:
             expected = max(1, await store.expected_todos(conn, job.owner_id))
         todos: list[TodoItem] = []
 
-        async def note_retry(attempt: int, attempts: int, error: str) -> None:
+        async def note_retry(attempt: int, attempts: int, reason: str) -> None:
             async with self.db.connection() as conn:
-                message = f"retrying ({attempt} of {attempts} attempts failed): {error}"
+                message = f"retrying ({attempt} of {attempts} attempts failed): {reason}"
                 await jobs_store.note_retry(conn, job.id, message)
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):

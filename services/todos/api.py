@@ -10,6 +10,7 @@ from quart import Blueprint, Response, g, request
 from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
 from services.kit.app import current_db, current_kit
+from services.kit.contract import links, responses
 from services.kit.db import Connection
 from services.kit.events import outbox
 from services.kit.problem import Problem
@@ -68,6 +69,7 @@ def _if_match_version() -> int | None:
 @require_scope()  # todos:read for your own list, todos:read:any for ?owner= (checked below)
 @validate_querystring(TodoListQuery)
 @document_response(TodoPage)
+@responses(400, describe={400: "The cursor was not made for this listing."})
 async def list_todos(query_args: TodoListQuery) -> Response:
     """The caller's todos, newest first, one keyset page at a time."""
     needed = "todos:read:any" if query_args.owner is not None else "todos:read"
@@ -98,6 +100,18 @@ async def list_todos(query_args: TodoListQuery) -> Response:
 @require_scope("todos:write")
 @validate_request(TodoCreate)
 @validate_response(Todo, 201)
+@links(201, get_todo="todo_id", patch_todo="todo_id", finish_todo="todo_id", delete_todo="todo_id")
+@responses(
+    400,
+    409,
+    describe={
+        400: "The body is not JSON, or Idempotency-Key is not 1..200 visible ASCII characters.",
+        403: "The account was deleted, or the token does not belong to a user.",
+        409: "The caller already has MAX_TODOS_PER_USER todos (the limit is in `detail`), "
+        "or a request with this Idempotency-Key is still in progress (Retry-After).",
+        422: "The body does not match the schema, or an Idempotency-Key was reused with another body.",
+    },
+)
 async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     """Create a todo. With ``Idempotency-Key``, a retry replays the first response."""
     owner = _caller()
@@ -105,7 +119,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     if key is None:
         async with current_db().transaction() as conn:
             await _refuse_deleted(conn, owner)
-            row = await store.create_todo(conn, owner, data.content)
+            row = await _create(conn, owner, data.content)
             await outbox.add(conn, "todo.created", subject=owner, data=row.event())
         return _todo(row), 201, {"Location": f"/todos/{row.id}", "ETag": row.etag}
     if not _IDEMPOTENCY_KEY.match(key):
@@ -114,7 +128,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     async with current_db().transaction() as conn:
         await _refuse_deleted(conn, owner)
         if await store.claim_idempotency_key(conn, owner, key, request_hash, _settings().idempotency_ttl_hours):
-            row = await store.create_todo(conn, owner, data.content)
+            row = await _create(conn, owner, data.content)
             await outbox.add(conn, "todo.created", subject=owner, data=row.event())
             body = _todo(row).model_dump(mode="json")
             await store.store_response(conn, owner, key, 201, body, f"/todos/{row.id}")
@@ -128,6 +142,14 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     if stored.location:
         headers["Location"] = stored.location
     return Todo.model_validate(stored.body), stored.status, headers
+
+
+async def _create(conn: Connection, owner: UUID, content: str) -> store.TodoRow:
+    limit = _settings().max_todos_per_user
+    row = await store.create_todo(conn, owner, content, limit)
+    if row is None:
+        raise Problem(409, f"you already have {limit} todos, the most one user may have; delete some to add more")
+    return row
 
 
 async def _refuse_deleted(conn: Connection, owner: UUID) -> None:
@@ -151,6 +173,7 @@ async def get_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
 @require_scope("todos:write")
 @validate_request(TodoPatch)
 @validate_response(Todo)
+@responses(412, describe={412: "If-Match names an older version of the todo."})
 async def patch_todo(todo_id: UUID, data: TodoPatch) -> tuple[Todo, int, dict[str, str]]:
     """Change content and/or is_finished; ``If-Match`` makes it conditional (412 when stale)."""
     owner = _caller()
@@ -192,6 +215,7 @@ async def finish_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
 
 @bp.delete("/todos/<uuid:todo_id>")
 @require_scope("todos:write")
+@responses(204, describe={204: "Deleted."})
 async def delete_todo(todo_id: UUID) -> tuple[str, int]:
     """Delete a todo."""
     owner = _caller()

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from services.kit.config import ServiceSettings
+from services.kit.config import ServiceSettings, is_loopback_host, is_loopback_url
+
+# Public in the source: good enough on a developer machine, refused anywhere else.
+DEFAULT_CURSOR_SECRET = "quartet-dev-cursor-secret-change-me"  # noqa: S105
 
 
 class TodosSettings(ServiceSettings):
@@ -13,8 +16,22 @@ class TodosSettings(ServiceSettings):
     # Todos sets no session state (no SET, LISTEN or session advisory locks on pooled
     # connections), so releasing a connection skips asyncpg's reset round trip.
     db_reset_session_on_release: bool = False
-    # Signs pagination cursors so a client cannot forge or alter one. Set it in production.
-    cursor_secret: SecretStr = SecretStr("quartet-dev-cursor-secret-change-me")
+    # Signs pagination cursors so a client cannot forge or alter one. The built-in default is
+    # accepted only on loopback (see below); `make up` generates one per checkout.
+    cursor_secret: SecretStr = SecretStr(DEFAULT_CURSOR_SECRET)
+    # A user may hold at most this many todos; a create beyond it is 409 (the limit in the detail).
+    max_todos_per_user: int = Field(10_000, ge=1, le=10_000_000)
     idempotency_ttl_hours: int = Field(24, ge=1, le=24 * 30)
     # How often expired idempotency records are deleted.
     housekeeping_interval_seconds: float = Field(3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_public_secret_in_production(self) -> TodosSettings:
+        off_loopback = not is_loopback_host(self.host) or not is_loopback_url(self.auth_url)
+        if self.cursor_secret.get_secret_value() == DEFAULT_CURSOR_SECRET and off_loopback:
+            raise ValueError(
+                "CURSOR_SECRET is the built-in default, which is public in the source; it is accepted only "
+                f"when todos listens on loopback with a loopback issuer, not HOST={self.host!r} "
+                f"AUTH_URL={self.auth_url!r}. Set CURSOR_SECRET to a random value (e.g. `openssl rand -base64 32`)."
+            )
+        return self

@@ -6,22 +6,31 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.kit.text import FREE_TEXT, has_control_characters
+
 MAX_CONTENT = 1000
 
 
 def _trimmed_content(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+    # The pattern (FREE_TEXT) already holds; this refuses lone surrogates and trims.
+    if has_control_characters(value, allow_layout=True):
         raise ValueError("content must not contain control characters")
     value = value.strip()
-    if not 1 <= len(value) <= MAX_CONTENT:
-        raise ValueError(f"content must be 1..{MAX_CONTENT} characters after trimming")
+    if not value:
+        raise ValueError("content must not be only whitespace")
     return value
 
 
 class TodoCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(max_length=4 * MAX_CONTENT, description="1..1000 characters after trimming.")
+    content: str = Field(
+        min_length=1,
+        max_length=MAX_CONTENT,
+        pattern=FREE_TEXT,
+        description="1..1000 characters, not only whitespace, no control characters but tab and line breaks; "
+        "stored trimmed.",
+    )
 
     _check = field_validator("content")(_trimmed_content)
 
@@ -29,7 +38,7 @@ class TodoCreate(BaseModel):
 class TodoPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content: str | None = Field(None, max_length=4 * MAX_CONTENT)
+    content: str | None = Field(None, min_length=1, max_length=MAX_CONTENT, pattern=FREE_TEXT)
     is_finished: bool | None = None
 
     @field_validator("content")

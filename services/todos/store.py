@@ -86,12 +86,26 @@ async def get_todo(conn: Connection, owner: UUID, todo_id: UUID) -> TodoRow | No
     return TodoRow.of(record) if record else None
 
 
-async def create_todo(conn: Connection, owner: UUID, content: str) -> TodoRow:
+async def create_todo(conn: Connection, owner: UUID, content: str, max_todos: int) -> TodoRow | None:
+    """Insert a todo; ``None`` when the owner already has ``max_todos``.
+
+    The owner's count row is bumped first, and only below the limit: ON CONFLICT DO UPDATE
+    locks it, so a concurrent create waits for this transaction and then sees its count.
+    """
     record = await conn.fetchrow(
-        f"INSERT INTO todos (owner_id, content) VALUES ($1, $2) RETURNING {_COLUMNS}", owner, content
+        f"""
+        WITH slot AS (
+            INSERT INTO todo_counts AS c (owner_id, todos) VALUES ($1, 1)
+            ON CONFLICT (owner_id) DO UPDATE SET todos = c.todos + 1 WHERE c.todos < $3
+            RETURNING owner_id
+        )
+        INSERT INTO todos (owner_id, content) SELECT owner_id, $2 FROM slot RETURNING {_COLUMNS}
+        """,
+        owner,
+        content,
+        max_todos,
     )
-    assert record is not None
-    return TodoRow.of(record)
+    return TodoRow.of(record) if record else None
 
 
 async def update_todo(
@@ -147,7 +161,54 @@ async def delete_todo(conn: Connection, owner: UUID, todo_id: UUID) -> TodoRow |
     record = await conn.fetchrow(
         f"DELETE FROM todos WHERE owner_id = $1 AND id = $2 RETURNING {_COLUMNS}", owner, todo_id
     )
-    return TodoRow.of(record) if record else None
+    if record is None:
+        return None
+    # After the todo's row lock, like every path: creates lock only the count row, the purge
+    # deletes todos before counts, so no two transactions take these locks in opposite orders.
+    await conn.execute("UPDATE todo_counts SET todos = todos - 1 WHERE owner_id = $1", owner)
+    return TodoRow.of(record)
+
+
+async def put_todo_state(conn: Connection, owner: UUID, todo: TodoRow) -> tuple[TodoRow, bool] | None:
+    """Make the todo ``todo.id`` of ``owner`` exactly ``todo`` (an admin write: the demo seed).
+
+    Returns the row and whether it was inserted, or ``None`` when nothing changed. A
+    changed row gets a new version and ``updated_at`` now, so readers ordering by
+    ``updated_at`` see the change as the newest; an inserted one keeps ``todo``'s times.
+    """
+    record = await conn.fetchrow(
+        f"""
+        INSERT INTO todos AS t (id, owner_id, content, is_finished, created_at, updated_at, finished_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (id) DO UPDATE SET
+            content = EXCLUDED.content, is_finished = EXCLUDED.is_finished, created_at = EXCLUDED.created_at,
+            finished_at = EXCLUDED.finished_at, updated_at = clock_timestamp(), version = t.version + 1
+        WHERE t.owner_id = EXCLUDED.owner_id
+          AND (t.content, t.is_finished, t.created_at, t.finished_at)
+              IS DISTINCT FROM (EXCLUDED.content, EXCLUDED.is_finished, EXCLUDED.created_at, EXCLUDED.finished_at)
+        RETURNING {_COLUMNS}, (xmax = 0) AS inserted
+        """,
+        todo.id,
+        owner,
+        todo.content,
+        todo.is_finished,
+        todo.created_at,
+        todo.updated_at,
+        todo.finished_at,
+    )
+    if record is None:
+        return None
+    values = dict(record)
+    inserted = bool(values.pop("inserted"))
+    return TodoRow(**values), inserted
+
+
+async def delete_todos_except(conn: Connection, owner: UUID, keep: list[UUID]) -> list[TodoRow]:
+    """Delete every todo of ``owner`` whose id is not in ``keep``; returns what was deleted."""
+    records = await conn.fetch(
+        f"DELETE FROM todos WHERE owner_id = $1 AND NOT (id = ANY($2::uuid[])) RETURNING {_COLUMNS}", owner, keep
+    )
+    return [TodoRow.of(r) for r in records]
 
 
 def _owner_lock_key(owner: UUID) -> int:
@@ -171,6 +232,7 @@ async def purge_owner(conn: Connection, owner: UUID) -> int:
     await conn.execute("INSERT INTO deleted_users (user_id) VALUES ($1) ON CONFLICT DO NOTHING", owner)
     await conn.execute("DELETE FROM idempotency_keys WHERE owner_id = $1", owner)
     status = await conn.execute("DELETE FROM todos WHERE owner_id = $1", owner)
+    await conn.execute("DELETE FROM todo_counts WHERE owner_id = $1", owner)
     return int(status.split()[-1])
 
 

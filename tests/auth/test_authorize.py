@@ -10,6 +10,8 @@ import pytest
 from tests.auth.conftest import AuthService
 from tests.auth.flows import PASSWORD, WEB_REDIRECT, AuthFlows, authorization, hidden_fields, query_of
 
+DOCS_CLIENT = "quartet-docs"
+
 
 async def test_code_flow_with_pkce_issues_tokens_and_returns_state(flows: AuthFlows, user: dict[str, Any]) -> None:
     auth = authorization("profile todos:read todos:write")
@@ -73,6 +75,35 @@ async def test_redirect_uri_mismatch_never_redirects(flows: AuthFlows, redirect_
     # The POST path validates the same way, even with credentials.
     posted = await flows.http.post("/auth/authorize", data=auth.params | {"email": "x@example.com", "password": "x"})
     assert posted.status_code == 400 and "location" not in posted.headers
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:8080", "http://127.0.0.1:8080"])
+async def test_the_docs_client_signs_in_with_pkce_on_either_loopback_name_without_a_refresh_token(
+    flows: AuthFlows, user: dict[str, Any], origin: str
+) -> None:
+    redirect_uri = f"{origin}/docs/oauth2-redirect"
+    auth = authorization(
+        "profile todos:read todos:write reports:read", client_id=DOCS_CLIENT, redirect_uri=redirect_uri
+    )
+    assert "Quartet API docs" in (await flows.login_form(auth)).text
+    redirect = await flows.authorize(auth, user["email"])
+    resp = await flows.exchange(redirect["code"], auth.verifier, client_id=DOCS_CLIENT, redirect_uri=redirect_uri)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["scope"] == "profile todos:read todos:write reports:read"
+    assert "refresh_token" not in resp.json()  # Authorize again after 15 minutes
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://localhost:8080/app/callback",
+        "http://localhost:8080/docs/oauth2-redirect.html",
+        "http://localhost:8081/docs/oauth2-redirect",
+    ],
+)
+async def test_the_docs_client_accepts_only_its_own_redirect_uris(flows: AuthFlows, redirect_uri: str) -> None:
+    resp = await flows.login_form(authorization(client_id=DOCS_CLIENT, redirect_uri=redirect_uri))
+    assert resp.status_code == 400 and "location" not in resp.headers
 
 
 async def test_unknown_client_never_redirects(flows: AuthFlows) -> None:

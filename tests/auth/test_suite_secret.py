@@ -14,6 +14,7 @@ import suite  # noqa: E402
 import suite_procs  # noqa: E402
 
 from services.auth.config import DEFAULT_WORKER_SECRET  # noqa: E402
+from services.todos.config import DEFAULT_CURSOR_SECRET  # noqa: E402
 
 
 @pytest.fixture
@@ -52,3 +53,14 @@ def test_auth_reports_and_the_worker_get_the_same_secret_and_no_one_else(run_dir
         assert procs[name].env[suite.WORKER_SECRET] == secret, name
     for name in ("todos", "ping", "gateway"):
         assert suite.WORKER_SECRET not in procs[name].env, name
+
+
+def test_todos_alone_gets_a_generated_cursor_secret(run_dir: Path) -> None:
+    environ = {**suite.ensure_secrets({})}
+    secret = environ[suite.CURSOR_SECRET]
+    assert len(secret) >= 32 and secret != DEFAULT_CURSOR_SECRET
+    assert secret != environ[suite.WORKER_SECRET]
+    procs = {p.name: p for p in suite.all_procs(suite.plan(environ))}
+    assert procs["todos"].env[suite.CURSOR_SECRET] == secret
+    for name in ("auth", "reports", "reports-worker", "ping", "gateway"):
+        assert suite.CURSOR_SECRET not in procs[name].env, name

@@ -3,8 +3,9 @@
 Everything runs on free ports with throwaway databases and its own event exchange, so
 it runs beside a ``make up`` suite: auth, todos, reports + worker (when the service
 exists), ping, and ``python -m gateway`` in front of them serving ``web/`` at /app/.
-The gateway port is picked first, because the auth service must know the app's
-redirect URI (``WEB_EXTRA_REDIRECT_URIS``) when it starts.
+The gateway port is picked first, because the auth service must know the redirect URIs
+of the app and of /docs (``WEB_EXTRA_REDIRECT_URIS``, ``DOCS_EXTRA_REDIRECT_URIS``) when
+it starts.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class WebSuite(Suite):
             dsn,
             EVENTS_EXCHANGE=self.exchange,
             WEB_EXTRA_REDIRECT_URIS=f"{self.gateway_url}/app/callback",
+            DOCS_EXTRA_REDIRECT_URIS=f"{self.gateway_url}/docs/oauth2-redirect",
             ACCESS_TOKEN_TTL_SECONDS=str(ACCESS_TOKEN_TTL_SECONDS),
         )
         auth = ServiceProcess("services.auth", env, self.log_dir / f"auth-{port}.log")
@@ -75,6 +77,7 @@ class WebSuite(Suite):
         reports_url = self.processes["reports"].url if HAS_REPORTS else f"http://127.0.0.1:{free_port()}"
         gateway_env = {
             "PORT": str(self.gateway_port),
+            "METRICS_PORT": str(free_port()),
             "AUTH_URLS": self.auth_url,
             "TODOS_URLS": self.todos_url,
             "PING_URLS": ping.url,

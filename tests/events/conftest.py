@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -23,7 +24,7 @@ from services.kit.db import Database
 from services.kit.events import MIGRATIONS, EventBus, EventOptions, Handler
 from services.kit.events.broker import dead_letter_queue, events_queue, retry_queue, unrouted_name
 from services.kit.migrations import migrate
-from tests.support import AMQP_URL, create_database, drop_database, unique
+from tests.support import AMQP_URL, TEST_BROKER_USER, create_database, drop_database, unique
 
 # Short delays so the whole module runs in seconds.
 FAST = EventOptions(
@@ -36,6 +37,10 @@ FAST = EventOptions(
     db_unavailable_pause=0.2,
     shutdown_grace=5.0,
 )
+
+# The test broker user owns every type these tests use; tests/events/test_producers.py checks ownership.
+PRODUCERS = {prefix: TEST_BROKER_USER for prefix in ("thing", "todo", "other", "nobody")}
+PRODUCERS_ENV = json.dumps(PRODUCERS)
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
@@ -68,6 +73,8 @@ class Broker:
         return queue
 
     async def publish_raw(self, body: bytes, routing_key: str, **properties: object) -> None:
+        """Publish as the test broker user (its ``user_id`` set, as the relay does, unless given)."""
+        properties.setdefault("user_id", TEST_BROKER_USER)
         exchange = await self.exchange()
         await exchange.publish(aio_pika.Message(body=body, **properties), routing_key=routing_key)  # type: ignore[arg-type]
 
@@ -152,9 +159,15 @@ async def make_bus(broker: Broker) -> AsyncIterator[MakeBus]:
         options: EventOptions = FAST,
         *,
         wait: bool = True,
+        amqp_url: str = AMQP_URL,
+        producers: Mapping[str, str] = PRODUCERS,
     ) -> tuple[EventBus, Database, CollectorRegistry]:
         settings = ServiceSettings(
-            service_name=service, database_url=dsn, amqp_url=AMQP_URL, events_exchange=broker.exchange_name
+            service_name=service,
+            database_url=dsn,
+            amqp_url=amqp_url,
+            events_exchange=broker.exchange_name,
+            events_producers=dict(producers),
         )
         db = Database(settings)
         await db.open()

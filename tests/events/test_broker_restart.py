@@ -13,7 +13,7 @@ import pytest
 
 from services.kit.db import Database
 from services.kit.events import outbox
-from tests.events.conftest import Broker, MakeBus, scalar, wait_for
+from tests.events.conftest import PRODUCERS_ENV, Broker, MakeBus, scalar, wait_for
 from tests.events.consumer_process import OPTIONS as CONSUMER_OPTIONS
 from tests.support import AMQP_URL, ServiceProcess, unique
 
@@ -41,7 +41,13 @@ async def count(dsn: str, sql: str) -> int:
 def start_consumer(service: str, dsn: str, exchange: str, log_path: Path) -> ServiceProcess:
     proc = ServiceProcess(
         "tests.events.consumer_process",
-        {"SERVICE_NAME": service, "DATABASE_URL": dsn, "AMQP_URL": AMQP_URL, "EVENTS_EXCHANGE": exchange},
+        {
+            "SERVICE_NAME": service,
+            "DATABASE_URL": dsn,
+            "AMQP_URL": AMQP_URL,
+            "EVENTS_EXCHANGE": exchange,
+            "EVENTS_PRODUCERS": PRODUCERS_ENV,
+        },
         log_path,
     )
     deadline = time.monotonic() + 30

@@ -18,7 +18,7 @@ import structlog
 from services.kit.db import Connection
 from services.kit.events import Event, EventOptions, outbox
 from services.kit.events.broker import dead_letter_queue, events_queue
-from tests.events.conftest import FAST, Broker, MakeBus, scalar, wait_for
+from tests.events.conftest import FAST, PRODUCERS_ENV, Broker, MakeBus, scalar, wait_for
 from tests.support import AMQP_URL, ROOT, unique
 
 Dsn = Callable[[], Awaitable[str]]
@@ -361,7 +361,12 @@ async def test_dlq_command_lists_and_replays_dead_letters(broker: Broker, databa
     await wait_for(lambda: _true(broker.count(dead_letter_queue(service))), what="the dead letter")
 
     def cli(*args: str) -> list[dict[str, Any]]:
-        env = {**os.environ, "AMQP_URL": AMQP_URL, "EVENTS_EXCHANGE": broker.exchange_name}
+        env = {
+            **os.environ,
+            "AMQP_URL": AMQP_URL,
+            "EVENTS_EXCHANGE": broker.exchange_name,
+            "EVENTS_PRODUCERS": PRODUCERS_ENV,
+        }
         done = subprocess.run(
             [sys.executable, "-m", "services.kit.events", "dlq", "--service", service, *args],
             cwd=ROOT,

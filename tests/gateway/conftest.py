@@ -22,7 +22,8 @@ def launch_gateway(log_dir: Path, env: Mapping[str, str]) -> ServiceProcess:
     """A real ``python -m gateway`` on a free port, ready; upstreams not in ``env`` lead nowhere."""
     port = free_port()
     upstreams = {name: nothing_listening() for name in ("AUTH_URLS", "TODOS_URLS", "PING_URLS", "REPORTS_URLS")}
-    proc = ServiceProcess("gateway", {**upstreams, "PORT": str(port), **env}, log_dir / f"gateway-{port}.log")
+    own = {"PORT": str(port), "METRICS_PORT": str(free_port())}
+    proc = ServiceProcess("gateway", {**upstreams, **own, **env}, log_dir / f"gateway-{port}.log")
     try:
         proc.wait_ready()
     except BaseException:

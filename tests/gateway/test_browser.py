@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from services.kit.docs import DOCS_CSP
 from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway
 from tests.support import ServiceProcess
@@ -76,12 +79,37 @@ def test_the_app_and_the_docs_get_their_own_content_security_policy(gateway: Ser
     assert "default-src 'self'" in app_csp and "'unsafe-inline'" not in app_csp
     docs = httpx.get(f"{gateway.url}/docs")
     assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
-    docs_csp = docs.headers["content-security-policy"]
-    assert "'sha256-" in docs_csp and "'unsafe-inline'" not in docs_csp
-    # No CDN: the page loads nothing from anywhere else.
-    assert 'src="http' not in docs.text and 'href="http' not in docs.text
+    assert docs.headers["content-security-policy"] == DOCS_CSP
     api_csp = httpx.get(f"{gateway.url}/ping").headers["content-security-policy"]
     assert api_csp.startswith("default-src 'none'")
+
+
+def test_the_docs_and_their_files_come_from_the_gateway_itself_under_the_strict_docs_csp(
+    gateway: ServiceProcess,
+) -> None:
+    # This gateway's upstreams answer nothing about docs: every file below is its own.
+    docs = httpx.get(f"{gateway.url}/docs")
+    references = re.findall(r'(?:src|href)="([^"]*)"', docs.text)
+    assert "docs/static/swagger-ui-bundle.js" in references and "docs/static/docs.js" in references
+    # No CDN: every file the page names is on this origin (relative, no scheme, no //host).
+    assert [ref for ref in references if urlsplit(ref).scheme or urlsplit(ref).netloc] == []
+    assert "<script>" not in docs.text  # nothing inline to run: the CSP allows 'self' only
+    assert '"clientId": "quartet-docs"' in docs.text
+    for path, content_type in [
+        ("/docs/static/swagger-ui-bundle.js", "text/javascript"),
+        ("/docs/static/swagger-ui.css", "text/css"),
+        ("/docs/static/docs.js", "text/javascript"),
+        ("/docs/static/oauth2-redirect.js", "text/javascript"),
+        ("/docs/oauth2-redirect", "text/html"),
+    ]:
+        resp = httpx.get(f"{gateway.url}{path}")
+        assert resp.status_code == 200, path
+        assert resp.headers["content-type"].startswith(content_type), path
+        assert resp.headers["content-security-policy"] == DOCS_CSP, path
+        assert resp.headers["x-content-type-options"] == "nosniff"
+    for path in ["/docs/static/swagger-ui-bundle.js.map", "/docs/static/index.html", "/docs/static/..%2Fdocs.py"]:
+        assert_problem(httpx.get(f"{gateway.url}{path}"), 404)
+    assert "unsafe-eval" not in DOCS_CSP and "unsafe-inline" not in DOCS_CSP
 
 
 def test_a_client_that_never_finishes_its_request_head_is_disconnected(start_gateway: StartGateway) -> None:

@@ -21,12 +21,17 @@ def test_upstream_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_cors_origins_and_route_timeouts_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "http://localhost:8080,https://quartet.example")
-    monkeypatch.setenv("UPSTREAM_ROUTE_TIMEOUTS", "reports=120, ping=0.5")
+    monkeypatch.setenv("UPSTREAM_ROUTE_TIMEOUTS", "reports-file=120, ping=0.5")
+    monkeypatch.setenv("UPSTREAM_ROUTE_MAX_IN_FLIGHT", "ping-delay=3")
     settings = GatewaySettings()
     assert settings.cors_origins == ("http://localhost:8080", "https://quartet.example")
-    assert settings.route_timeout("reports") == 120
-    assert settings.route_timeout("ping") == 0.5
-    assert settings.route_timeout("todos") == settings.upstream_timeout_seconds
+    routes = {route.name: route for route in build_routes(settings)}
+    assert routes["reports-file"].timeout_seconds == 120
+    assert routes["ping"].timeout_seconds == 0.5
+    assert routes["ping-delay"].timeout_seconds == 12  # the table's own, not the ping route's
+    assert routes["todos"].timeout_seconds == settings.upstream_timeout_seconds
+    assert routes["ping-delay"].bulkhead is not None and routes["ping-delay"].bulkhead.cap == 3
+    assert routes["todos"].bulkhead is None  # only the todos service's own cap applies
 
 
 @pytest.mark.parametrize(
@@ -38,6 +43,8 @@ def test_cors_origins_and_route_timeouts_parse(monkeypatch: pytest.MonkeyPatch) 
         ("UPSTREAM_ROUTE_TIMEOUTS", "ping"),
         ("UPSTREAM_ROUTE_TIMEOUTS", "ping=0"),
         ("UPSTREAM_KEEPALIVE_SECONDS", "75"),
+        ("UPSTREAM_ROUTE_MAX_IN_FLIGHT", "ping-delay=0"),
+        ("UPSTREAM_ROUTE_MAX_IN_FLIGHT", "nosuch=3"),
     ],
 )
 def test_bad_values_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -46,12 +53,29 @@ def test_bad_values_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, name: 
         GatewaySettings()
 
 
-def test_routes_match_whole_segments_longest_prefix_first() -> None:
+def test_routes_match_whole_segments_most_specific_first() -> None:
     routes = build_routes(GatewaySettings(auth_urls=("http://auth:8001",)))
-    assert [len(route.prefix) for route in routes] == sorted((len(route.prefix) for route in routes), reverse=True)
-    by_prefix = {route.prefix: route for route in routes}
+    assert routes[0].paths == ("/reports/{report_id}/file",)  # a pattern before any prefix
+    prefixed = [route for route in routes if route.spec.pattern is None]
+    assert [len(r.prefix) for r in prefixed] == sorted((len(r.prefix) for r in prefixed), reverse=True)
+    by_prefix = {route.prefix: route for route in prefixed}
     assert by_prefix["/.well-known"].upstream is by_prefix["/auth"].upstream
+    assert by_prefix["/ping/delay"].upstream is by_prefix["/ping"].upstream
     assert by_prefix["/todos"].paths == ("/todos", "/todos/{tail:.*}")
+
+
+def test_every_route_waits_a_little_longer_than_the_service_behind_it() -> None:
+    """The service gives up first and answers its own 504; interactive routes stay short."""
+    from services.kit.config import ServiceSettings
+    from services.ping.config import PingSettings
+
+    routes = {route.name: route for route in build_routes(GatewaySettings())}
+    service_deadline = ServiceSettings().request_timeout_seconds
+    ping_delay_deadline = PingSettings().max_delay_ms / 1000 + 1  # services/ping/api.py
+    for name in ("auth", "todos", "ping", "reports"):
+        assert service_deadline < routes[name].timeout_seconds <= service_deadline + 2 <= 10
+    assert ping_delay_deadline < routes["ping-delay"].timeout_seconds <= ping_delay_deadline + 2
+    assert routes["reports-file"].timeout_seconds > 25  # services/reports/api.py: 25 s
 
 
 def test_instances_are_picked_round_robin() -> None:

@@ -80,7 +80,7 @@ async def test_missing_or_bad_token_on_a_protected_route_never_reaches_the_servi
     # ...so by now the rejected ones would have been logged too, had they arrived.
     service_log = todos.logs()
     assert not [rid for rid in rejected if rid in service_log]
-    metrics = httpx.get(f"{edge_gateway.url}/metrics").text
+    metrics = httpx.get(f"{edge_gateway.metrics_url}/metrics").text
     counted = re.search(r'gateway_edge_rejections_total\{reason="unauthenticated"\} (\S+)', metrics)
     assert counted and float(counted.group(1)) >= len(rejected)
 

@@ -25,7 +25,7 @@ def test_upstream_down_is_problem_502(start_gateway: StartGateway) -> None:
 def test_stalled_upstream_is_problem_504_within_the_route_timeout(
     start_gateway: StartGateway, ping_service: ServiceProcess
 ) -> None:
-    gateway = start_gateway({"PING_URLS": ping_service.url, "UPSTREAM_ROUTE_TIMEOUTS": "ping=0.5"})
+    gateway = start_gateway({"PING_URLS": ping_service.url, "UPSTREAM_ROUTE_TIMEOUTS": "ping-delay=0.5"})
     started = time.monotonic()
     resp = httpx.get(f"{gateway.url}/ping/delay", params={"ms": 3000}, timeout=10)
     elapsed = time.monotonic() - started

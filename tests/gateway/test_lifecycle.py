@@ -28,7 +28,7 @@ def test_metrics_count_requests_by_route_upstream_and_status(
 ) -> None:
     assert httpx.get(f"{gateway.url}/ping").status_code == 200
     httpx.get(f"{gateway.url}/nowhere")
-    resp = httpx.get(f"{gateway.url}/metrics")
+    resp = httpx.get(f"{gateway.metrics_url}/metrics")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
@@ -39,13 +39,13 @@ def test_metrics_count_requests_by_route_upstream_and_status(
     assert counted and int(counted.group(1)) >= 1
     assert 'gateway_requests_total{route="unmatched",status="404",upstream=""}' in text
     assert 'gateway_request_duration_seconds_bucket{le="0.1",route="ping"}' in text
-    assert "gateway_requests_in_flight 1.0" in text  # this very request
+    assert "gateway_requests_in_flight 0.0" in text  # the metrics listener's own request is not counted
 
 
 def in_flight(gateway: ServiceProcess) -> float:
-    found = re.search(r"^gateway_requests_in_flight (\S+)$", httpx.get(f"{gateway.url}/metrics").text, re.M)
+    found = re.search(r"^gateway_requests_in_flight (\S+)$", httpx.get(f"{gateway.metrics_url}/metrics").text, re.M)
     assert found
-    return float(found.group(1)) - 1  # not counting the metrics request itself
+    return float(found.group(1))  # the metrics listener's own request is not counted
 
 
 def test_sigterm_lets_in_flight_request_finish_then_exits_0(
@@ -72,3 +72,12 @@ def test_sigterm_lets_in_flight_request_finish_then_exits_0(
     assert results["slow"].status_code == 200
     assert results["slow"].json()["message"] == "delayed 3000 ms"
     assert gateway.proc.wait(20) == 0
+
+
+def test_metrics_are_not_served_on_the_public_listener(gateway: ServiceProcess) -> None:
+    public = httpx.get(f"{gateway.url}/metrics")
+    assert public.status_code == 404
+    assert public.headers["content-type"].startswith("application/problem+json")
+    assert "gateway_requests" not in public.text
+    assert httpx.get(f"{gateway.metrics_url}/metrics").status_code == 200
+    assert gateway.metrics_url != gateway.url

@@ -36,6 +36,16 @@ async def test_merged_openapi_lists_every_running_services_paths(
     schemas = spec.get("components", {}).get("schemas", {})
     for ref in {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}:
         assert ref in schemas, ref
+    # Authorize: auth's code + PKCE flow on this origin, offered wherever a token is required.
+    oauth2 = spec["components"]["securitySchemes"]["oauth2"]
+    flow = oauth2["flows"]["authorizationCode"]
+    assert (oauth2["type"], flow["authorizationUrl"], flow["tokenUrl"]) == ("oauth2", "/auth/authorize", "/auth/token")
+    assert {"profile", "todos:read", "todos:write", "reports:read", "reports:write"} <= set(flow["scopes"])
+    assert spec["paths"]["/todos"]["get"]["security"][0] == {"oauth2": []}
+    assert spec["paths"]["/todos"]["post"]["security"][0] == {"oauth2": ["todos:write"]}
+    assert spec["paths"]["/auth/me"]["get"]["security"][0] == {"oauth2": ["profile"]}
+    assert {"bearer": ["todos:write"]} in spec["paths"]["/todos"]["post"]["security"]  # a pasted token still works
+    assert "security" not in spec["paths"]["/ping"]["get"] and "security" not in spec["paths"]["/auth/token"]["post"]
     # The docs page renders this document, from the gateway itself.
     docs = httpx.get(f"{gateway.url}/docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text

@@ -50,7 +50,7 @@ def test_address_budget_answers_429_and_other_clients_are_unaffected(
         assert other.get(f"{gateway.url}/ping").status_code == 200
         # Probes are never throttled.
         assert greedy.get(f"{gateway.url}/healthz").status_code == 200
-        metrics = greedy.get(f"{gateway.url}/metrics").text
+        metrics = greedy.get(f"{gateway.metrics_url}/metrics").text
         assert 'gateway_edge_rejections_total{reason="rate_limit_address"} 2.0' in metrics
 
 
@@ -140,7 +140,7 @@ def test_registration_and_token_endpoints_share_the_login_budget(
         assert_limited(flooder.post(f"{gateway.url}/auth/revoke", data={"token": "x"}))
         assert_limited(flooder.post(f"{gateway.url}/auth/introspect", data={"token": "x"}))
         assert flooder.get(f"{gateway.url}/auth/register").status_code == 200  # only POSTs count
-        metrics = flooder.get(f"{gateway.url}/metrics").text
+        metrics = flooder.get(f"{gateway.metrics_url}/metrics").text
         assert 'gateway_edge_rejections_total{reason="rate_limit_login"} 5.0' in metrics
     with client_from("127.0.0.12") as other:
         assert other.post(f"{gateway.url}/auth/register", json=account).status_code == 200

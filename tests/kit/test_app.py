@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from quart import Blueprint, Quart
 
-from services.kit.app import create_service_app, kit_of
+from services.kit.app import create_service_app, handler_deadline, kit_of
 from services.kit.config import ServiceSettings
 from services.kit.problem import Problem
 
@@ -78,3 +80,26 @@ def test_a_client_credentials_token_is_never_a_user_even_with_a_uuid_client_id()
     user = Claims("5f0f3a52-4f65-4f0a-9e1e-1c1f6d0f1a2b", "quartet-web", frozenset(), "j", 0, 0, "iss", ("q",), {})
     assert service.user_id is None
     assert str(user.user_id) == user.sub
+
+
+async def test_a_handler_past_its_deadline_is_504_and_a_slow_handler_may_declare_a_longer_one() -> None:
+    bp = Blueprint("deadlines", __name__)
+
+    @bp.get("/slow")
+    async def slow() -> str:
+        await asyncio.sleep(0.5)
+        return "late"
+
+    @bp.get("/declared")
+    @handler_deadline(lambda settings: settings.request_timeout_seconds * 10)
+    async def declared() -> str:
+        await asyncio.sleep(0.5)
+        return "in time"
+
+    settings = ServiceSettings(service_name="kit-test", port=0, request_timeout_seconds=0.1)
+    client = create_service_app(settings, blueprints=[bp], title="kit test").test_client()
+    resp = await client.get("/slow")
+    assert resp.status_code == 504
+    assert (await resp.get_json())["status"] == 504
+    resp = await client.get("/declared")
+    assert resp.status_code == 200 and await resp.get_data(as_text=True) == "in time"

@@ -12,6 +12,7 @@ import aio_pika
 
 from tests.reports.client import create_todos, problem, request_report, wait_report, wait_summary
 from tests.suite import Suite, User
+from tests.support import TEST_BROKER_USER
 
 
 async def test_summary_follows_creates_finishes_and_deletes(suite: Suite, new_user: User) -> None:
@@ -60,7 +61,8 @@ async def publish(suite: Suite, messages: list[tuple[str, bytes]]) -> None:
         channel = await connection.channel()
         exchange = await channel.get_exchange(suite.exchange)
         for routing_key, body in messages:
-            await exchange.publish(aio_pika.Message(body, content_type="application/json"), routing_key=routing_key)
+            message = aio_pika.Message(body, content_type="application/json", user_id=TEST_BROKER_USER)
+            await exchange.publish(message, routing_key=routing_key)
 
 
 def todo_state(todo_id: str, created: datetime, updated: datetime, finished: datetime | None) -> dict[str, Any]:

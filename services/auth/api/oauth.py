@@ -9,13 +9,13 @@ from services.auth.oauth.bridge import OAuthResponse, RequestSnapshot, snapshot,
 from services.auth.runtime import runtime
 from services.auth.schemas import (
     IntrospectionOut,
-    OAuthErrorOut,
     RevokedOut,
     TokenForm,
     TokenForm7009,
     TokenOut,
     has_control_characters,
 )
+from services.kit.contract import oauth_errors
 
 bp = Blueprint("oauth", __name__)
 
@@ -36,8 +36,7 @@ def _malformed(request: RequestSnapshot) -> Response | None:
 @bp.post("/auth/token")
 @document_request(TokenForm, source=DataSource.FORM)
 @document_response(TokenOut)
-@document_response(OAuthErrorOut, 400)
-@document_response(OAuthErrorOut, 401)
+@oauth_errors
 async def token() -> Response:
     """RFC 6749 token endpoint (form-encoded): authorization_code + PKCE, refresh_token, client_credentials."""
     rt = runtime()
@@ -50,8 +49,7 @@ async def token() -> Response:
 @bp.post("/auth/revoke")
 @document_request(TokenForm7009, source=DataSource.FORM)
 @document_response(RevokedOut)
-@document_response(OAuthErrorOut, 400)
-@document_response(OAuthErrorOut, 401)
+@oauth_errors
 async def revoke() -> Response:
     """RFC 7009: revoke an access token, or a refresh token with its whole grant. Always 200."""
     rt = runtime()
@@ -64,8 +62,7 @@ async def revoke() -> Response:
 @bp.post("/auth/introspect")
 @document_request(TokenForm7009, source=DataSource.FORM)
 @document_response(IntrospectionOut)
-@document_response(OAuthErrorOut, 400)
-@document_response(OAuthErrorOut, 401)
+@oauth_errors
 async def introspect() -> Response:
     """RFC 7662, for confidential clients: is this token active, and what does it carry?"""
     rt = runtime()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from quart import Blueprint, g
-from quart_schema import security_scheme, validate_request, validate_response
+from quart_schema import validate_request, validate_response
 
 from services.auth import events
 from services.auth.passwords import HashingBusy
 from services.auth.runtime import runtime
 from services.auth.schemas import RegisterRequest, UserOut
 from services.auth.store import users
+from services.kit.contract import responses
 from services.kit.problem import Problem
 from services.kit.security import require_scope
 
@@ -19,6 +20,7 @@ bp = Blueprint("users", __name__)
 @bp.post("/auth/register")
 @validate_request(RegisterRequest)
 @validate_response(UserOut, 201)
+@responses(409, describe={409: "An account with this email already exists.", 503: "Too many sign-ups at once."})
 async def register(data: RegisterRequest) -> tuple[UserOut, int]:
     """Create an account (argon2id password hash); publishes ``user.registered``. 409 if the email is taken."""
     rt = runtime()
@@ -39,7 +41,7 @@ async def register(data: RegisterRequest) -> tuple[UserOut, int]:
 
 @bp.get("/auth/me")
 @validate_response(UserOut)
-@security_scheme([{"bearer": []}])
+@responses(404, describe={404: "The account no longer exists."})
 @require_scope("profile")
 async def me() -> UserOut:
     """The signed-in user's profile (scope ``profile``)."""
@@ -51,7 +53,7 @@ async def me() -> UserOut:
 
 
 @bp.delete("/auth/me")
-@security_scheme([{"bearer": []}])
+@responses(204, 404, describe={204: "Deleted.", 404: "The account no longer exists."})
 @require_scope("profile")
 async def delete_me() -> tuple[str, int]:
     """Delete the account and every grant it made; publishes ``user.deleted`` so services purge its data."""

@@ -18,6 +18,7 @@ from services.kit.events.broker import dead_letter_queue, events_queue, retry_qu
 from services.kit.events.bus import EventBus
 from services.kit.events.envelope import Event, Handler, MalformedEvent
 from services.kit.events.options import EventOptions
+from services.kit.events.producers import ProducerCheck
 from services.kit.events.wiring import install
 from services.kit.migrations import MigrationSource
 
@@ -30,6 +31,7 @@ __all__ = [
     "EventOptions",
     "Handler",
     "MalformedEvent",
+    "ProducerCheck",
     "dead_letter_queue",
     "events_queue",
     "install",

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         count = asyncio.run(
             dlq.run(
                 settings.amqp_url,
+                settings.broker_user,
                 settings.events_queue_name_prefix,
                 replay=args.replay,
                 limit=max(args.limit, 0),

@@ -34,8 +34,12 @@ def events_queue(service: str) -> str:
     return f"{service}.events"
 
 
-def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """A persistent copy of a delivered message with new ``headers`` (for retry queues and DLQ replays)."""
+def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any], user_id: str) -> aio_pika.Message:
+    """A persistent copy of a delivered message with new ``headers`` (for retry queues and DLQ replays).
+
+    ``user_id`` must be the publishing connection's own broker user (RabbitMQ checks it);
+    the original producer travels in ``headers`` (see :mod:`services.kit.events.producers`).
+    """
     return aio_pika.Message(
         body=message.body,
         headers=headers,
@@ -46,6 +50,7 @@ def copy_message(message: AbstractIncomingMessage, headers: dict[str, Any]) -> a
         type=message.type,
         app_id=message.app_id,
         timestamp=message.timestamp,
+        user_id=user_id,
     )
 
 

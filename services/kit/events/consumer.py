@@ -12,12 +12,14 @@ Queues of a service (all durable, declared on every connect):
   replay it with ``python -m services.kit.events dlq --service <service>``.
 
 Per message: parse the envelope (malformed, or a type/version without a handler:
-straight to the DLQ); in one transaction record the id in the inbox and run the
-handler (a recorded id means a redelivery: skip); ack after the commit. When the
-handler raises, the transaction rolls back and a copy goes to the next retry
-queue (or the DLQ after the last), confirmed before the original is acked. While
-the database itself is unreachable the message is put back after a pause
-without counting an attempt.
+straight to the DLQ); check that its producer, as RabbitMQ validated it (the AMQP
+``user_id``), owns the event's type (else straight to the DLQ as
+``unauthorised-producer``, see :mod:`services.kit.events.producers`); in one
+transaction record the id in the inbox and run the handler (a recorded id means
+a redelivery: skip); ack after the commit. When the handler raises, the
+transaction rolls back and a copy goes to the next retry queue (or the DLQ after
+the last), confirmed before the original is acked. While the database itself is
+unreachable the message is put back after a pause without counting an attempt.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from services.kit.events.broker import (
 from services.kit.events.envelope import TYPE_PATTERN, Event, Handler, MalformedEvent
 from services.kit.events.metrics import EventMetrics
 from services.kit.events.options import EventOptions
+from services.kit.events.producers import PRODUCER_HEADER, ProducerCheck
 from services.kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -103,6 +106,7 @@ class EventConsumer:
         self._metrics = metrics
         self._options = options
         self._routes = {parse_handler_key(key): handler for key, handler in handlers.items()}
+        self._producers = ProducerCheck(settings.events_producers, settings.broker_user)
         self._exchange_name = settings.events_exchange
         prefix = settings.events_queue_name_prefix
         self._queue_name = events_queue(prefix)
@@ -193,6 +197,10 @@ class EventConsumer:
         except MalformedEvent as exc:
             await self._dead_letter(message, "malformed", f"malformed event: {exc}", attempts)
             return
+        refusal = self._producers.refusal(event.type, self._producers.producer_of(message))
+        if refusal is not None:
+            await self._dead_letter(message, "unauthorised-producer", refusal, attempts)
+            return
         handler = self._routes.get((event.type, event.version))
         if handler is None:
             error = f"no handler for {event.type} version {event.version}"
@@ -275,6 +283,11 @@ class EventConsumer:
         merged = {k: v for k, v in (message.headers or {}).items() if k not in _BROKER_HEADERS}
         merged.setdefault(ROUTING_KEY_HEADER, message.routing_key or "")
         merged.update(headers)
+        # The copy is ours (our user_id); who produced the original travels in a header.
+        merged[PRODUCER_HEADER] = self._producers.producer_of(message) or ""
         await channel.default_exchange.publish(
-            copy_message(message, merged), routing_key=queue, mandatory=True, timeout=self._options.publish_timeout
+            copy_message(message, merged, self._producers.own_user),
+            routing_key=queue,
+            mandatory=True,
+            timeout=self._options.publish_timeout,
         )

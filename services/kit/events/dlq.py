@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from services.kit.events.broker import copy_message, dead_letter_queue, events_queue
 from services.kit.events.consumer import ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, REASON_HEADER
+from services.kit.events.producers import PRODUCER_HEADER, producer_of
 
 REPLAYED_HEADER = "x-replayed"
 _DROPPED_ON_REPLAY = (ATTEMPTS_HEADER, ERROR_HEADER, REASON_HEADER, FAILED_AT_HEADER, "x-death")
@@ -47,12 +48,19 @@ def describe(message: AbstractIncomingMessage) -> dict[str, Any]:
         "error": text(ERROR_HEADER),
         "attempts": headers.get(ATTEMPTS_HEADER),
         "failed_at": text(FAILED_AT_HEADER),
+        "producer_user_id": text(PRODUCER_HEADER) if PRODUCER_HEADER in headers else message.user_id,
         "body": body,
     }
 
 
-async def run(amqp_url: str, service: str, *, replay: bool, limit: int, emit: Callable[[dict[str, Any]], None]) -> int:
-    """List (or replay) up to ``limit`` dead letters of ``service``; returns how many."""
+async def run(
+    amqp_url: str, broker_user: str, service: str, *, replay: bool, limit: int, emit: Callable[[dict[str, Any]], None]
+) -> int:
+    """List (or replay) up to ``limit`` dead letters of ``service``; returns how many.
+
+    ``broker_user`` is the user of ``amqp_url``: replayed copies carry it as ``user_id``
+    and keep the producer the original was validated with, so a refused event stays refused.
+    """
     connection = await aio_pika.connect(amqp_url, timeout=10)
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -72,8 +80,9 @@ async def run(amqp_url: str, service: str, *, replay: bool, limit: int, emit: Ca
                 headers = {k: v for k, v in (message.headers or {}).items() if k not in _DROPPED_ON_REPLAY}
                 replayed = headers.get(REPLAYED_HEADER, 0)
                 headers[REPLAYED_HEADER] = (replayed if isinstance(replayed, int) else 0) + 1
+                headers[PRODUCER_HEADER] = producer_of(message, broker_user) or ""
                 await channel.default_exchange.publish(
-                    copy_message(message, headers), routing_key=target, mandatory=True, timeout=10
+                    copy_message(message, headers, broker_user), routing_key=target, mandatory=True, timeout=10
                 )
                 await message.ack()
                 entry["replayed_to"] = target

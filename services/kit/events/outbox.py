@@ -3,7 +3,7 @@
 ``add`` is what services call next to their change::
 
     async with db.transaction() as conn:
-        todo = await store.create_todo(conn, owner, content)
+        todo = await store.create_todo(conn, owner, content, max_todos)
         await outbox.add(conn, "todo.created", subject=owner, data=todo.event())
 
 If the transaction rolls back, the event never existed. The producer name is not

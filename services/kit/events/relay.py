@@ -45,8 +45,12 @@ _PENDING_REFRESH_SECONDS = 1.0
 _UNAVAILABLE: tuple[type[BaseException], ...] = (BrokerUnavailable, *UNAVAILABLE_ERRORS, TimeoutError)
 
 
-def event_message(event: Event, *, headers: dict[str, Any] | None = None) -> aio_pika.Message:
-    """The AMQP message carrying ``event`` (persistent; message_id is the event id)."""
+def event_message(event: Event, user_id: str, *, headers: dict[str, Any] | None = None) -> aio_pika.Message:
+    """The AMQP message carrying ``event`` (persistent; message_id is the event id).
+
+    ``user_id`` is the publishing connection's broker user: RabbitMQ refuses any other,
+    so consumers can trust it (:mod:`services.kit.events.producers`).
+    """
     return aio_pika.Message(
         body=event.to_json(),
         content_type="application/json",
@@ -56,6 +60,7 @@ def event_message(event: Event, *, headers: dict[str, Any] | None = None) -> aio
         type=event.type,
         app_id=event.producer,
         timestamp=event.occurred_at,
+        user_id=user_id,
         headers=headers or {},
     )
 
@@ -72,6 +77,7 @@ class OutboxRelay:
         options: EventOptions,
     ) -> None:
         self._producer = settings.service_name
+        self._broker_user = settings.broker_user
         self._db = db
         self._broker = broker
         self._metrics = metrics
@@ -177,7 +183,10 @@ class OutboxRelay:
         started = time.perf_counter()
         try:
             await exchange.publish(
-                event_message(event), routing_key=event.type, mandatory=True, timeout=self._options.publish_timeout
+                event_message(event, self._broker_user),
+                routing_key=event.type,
+                mandatory=True,
+                timeout=self._options.publish_timeout,
             )
         except aiormq.exceptions.PublishError:
             return _Outcome("unroutable: no queue is bound to this type", unroutable=True)

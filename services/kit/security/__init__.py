@@ -8,6 +8,7 @@
 """
 
 from services.kit.security.bearer import (
+    BEARER_SCHEME_NAME,
     BEARER_SECURITY_SCHEME,
     DEFAULT_AUDIENCE,
     authenticate,
@@ -20,6 +21,7 @@ from services.kit.security.token_source import ClientCredentialsTokenSource, Tok
 from services.kit.security.verifier import Claims, InvalidToken, TokenVerifier, parse_jwks
 
 __all__ = [
+    "BEARER_SCHEME_NAME",
     "BEARER_SECURITY_SCHEME",
     "DEFAULT_AUDIENCE",
     "Claims",

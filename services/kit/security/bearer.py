@@ -24,13 +24,17 @@ import aiohttp
 from quart import Quart, g, request
 
 from services.kit.app import ServiceKit, current_kit, kit_of
+from services.kit.contract import BEARER_SCHEME_NAME as BEARER_SCHEME_NAME
+from services.kit.contract import mark_scopes
 from services.kit.problem import Problem
 from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, KeysUnavailable, TokenVerifier
 
 VERIFIER_KEY = "token_verifier"
 DEFAULT_AUDIENCE = "quartet"
 REALM = "quartet"
-BEARER_SECURITY_SCHEME: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}}
+BEARER_SECURITY_SCHEME: dict[str, Any] = {
+    BEARER_SCHEME_NAME: {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}
+}
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -128,7 +132,12 @@ async def authenticate(*scopes: str) -> Claims:
 
 
 def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Decorate a handler so it runs only for a valid access token holding every one of ``scopes``."""
+    """Decorate a handler so it runs only for a valid access token holding every one of ``scopes``.
+
+    The OpenAPI operation says so: ``security: [{"bearer": [<scopes>]}]`` (OpenAPI 3.1
+    lets a non-OAuth scheme list the roles it needs), which the gateway's docs turn into
+    its OAuth sign-in.
+    """
 
     def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @wraps(handler)
@@ -136,7 +145,7 @@ def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callabl
             await authenticate(*scopes)
             return await handler(*args, **kwargs)
 
-        return guarded
+        return mark_scopes(guarded, scopes)
 
     return decorate
 

@@ -1,0 +1,48 @@
+"""CURSOR_SECRET: the public built-in default is refused off loopback (like the worker secret)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from services.todos.config import DEFAULT_CURSOR_SECRET, TodosSettings
+from tests.support import ROOT, free_port
+
+_OFF_LOOPBACK = [
+    {"HOST": "0.0.0.0"},
+    {"AUTH_URL": "https://auth.example.com"},
+]
+
+
+@pytest.mark.parametrize("where", _OFF_LOOPBACK)
+def test_the_built_in_secret_is_refused_off_loopback(where: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="CURSOR_SECRET"):
+        TodosSettings(**{k.lower(): v for k, v in where.items()})
+    with pytest.raises(ValidationError, match="CURSOR_SECRET"):
+        TodosSettings(cursor_secret=DEFAULT_CURSOR_SECRET, **{k.lower(): v for k, v in where.items()})
+    chosen = TodosSettings(cursor_secret="a-real-secret-of-enough-length", **{k.lower(): v for k, v in where.items()})
+    assert chosen.cursor_secret.get_secret_value() == "a-real-secret-of-enough-length"
+
+
+def test_the_built_in_secret_still_serves_a_developer_machine() -> None:
+    assert TodosSettings().cursor_secret.get_secret_value() == DEFAULT_CURSOR_SECRET
+
+
+def test_the_service_refuses_to_start_with_the_default_off_loopback() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CURSOR_SECRET"}
+    env.update({"PORT": str(free_port()), "HOST": "0.0.0.0"})
+    done = subprocess.run(
+        [sys.executable, "-m", "services.todos", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "CURSOR_SECRET" in done.stderr + done.stdout
