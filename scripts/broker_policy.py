@@ -1,4 +1,4 @@
-"""The RabbitMQ policy that gives the events exchange its alternate exchange (``<exchange>.unrouted``).
+"""The RabbitMQ policy that gives the events exchange its alternate exchange (``<exchange>.alternate``).
 
 An event no queue is bound to then lands in the durable queue ``<exchange>.unrouted``
 (the kit declares the exchange and queue on every connect) instead of being
@@ -11,8 +11,9 @@ as it is, and can be changed or removed later.
     python scripts/broker_policy.py --exchange X --remove
     python scripts/broker_policy.py --definitions        # the policy as RabbitMQ definitions JSON
 
-``make up`` runs :func:`apply`; compose and Kubernetes load :func:`definition` with
-their broker definitions.
+``make up`` runs :func:`apply` (through ``suite_broker.provision``); compose and
+Kubernetes load :func:`definition` with their broker definitions
+(``suite_broker.definitions``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ def policy_name(exchange: str) -> str:
     return f"{exchange}.unrouted"
 
 
+def alternate_exchange_name(exchange: str) -> str:
+    """Same rules as ``services.kit.events.broker`` (scripts do not import the services)."""
+    return f"{exchange}.alternate"
+
+
 def unrouted_name(exchange: str) -> str:
-    """Same rule as ``services.kit.events.broker.unrouted_name`` (scripts do not import the services)."""
     return f"{exchange}.unrouted"
 
 
@@ -48,7 +53,7 @@ def definition(exchange: str = DEFAULT_EXCHANGE, vhost: str = "/") -> dict[str, 
         "pattern": f"^{re.escape(exchange)}$",
         "apply-to": "exchanges",
         "priority": PRIORITY,
-        "definition": {"alternate-exchange": unrouted_name(exchange)},
+        "definition": {"alternate-exchange": alternate_exchange_name(exchange)},
     }
 
 

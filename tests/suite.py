@@ -18,7 +18,7 @@ from typing import Any
 import aio_pika
 import httpx
 
-from services.kit.events import dead_letter_queue, events_queue, retry_queue, unrouted_name
+from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
 from tests.auth.conftest import auth_env
 from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
 from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
@@ -162,7 +162,7 @@ class Suite:
                     await channel.queue_delete(queue)
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.exchange_delete(unrouted_name(self.exchange))
+                await channel.exchange_delete(alternate_exchange_name(self.exchange))
 
     def flows(self) -> AuthFlows:
         return AuthFlows(self.auth_url)

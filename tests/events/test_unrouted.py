@@ -10,13 +10,20 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from urllib.parse import urlsplit
 
+import aio_pika
+import aiormq.exceptions
 import pytest
 from structlog.testing import capture_logs
 
 from services.kit.events import outbox, unrouted_name
 from tests.events.conftest import FAST, Broker, MakeBus, scalar, wait_for
-from tests.support import ROOT, unique
+from tests.support import AMQP_URL, ROOT, unique
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import suite_broker
 
 
 def policy(*args: str) -> None:
@@ -63,3 +70,41 @@ async def test_event_nobody_consumes_is_kept_in_the_unrouted_queue_and_marked_se
     assert {m.routing_key for m in kept} == {"nobody.listens"}
     assert attempts == 0 and unrouted_failures == 0
     assert not warnings, warnings
+
+
+async def test_a_least_permission_service_declares_the_alternate_but_cannot_read_what_it_keeps(
+    broker: Broker,
+    database: Callable[[], Awaitable[str]],
+    make_bus: MakeBus,
+    unrouted_policy: str,
+) -> None:
+    # An auth-like user (publishes user.*, consumes nothing) with the suite's permissions on this exchange.
+    name = unique("test_auth")
+    password = suite_broker.new_password()
+    role = replace(suite_broker.ROLES["auth"], user=name)
+    perms = suite_broker.permissions(role, broker.exchange_name, queue_prefix=name)
+    suite_broker.put_user(name, password, perms, broker.exchange_name, exists=False)
+    where = urlsplit(AMQP_URL)
+    url = f"amqp://{name}:{password}@{where.hostname}:{where.port or 5672}/"
+    try:
+        dsn = await database()
+        _, db, _ = await make_bus(name, dsn, amqp_url=url, producers={"user": name})
+        async with db.transaction() as conn:
+            event_id = await outbox.add(conn, "user.noticed", subject="u", data={})
+
+        async def sent() -> bool:
+            return bool(await scalar(dsn, "SELECT published_at IS NOT NULL FROM event_outbox WHERE id = $1", event_id))
+
+        await wait_for(sent, what="the outbox row marked sent")
+        connection = await aio_pika.connect(url, timeout=10)
+        try:
+            channel = await connection.channel()
+            with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                queue = await channel.get_queue(unrouted_policy, ensure=False)
+                await queue.get(no_ack=False, fail=False)
+        finally:
+            await connection.close()
+        kept = await broker.get_all(unrouted_policy)
+        assert [m.message_id for m in kept] == [str(event_id)]
+    finally:
+        suite_broker.delete_user(name)

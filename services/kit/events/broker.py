@@ -1,7 +1,7 @@
 """The process's AMQP connection: names, topology, and reconnecting with backoff.
 
 One connection per process, supervised by a task: connect, open the publishing
-channel, declare the events exchange (and its ``.unrouted`` alternate), run every
+channel, declare the events exchange (and its alternate exchange), run every
 registered setup (the consumer declares its queues and starts consuming there),
 then wait until the connection or any of its channels closes, and start over
 after a growing pause. So after a broker restart the exchange, queues, bindings
@@ -75,13 +75,21 @@ async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExcha
     return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
+def alternate_exchange_name(exchange: str) -> str:
+    """The alternate exchange of ``exchange``: ``<exchange>.alternate`` (fanout)."""
+    return f"{exchange}.alternate"
+
+
 def unrouted_name(exchange: str) -> str:
-    """The alternate exchange of ``exchange``, and the queue that keeps what it gets: ``<exchange>.unrouted``."""
+    """The queue that keeps the events ``exchange`` could not route: ``<exchange>.unrouted``."""
     return f"{exchange}.unrouted"
 
 
 async def declare_unrouted(channel: AbstractChannel, exchange: str) -> None:
-    """Declare ``<exchange>.unrouted`` (a durable fanout exchange) and its durable queue, bound together.
+    """Declare ``<exchange>.alternate`` (a durable fanout exchange) and the durable queue ``<exchange>.unrouted``.
+
+    Two names, so a service's broker user may bind the queue (read on the
+    exchange, write on the queue) without being allowed to read the queue.
 
     A RabbitMQ *policy* makes it the events exchange's alternate exchange (an
     argument cannot be added to an existing durable exchange): see
@@ -89,9 +97,10 @@ async def declare_unrouted(channel: AbstractChannel, exchange: str) -> None:
     is kept here (countable, inspectable) and confirmed, instead of returned to
     the relay; without it, this exchange simply receives nothing.
     """
-    name = unrouted_name(exchange)
-    alternate = await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
-    queue = await channel.declare_queue(name, durable=True)
+    alternate = await channel.declare_exchange(
+        alternate_exchange_name(exchange), aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    queue = await channel.declare_queue(unrouted_name(exchange), durable=True)
     await queue.bind(alternate)
 
 
