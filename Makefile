@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 SUITE = $(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/suite.py
 DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/dev/null 2>&1 \
 	&& docker compose version >/dev/null 2>&1
-# compose.yaml requires REPORTS_WORKER_CLIENT_SECRET; scripts/suite.py keeps one per checkout.
+# compose.yaml requires REPORTS_WORKER_CLIENT_SECRET and SIGNING_KEK; scripts/suite.py keeps them per checkout.
 COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 

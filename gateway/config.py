@@ -91,9 +91,10 @@ class GatewaySettings(ServiceSettings):
     max_request_line_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
     max_header_bytes: int = Field(16 * 1024, ge=8190, le=1024 * 1024)
 
-    # Edge auth: tokens of this issuer (AUTH_URL) and audience, keys from JWKS_URL
-    # (default: <AUTH_URL>/.well-known/jwks.json). Verified tokens are cached by their
-    # string until they expire, at most token_cache_size of them.
+    # Edge auth: tokens of this issuer (PUBLIC_URL, else AUTH_URL) and audience, keys from
+    # JWKS_URL (default: <AUTH_URL>/.well-known/jwks.json). Verified tokens are cached by their
+    # string for at most TOKEN_CACHE_SECONDS (and never past their expiry), at most
+    # token_cache_size of them; lifetime cap and JWKS schedule: the kit's settings.
     token_audience: str = "quartet"  # noqa: S105 - an audience name, not a secret
     jwks_url: str | None = None
     token_leeway_seconds: int = Field(30, ge=0, le=300)
@@ -218,13 +219,10 @@ class GatewaySettings(ServiceSettings):
         return self.upstream_route_connect_timeouts.get(name, self.upstream_connect_timeout_seconds)
 
     @property
-    def issuer(self) -> str:
-        return self.auth_url.rstrip("/")
-
-    @property
     def jwks(self) -> str:
-        """Where the signing keys are fetched from."""
-        return self.jwks_url or f"{self.issuer}/.well-known/jwks.json"
+        """Where the signing keys are fetched from: the auth service's internal address, not the issuer
+        (the issuer may be this gateway's own public URL)."""
+        return self.jwks_url or f"{self.auth_url.rstrip('/')}/.well-known/jwks.json"
 
 
 def _split(value: Any) -> list[str]:

@@ -88,11 +88,20 @@ class EdgeAuth:
             session,
             settings.token_leeway_seconds,
             cache_size=settings.token_cache_size,
+            cache_seconds=settings.token_cache_seconds,
+            max_lifetime_seconds=settings.token_max_lifetime_seconds,
+            refresh_seconds=settings.jwks_refresh_seconds,
         )
 
     async def warm_up(self, app: web.Application) -> AsyncIterator[None]:
-        """``cleanup_ctx``: fetch the signing keys in the background, so the first request need not."""
-        task = asyncio.create_task(self.verifier.refresh())
+        """``cleanup_ctx``: fetch the signing keys in the background, so the first request need not,
+        then keep them fresh on the verifier's schedule (a revoked key leaves within one period)."""
+
+        async def warm_then_keep_fresh() -> None:
+            await self.verifier.refresh()
+            await self.verifier.keep_fresh()
+
+        task = asyncio.create_task(warm_then_keep_fresh())
         try:
             yield
         finally:
@@ -101,7 +110,7 @@ class EdgeAuth:
                 await task
 
     async def claims_for(self, token: str) -> Claims:
-        return await self.verifier.verify(token)  # cached by the verifier until the token expires
+        return await self.verifier.verify(token)  # cached by the verifier, bounded (kit settings)
 
     def middleware(self, on_reject: Callable[[int], None]) -> Middleware:
         @web.middleware

@@ -88,6 +88,8 @@ SHARED_DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
     "AUTH_URL": "http://127.0.0.1:8001",
+    # The issuer users see: the gateway (tokens' `iss`, RFC 8414 metadata; docs/auth.md).
+    "PUBLIC_URL": "http://localhost:8080",
     "EVENTS_EXCHANGE": "quartet.events",
     # On SIGTERM an instance answers /readyz 503 for this long before it stops listening: the
     # gateway's health checks (every 2 s, 2 failures) take it out of rotation first, so a
@@ -98,7 +100,13 @@ SHARED_DEFAULTS = {
 # hands to the services named here (and their workers). The caller's environment wins.
 WORKER_SECRET = "REPORTS_WORKER_CLIENT_SECRET"
 CURSOR_SECRET = "CURSOR_SECRET"
-SECRET_USERS = {WORKER_SECRET: frozenset({"auth", "reports"}), CURSOR_SECRET: frozenset({"todos"})}
+# Base64 of 32 random bytes (token_urlsafe(32) is exactly that): seals auth's private signing keys.
+SIGNING_KEK = "SIGNING_KEK"
+SECRET_USERS = {
+    WORKER_SECRET: frozenset({"auth", "reports"}),
+    CURSOR_SECRET: frozenset({"todos"}),
+    SIGNING_KEK: frozenset({"auth"}),
+}
 # One broker user per service (scripts/suite_broker.py), its password generated like the secrets
 # above; the service gets it inside AMQP_URL. The admin password is compose's (management UI).
 BROKER_PASSWORDS = {service: f"{service.upper()}_AMQP_PASSWORD" for service in broker.ROLES}

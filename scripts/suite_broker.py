@@ -173,6 +173,7 @@ def write_k8s_local(folder: Path, exchange: str) -> list[Path]:
                 values[key.strip()] = value.strip()
     for key in ("REPORTS_WORKER_CLIENT_SECRET", "CURSOR_SECRET"):
         values.setdefault(key, secrets.token_hex(32))
+    values.setdefault("SIGNING_KEK", secrets.token_urlsafe(32))  # base64 of 32 bytes: seals auth's keys
     passwords: dict[str, str] = {}
     for service, role in ROLES.items():
         key = f"{service.upper()}_AMQP_URL"

@@ -62,13 +62,21 @@ SECRET_KEYS = {
     "AUTH_AMQP_URL",
     "TODOS_AMQP_URL",
     "REPORTS_AMQP_URL",
+    "SIGNING_KEK",
 }
 # Generated per developer into the local overlay's git-ignored secrets.env (scripts/suite.py k8s-local-secrets).
-GENERATED = {"REPORTS_WORKER_CLIENT_SECRET", "CURSOR_SECRET", "AUTH_AMQP_URL", "TODOS_AMQP_URL", "REPORTS_AMQP_URL"}
+GENERATED = {
+    "REPORTS_WORKER_CLIENT_SECRET",
+    "CURSOR_SECRET",
+    "SIGNING_KEK",
+    "AUTH_AMQP_URL",
+    "TODOS_AMQP_URL",
+    "REPORTS_AMQP_URL",
+}
 PLACEHOLDER = "REPLACE_ME"
 # Who reads the generated application secrets (auth seeds the worker's client with its secret).
 USES_SECRET = {
-    "auth": ("REPORTS_WORKER_CLIENT_SECRET",),
+    "auth": ("REPORTS_WORKER_CLIENT_SECRET", "SIGNING_KEK"),
     "reports-worker": ("REPORTS_WORKER_CLIENT_SECRET",),
     "todos": ("CURSOR_SECRET",),
 }

@@ -11,13 +11,14 @@ from services.auth.api import authorize, oauth, users, wellknown
 from services.auth.config import AuthSettings
 from services.auth.csrf import CsrfTokens
 from services.auth.devices import DeviceCookies
+from services.auth.key_lifecycle import prepare_keys
 from services.auth.oauth.bridge import SyncBridge
 from services.auth.oauth.server import QuartetAuthorizationServer
 from services.auth.oauth.storage import OAuthStorage
 from services.auth.passwords import Passwords
 from services.auth.runtime import RUNTIME_KEY, AuthRuntime
 from services.auth.seed import seed_clients
-from services.auth.signing import KeyRing, ensure_key
+from services.auth.signing import KeyRing
 from services.auth.store import grants
 from services.auth.store.keys import service_secret
 from services.auth.throttle import LoginThrottle
@@ -62,13 +63,15 @@ async def _start(kit: ServiceKit) -> None:
     db = kit.database
     passwords = Passwords(settings)
     await passwords.start()
+    keks = settings.key_encryption_keys()
+    token_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
     async with db.connection() as conn:
-        await ensure_key(conn, settings.signing_algorithm)
+        await prepare_keys(conn, settings.signing_algorithm, keks, token_ttl)  # KeysUnusable: refuse to start
         csrf_key = await service_secret(conn, "login-csrf")
         device_key = await service_secret(conn, "login-device")
     await seed_clients(db, settings, passwords)
     devices = DeviceCookies(device_key, settings.login_device_cookie_days * 86400)
-    keys = KeyRing(db, timedelta(seconds=settings.access_token_ttl_seconds))
+    keys = KeyRing(db, token_ttl, keks)
     bridge = SyncBridge(settings.oauth_threads, settings.oauth_storage_timeout_seconds)
     bridge.bind(asyncio.get_running_loop())
     kit.extras[RUNTIME_KEY] = AuthRuntime(

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from services.auth.sealing import KeyEncryptionKeys, decode_kek, kek_id
 from services.kit.client_address import parse_networks
 from services.kit.config import ServiceSettings, is_loopback_url
 
@@ -12,10 +13,13 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 
 # Public in the source: good enough on a developer machine, refused anywhere else.
 DEFAULT_WORKER_SECRET = "quartet-dev-reports-worker-secret"  # noqa: S105
+# The development key-encryption key (base64 of sha256("quartet-dev-signing-kek")): same rule.
+DEFAULT_SIGNING_KEK = "IRoPnVLq0QETTB2wdTm+S531DOvmldQCyO44ZJCllzw="
 
 
 class AuthSettings(ServiceSettings):
-    """The auth service's settings. ``AUTH_URL`` (the kit's ``auth_url``) is the issuer."""
+    """The auth service's settings. ``AUTH_URL`` is where the suite reaches this service;
+    ``PUBLIC_URL`` (default: ``AUTH_URL``) is the issuer the outside sees (see the kit's settings)."""
 
     service_name: str = "auth"
     port: int = Field(8001, ge=0, le=65535)
@@ -27,6 +31,10 @@ class AuthSettings(ServiceSettings):
     refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=3600)
     authorization_code_ttl_seconds: int = Field(60, ge=5, le=60)
     signing_algorithm: str = Field("RS256", pattern="^(RS256|ES256|Ed25519)$")
+    # Key-encryption keys of the private signing keys (envelope encryption, services/auth/sealing.py):
+    # comma-separated base64 of 32 random bytes each; the first seals, all open (KEK rotation).
+    # The built-in default is accepted only on a loopback issuer (see below).
+    signing_kek: SecretStr = SecretStr(DEFAULT_SIGNING_KEK)
 
     # Seeded clients. The SPA is public; the reports worker is confidential.
     web_redirect_uris: CommaList = ("http://localhost:8080/app/callback",)
@@ -90,19 +98,33 @@ class AuthSettings(ServiceSettings):
         parse_networks(value)  # raises ValueError: a typo fails at start
         return value
 
+    @field_validator("signing_kek")
+    @classmethod
+    def _kek_parses(cls, value: SecretStr) -> SecretStr:
+        KeyEncryptionKeys.from_setting(value.get_secret_value())  # raises ValueError with the reason
+        return value
+
     @model_validator(mode="after")
     def _no_public_secret_in_production(self) -> AuthSettings:
-        if self.reports_worker_client_secret.get_secret_value() == DEFAULT_WORKER_SECRET and not is_loopback_url(
-            self.auth_url
-        ):
+        # A developer machine: the service is reached and seen on this machine only.
+        if is_loopback_url(self.auth_url) and is_loopback_url(self.issuer):
+            return self
+        where = f"not {self.auth_url!r}" + (f" / {self.issuer!r}" if self.issuer != self.auth_url.rstrip("/") else "")
+        if self.reports_worker_client_secret.get_secret_value() == DEFAULT_WORKER_SECRET:
             raise ValueError(
                 "REPORTS_WORKER_CLIENT_SECRET is the built-in default, which is public in the source; "
-                f"it is accepted only on a loopback issuer, not {self.auth_url!r}. "
+                f"it is accepted only on a loopback issuer, {where}. "
                 "Set REPORTS_WORKER_CLIENT_SECRET to a random value (e.g. `openssl rand -base64 32`), "
                 "the same for auth and the reports worker."
             )
+        if self.key_encryption_keys().knows(kek_id(decode_kek(DEFAULT_SIGNING_KEK))):
+            raise ValueError(
+                "SIGNING_KEK is (or includes) the built-in development key, which is public in the source; "
+                f"it is accepted only on a loopback issuer, {where}. "
+                "Set SIGNING_KEK to 32 random bytes in base64 (`openssl rand -base64 32`) and keep it "
+                "out of the database and its backups (see docs/auth.md, Signing keys)."
+            )
         return self
 
-    @property
-    def issuer(self) -> str:
-        return self.auth_url.rstrip("/")
+    def key_encryption_keys(self) -> KeyEncryptionKeys:
+        return KeyEncryptionKeys.from_setting(self.signing_kek.get_secret_value())

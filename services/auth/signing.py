@@ -1,8 +1,10 @@
-"""Token signing keys: kept in the auth database, the newest activated one signs.
+"""Token signing keys: kept in the auth database (private parts sealed, see ``sealing``), the
+newest activated one signs.
 
 ``rotate-keys`` adds a key; from then on new tokens carry its ``kid``. A retired key
 stays in the JWKS until the last token it signed has expired (its successor's
 activation + the access-token lifetime + a margin for clock skew), then it is pruned.
+``revoke-key`` removes a key at once (``key_lifecycle``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
 
+from services.auth.sealing import KeyEncryptionKeys
 from services.auth.store import keys as store
-from services.kit.db import Connection, Database
+from services.kit.db import Database
 
 # Published past its last token's expiry, for resource servers whose clock runs behind.
 JWKS_MARGIN = timedelta(minutes=5)
@@ -69,12 +72,13 @@ def key_state(rows: list[store.KeyRow], token_ttl: timedelta, now: datetime | No
 
 
 class KeyRing:
-    """Reads the key table on every use (so a rotation by any instance takes effect at once)
-    and caches the imported keys by ``kid``."""
+    """Reads the key table on every use (so a rotation or revocation by any instance takes
+    effect at once) and caches the imported keys by ``kid``; a private key is unsealed once."""
 
-    def __init__(self, db: Database, token_ttl: timedelta) -> None:
+    def __init__(self, db: Database, token_ttl: timedelta, keks: KeyEncryptionKeys) -> None:
         self._db = db
         self._ttl = token_ttl
+        self._keks = keks
         self._imported: dict[tuple[str, bool], Key] = {}
 
     async def state(self) -> KeyState:
@@ -83,7 +87,7 @@ class KeyRing:
 
     async def signing_key(self) -> SigningKey:
         row = (await self.state()).current
-        return SigningKey(row.kid, row.alg, self._import(row.kid, row.private_jwk, private=True))
+        return SigningKey(row.kid, row.alg, self.private_key(row))
 
     async def jwks(self) -> dict[str, Any]:
         return {"keys": list((await self.state()).published)}
@@ -95,36 +99,23 @@ class KeyRing:
                 return SigningKey(kid, str(jwk["alg"]), self._import(kid, jwk, private=False))
         return None
 
+    def private_key(self, row: store.KeyRow) -> Key:
+        """The row's private key, unsealed with the KEKs (:class:`~services.auth.sealing.SealError` if it
+        cannot be). A legacy plaintext row (written by an older instance) is used as is until the next
+        start seals it."""
+        cached = self._imported.get((row.kid, True))
+        if cached is None:
+            jwk = self._keks.open(row.kid, row.sealed) if row.sealed is not None else row.legacy_private_jwk
+            if jwk is None:
+                raise LookupError(f"signing key {row.kid} has no private part")
+            cached = self._imported[(row.kid, True)] = JWKRegistry.import_key(jwk)
+        return cached
+
     def _import(self, kid: str, jwk: dict[str, Any], *, private: bool) -> Key:
         cached = self._imported.get((kid, private))
         if cached is None:
             cached = self._imported[(kid, private)] = JWKRegistry.import_key(jwk)
         return cached
-
-
-async def ensure_key(conn: Connection, alg: str) -> None:
-    """Create the first signing key if there is none (once, whichever instance starts first)."""
-    async with conn.transaction():
-        await store.lock_keys(conn)
-        if not await store.list_keys(conn):
-            await _add(conn, alg, datetime.now(UTC))
-
-
-async def rotate(conn: Connection, alg: str, token_ttl: timedelta, activate_in: timedelta = timedelta(0)) -> str:
-    """Add a new signing key (active after ``activate_in``); prune keys no token can need. Returns its kid."""
-    async with conn.transaction():
-        await store.lock_keys(conn)
-        kid = await _add(conn, alg, datetime.now(UTC) + activate_in)
-        state = key_state(await store.list_keys(conn), token_ttl)
-        await store.delete_keys(conn, list(state.expired_kids))
-    return kid
-
-
-async def _add(conn: Connection, alg: str, activated_at: datetime) -> str:
-    key = generate_key(alg)
-    kid = str(key.kid)
-    await store.add_key(conn, kid, alg, key.as_dict(private=True), key.as_dict(private=False), activated_at)
-    return kid
 
 
 def sign(key: SigningKey, claims: dict[str, Any]) -> str:

@@ -94,8 +94,22 @@ class ServiceSettings(BaseSettings):
     # EVENTS_PRODUCERS='{"user": "quartet_auth", ...}'.
     events_producers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVENT_PRODUCERS))
 
-    # The OAuth2 issuer every token is checked against.
+    # Where this process reaches the auth service (its JWKS, its token endpoint): an internal
+    # address such as compose's http://auth:8001.
     auth_url: str = "http://127.0.0.1:8001"
+    # The public URL of the suite's authorization server as users and outside clients see it
+    # (e.g. the gateway, http://localhost:8080). It is the issuer identifier: every token's
+    # `iss`, the RFC 8414 metadata's `issuer` and endpoints. Unset: AUTH_URL. Every process of
+    # one suite must share the same value (it is what verifiers expect in `iss`).
+    public_url: str | None = None
+
+    # Access-token verification (services/kit/security): tokens living longer than this
+    # (exp - iat) are refused whoever signed them; a verified token is trusted from the cache
+    # at most this long before its signature and key are checked again; the issuer's JWKS is
+    # refetched on this schedule, so a revoked key stops being accepted within it.
+    token_max_lifetime_seconds: int = Field(3600, ge=60, le=24 * 3600)
+    token_cache_seconds: float = Field(60.0, ge=0, le=3600)
+    jwks_refresh_seconds: float = Field(300.0, ge=10, le=3600)
 
     # Limits: every input is bounded, everything that waits has a timeout.
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -130,6 +144,11 @@ class ServiceSettings(BaseSettings):
     def broker_user(self) -> str:
         """The broker username of ``amqp_url`` (what RabbitMQ authenticates this process as)."""
         return unquote(urlsplit(self.amqp_url).username or "guest")
+
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier tokens carry in ``iss`` (``PUBLIC_URL``, else ``AUTH_URL``)."""
+        return (self.public_url or self.auth_url).rstrip("/")
 
     @property
     def events_queue_name_prefix(self) -> str:

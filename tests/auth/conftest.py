@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import base64
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,12 @@ import asyncpg
 import pytest
 from joserfc.jwk import JWKRegistry, Key
 
+from services.auth.sealing import KeyEncryptionKeys, SealedKey
 from tests.auth.flows import WORKER_SECRET, AuthFlows
 from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
+
+# The key-encryption key of every auth process these tests start (one per test run).
+SIGNING_KEK = base64.b64encode(os.urandom(32)).decode()
 
 # Cheap argon2 for tests (the defaults cost ~64 MiB and tens of ms per hash).
 FAST_HASHING = {"PASSWORD_TIME_COST": "1", "PASSWORD_MEMORY_KIB": "1024", "PASSWORD_PARALLELISM": "1"}
@@ -46,12 +51,16 @@ class AuthService:
             await conn.close()
 
     async def signing_key(self) -> tuple[str, Key]:
-        """The current private signing key, read from the service's database (to forge tokens)."""
+        """The current private signing key, read from the service's database and unsealed with the
+        test KEK (to forge tokens)."""
         rows = await self.fetch(
-            "SELECT kid, private_jwk::text AS jwk FROM signing_keys WHERE activated_at <= now() "
+            "SELECT kid, sealed_private, wrapped_data_key, kek_id FROM signing_keys WHERE activated_at <= now() "
             "ORDER BY activated_at DESC LIMIT 1"
         )
-        return rows[0]["kid"], JWKRegistry.import_key(json.loads(rows[0]["jwk"]))
+        row = rows[0]
+        sealed = SealedKey(row["sealed_private"], row["wrapped_data_key"], row["kek_id"])
+        jwk = KeyEncryptionKeys.from_setting(SIGNING_KEK).open(row["kid"], sealed)
+        return row["kid"], JWKRegistry.import_key(jwk)
 
 
 def auth_env(port: int, dsn: str, exchange: str | None = None, **extra: str) -> dict[str, str]:
@@ -62,6 +71,7 @@ def auth_env(port: int, dsn: str, exchange: str | None = None, **extra: str) -> 
         "DATABASE_URL": dsn,
         "EVENTS_EXCHANGE": exchange or unique("test_auth_events"),
         "REPORTS_WORKER_CLIENT_SECRET": WORKER_SECRET,
+        "SIGNING_KEK": SIGNING_KEK,
         "WEB_EXTRA_REDIRECT_URIS": "http://127.0.0.1:5173/callback",
         "DB_POOL_MIN": "1",
         "DB_POOL_MAX": "8",

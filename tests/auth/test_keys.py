@@ -89,7 +89,7 @@ async def test_a_key_activated_later_is_published_before_it_signs(auth_service: 
 
 def _row(kid: str, activated: datetime) -> KeyRow:
     key = generate_key("ES256")
-    return KeyRow(kid, "ES256", key.as_dict(private=True), {**key.as_dict(), "kid": kid}, activated)
+    return KeyRow(kid, "ES256", None, {**key.as_dict(), "kid": kid}, activated, key.as_dict(private=True))
 
 
 def test_key_state_publishes_a_retired_key_until_its_tokens_expire() -> None:

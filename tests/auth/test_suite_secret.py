@@ -64,3 +64,18 @@ def test_todos_alone_gets_a_generated_cursor_secret(run_dir: Path) -> None:
     assert procs["todos"].env[suite.CURSOR_SECRET] == secret
     for name in ("auth", "reports", "reports-worker", "ping", "gateway"):
         assert suite.CURSOR_SECRET not in procs[name].env, name
+
+
+def test_only_auth_gets_a_signing_kek_and_it_is_a_valid_one(run_dir: Path) -> None:
+    from services.auth.config import AuthSettings
+
+    environ = {**suite.ensure_secrets({})}
+    procs = {p.name: p for p in suite.all_procs(suite.plan(environ))}
+    kek = procs["auth"].env[suite.SIGNING_KEK]
+    assert AuthSettings(signing_kek=kek).key_encryption_keys()  # type: ignore[arg-type]
+    assert suite.ensure_secrets({})[suite.SIGNING_KEK] == kek  # kept: losing it would lock the keys away
+    for name, proc in procs.items():
+        if proc.module != "services.auth":
+            assert suite.SIGNING_KEK not in proc.env, name
+        else:
+            assert proc.env[suite.SIGNING_KEK] == kek, name  # every instance opens the same keys

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.auth.config import DEFAULT_WORKER_SECRET, AuthSettings
-from tests.auth.conftest import auth_env, start_auth
+from tests.auth.conftest import SIGNING_KEK, auth_env, start_auth
 from tests.auth.flows import AuthFlows
 from tests.support import ROOT, free_port
 
@@ -60,7 +60,8 @@ def test_the_built_in_secret_is_allowed_on_a_loopback_issuer(issuer: str) -> Non
 def test_a_real_secret_is_required_elsewhere(issuer: str) -> None:
     with pytest.raises(ValidationError, match="REPORTS_WORKER_CLIENT_SECRET"):
         AuthSettings(auth_url=issuer, reports_worker_client_secret=DEFAULT_WORKER_SECRET)  # type: ignore[arg-type]
-    assert AuthSettings(auth_url=issuer, reports_worker_client_secret="s3cret-" + "x" * 20)  # type: ignore[arg-type]
+    real = {"reports_worker_client_secret": "s3cret-" + "x" * 20, "signing_kek": SIGNING_KEK}
+    assert AuthSettings(auth_url=issuer, **real)  # type: ignore[arg-type]
 
 
 async def test_a_changed_secret_replaces_the_stored_one_at_start(auth_db: tuple[str, str], log_dir: Path) -> None:

@@ -131,8 +131,8 @@ async def todos_service(make_bus: MakeBus, database: Dsn, users: Users) -> tuple
     )
     owner = uuid.uuid4()
     async with db.transaction() as conn:
-        await store.create_todo(conn, owner, "keep me")
-        await store.create_todo(conn, owner, "and me")
+        await store.create_todo(conn, owner, "keep me", max_todos=10)
+        await store.create_todo(conn, owner, "and me", max_todos=10)
     return dsn, registry, owner
 
 

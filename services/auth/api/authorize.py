@@ -163,5 +163,6 @@ def _form(
 ) -> Response:
     page = login_page(snap.params, grant.request.client.name, csrf_token, error=error, status=status)
     if new_cookie:
+        # Secure when users reach us over https: the public URL (PUBLIC_URL), not the internal AUTH_URL.
         rt.csrf.set_cookie(page, csrf_token, secure=rt.settings.issuer.startswith("https://"))
     return page

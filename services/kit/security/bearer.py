@@ -16,6 +16,8 @@ Bearer``; a valid token without every required scope answers 403 (RFC 6750 §3.1
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -51,15 +53,18 @@ def install_auth(
 ) -> None:
     """Create a :class:`TokenVerifier` when the app starts (``kit.extras["token_verifier"]``).
 
-    The issuer defaults to ``settings.auth_url`` and the JWKS to
-    ``<issuer>/.well-known/jwks.json``. The verifier gets its own small aiohttp
-    session (closed at stop) unless ``fetch_jwks`` supplies the keys.
+    The issuer defaults to ``settings.issuer`` (``PUBLIC_URL``, else ``AUTH_URL``) and the
+    JWKS to ``<AUTH_URL>/.well-known/jwks.json`` (the internal address). The verifier gets its
+    own small aiohttp session (closed at stop) unless ``fetch_jwks`` supplies the keys, and a
+    task refetching the JWKS every ``settings.jwks_refresh_seconds``. Lifetime cap and cache
+    time come from ``settings.token_max_lifetime_seconds`` and ``token_cache_seconds``.
     """
     kit = kit_of(app)
 
     async def start(kit: ServiceKit) -> None:
-        iss = issuer or kit.settings.auth_url.rstrip("/")
-        url = jwks_url or f"{iss}/.well-known/jwks.json"
+        settings = kit.settings
+        iss = issuer or settings.issuer
+        url = jwks_url or f"{settings.auth_url.rstrip('/')}/.well-known/jwks.json"
         session: aiohttp.ClientSession | None = None
         if fetch_jwks is None:
             session = aiohttp.ClientSession(
@@ -68,11 +73,27 @@ def install_auth(
                 raise_for_status=False,
             )
             kit.extras["token_verifier_session"] = session
-        verifier = TokenVerifier(iss, audience, url, session, leeway, fetch_jwks=fetch_jwks)
+        verifier = TokenVerifier(
+            iss,
+            audience,
+            url,
+            session,
+            leeway,
+            fetch_jwks=fetch_jwks,
+            refresh_seconds=settings.jwks_refresh_seconds,
+            cache_seconds=settings.token_cache_seconds,
+            max_lifetime_seconds=settings.token_max_lifetime_seconds,
+        )
         kit.extras[VERIFIER_KEY] = verifier
         await verifier.refresh()  # warm the cache; a failure here is retried on first use
+        kit.extras["token_verifier_refresh"] = asyncio.create_task(verifier.keep_fresh(), name="jwks-refresh")
 
     async def stop(kit: ServiceKit) -> None:
+        task = kit.extras.pop("token_verifier_refresh", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         session = kit.extras.pop("token_verifier_session", None)
         if session is not None:
             await session.close()

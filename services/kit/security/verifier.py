@@ -2,11 +2,17 @@
 
 A :class:`TokenVerifier` checks a bearer token locally, without calling the auth
 service: the signature against the issuer's JWKS (fetched, cached, refreshed when
-an unknown ``kid`` shows up, at most once per ``min_refresh_seconds``), and the
+an unknown ``kid`` shows up, at most once per ``min_refresh_seconds``, and on a
+schedule of ``refresh_seconds`` — :meth:`TokenVerifier.keep_fresh`), and the
 claims (``iss``, ``aud``, ``exp``/``nbf``/``iat`` with a small leeway, ``typ``
 ``at+jwt``). The algorithm comes from the key, never from the token: a token whose
 ``alg`` differs from its key's (``none``, ``HS256`` signed with a public key...) is
 rejected before any signature check.
+
+Containment of a stolen or misused key: a token living longer than
+``max_lifetime_seconds`` (``exp - iat``, and ``exp - now``) is refused even with a good
+signature; verified tokens are cached at most ``cache_seconds``; and when a refresh finds
+a ``kid`` gone from the JWKS (``revoke-key``), its cached tokens are dropped at once.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import asyncio
 import base64
 import binascii
 import json
+import random
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +34,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
 
 from services.kit.logging import get_logger
+from services.kit.security.token_cache import TokenCache
+
+__all__ = ["Claims", "InvalidToken", "KeysUnavailable", "TokenCache", "TokenVerifier", "parse_jwks"]
 
 log = get_logger("kit.security")
 
@@ -78,32 +87,6 @@ class Claims:
 
     def has_scopes(self, *scopes: str) -> bool:
         return self.scopes.issuperset(scopes)
-
-
-class TokenCache:
-    """Verified claims by token string, dropped at expiry; the oldest go first past ``size``.
-
-    A token's signature is then checked once, not on every request it carries.
-    """
-
-    def __init__(self, size: int, clock: Callable[[], float] = time.time) -> None:
-        self._size = size
-        self._clock = clock
-        self._claims: OrderedDict[str, Claims] = OrderedDict()
-
-    def get(self, token: str) -> Claims | None:
-        claims = self._claims.get(token)
-        if claims is not None and claims.exp <= self._clock():
-            del self._claims[token]
-            return None
-        return claims
-
-    def put(self, token: str, claims: Claims) -> None:
-        if self._size == 0:
-            return
-        self._claims[token] = claims
-        while len(self._claims) > self._size:
-            self._claims.popitem(last=False)
 
 
 def key_algorithm(key: Key) -> str | None:
@@ -176,10 +159,13 @@ class TokenVerifier:
         leeway: int = 30,
         *,
         min_refresh_seconds: float = 10.0,
-        max_age_seconds: float = 600.0,
+        refresh_seconds: float = 300.0,
         fetch_timeout_seconds: float = 5.0,
         fetch_jwks: JwksFetcher | None = None,
         cache_size: int = 10_000,
+        cache_seconds: float = 60.0,
+        max_lifetime_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if session is None and fetch_jwks is None:
             raise ValueError("TokenVerifier needs an aiohttp session or a fetch_jwks function")
@@ -190,14 +176,16 @@ class TokenVerifier:
         self._session = session
         self._fetch_override = fetch_jwks
         self._min_refresh = min_refresh_seconds
-        self._max_age = max_age_seconds
+        self._refresh_every = refresh_seconds
+        self.max_lifetime_seconds = max_lifetime_seconds
+        self._clock = clock
         self._fetch_timeout = fetch_timeout_seconds
         self._keys: dict[str, tuple[Key, str]] = {}
         self._fetched_at = float("-inf")  # last successful fetch
         self._attempted_at = float("-inf")  # last attempt, successful or not
         self._lock = asyncio.Lock()
         self._last_fetch_failed = False
-        self.cache = TokenCache(cache_size)
+        self.cache = TokenCache(cache_size, clock, cache_seconds)
 
     @property
     def has_keys(self) -> bool:
@@ -209,11 +197,26 @@ class TokenVerifier:
         cached = self.cache.get(token)
         if cached is not None:
             return cached
-        claims = await self._verify(token)
-        self.cache.put(token, claims)
+        claims, kid = await self._verify(token)
+        if kid in self._keys:  # not if a refresh removed the key while this token was checked
+            self.cache.put(token, claims, kid)
         return claims
 
-    async def _verify(self, token: str) -> Claims:
+    async def keep_fresh(self) -> None:
+        """Refetch the JWKS every ``refresh_seconds`` (with a little jitter) until cancelled.
+
+        Run it as a task for the life of the process: a key removed from the JWKS stops
+        being accepted (and its cached tokens are dropped) within one period, even when no
+        token with an unknown ``kid`` ever asks for a refresh.
+        """
+        while True:
+            await asyncio.sleep(self._refresh_every * random.uniform(0.8, 1.0))
+            try:
+                await self.refresh(force=True)
+            except Exception as error:  # never let the schedule die; refresh() logs fetch failures
+                log.warning("scheduled JWKS refresh failed", error=f"{type(error).__name__}: {error}")
+
+    async def _verify(self, token: str) -> tuple[Claims, str]:
         header = unverified_header(token)
         if header.get("typ") not in ACCESS_TOKEN_TYPES:
             raise InvalidToken("the token is not an access token (typ must be at+jwt)")
@@ -230,7 +233,18 @@ class TokenVerifier:
             self._claims_registry().validate(decoded.claims)
         except JoseError as error:
             raise InvalidToken(_describe(error)) from None
-        return _to_claims(decoded.claims)
+        claims = _to_claims(decoded.claims)
+        self._check_lifetime(claims)
+        return claims, kid
+
+    def _check_lifetime(self, claims: Claims) -> None:
+        # A signing key that mints long-lived tokens (stolen, or a bug) must not outlive its
+        # revocation by years: cap what any token may claim, whoever signed it.
+        remaining = claims.exp - self._clock()
+        if claims.exp - claims.iat > self.max_lifetime_seconds or remaining > self.max_lifetime_seconds + self.leeway:
+            raise InvalidToken(
+                f"the token's lifetime is longer than accepted here ({int(self.max_lifetime_seconds)} s at most)"
+            )
 
     async def refresh(self, *, force: bool = False) -> None:
         """Fetch the JWKS now (unless one was tried less than ``min_refresh_seconds`` ago)."""
@@ -249,12 +263,16 @@ class TokenVerifier:
                 self._last_fetch_failed = True
                 return
             self._last_fetch_failed = False
+            gone = set(self._keys) - set(keys)
             self._keys = keys
             self._fetched_at = time.monotonic()
+            dropped = self.cache.drop_kids(gone)
+            if gone:
+                log.warning("signing keys left the JWKS", kids=sorted(gone), cached_tokens_dropped=dropped)
             log.info("JWKS refreshed", url=self.jwks_url, kids=sorted(keys))
 
     async def _key(self, kid: str) -> tuple[Key, str]:
-        stale = time.monotonic() - self._fetched_at > self._max_age
+        stale = time.monotonic() - self._fetched_at > self._refresh_every
         if kid not in self._keys or stale:
             await self.refresh()
         found = self._keys.get(kid)
