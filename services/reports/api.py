@@ -12,9 +12,9 @@ from services.kit.contract import links, responses
 from services.kit.events import outbox
 from services.kit.problem import Problem
 from services.kit.security import require_scope
-from services.reports import store
+from services.reports import jobs_store, store
 from services.reports.config import ReportsSettings
-from services.reports.events import REPORT_REQUESTED
+from services.reports.events import REPORT_REQUESTED, requested_data
 from services.reports.schemas import Report, ReportList, ReportListQuery, ReportRequest, SummaryOut
 
 bp = Blueprint("reports", __name__)
@@ -34,7 +34,7 @@ def _caller() -> UUID:
         raise Problem(403, "this token does not belong to a user") from None
 
 
-def _report(row: store.JobRow) -> Report:
+def _report(row: jobs_store.JobRow) -> Report:
     return Report.model_validate(row.public())
 
 
@@ -60,14 +60,14 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
     limit = _settings().max_unfinished_jobs
     async with current_db().transaction() as conn:
         try:
-            row = await store.create_job(conn, owner, data.format, max_unfinished=limit)
+            row = await jobs_store.create_job(conn, owner, data.format, max_unfinished=limit)
         except store.AccountDeleted:
             raise Problem(403, "this account has been deleted") from None
         if row is None:
             raise Problem(
                 429, f"you already have {limit} reports queued or running; wait for one", headers={"Retry-After": "5"}
             )
-        await outbox.add(conn, REPORT_REQUESTED, subject=owner, data={"job_id": row.id, "format": row.format})
+        await outbox.add(conn, REPORT_REQUESTED, subject=owner, data=requested_data(row))
     return _report(row), 202, {"Location": f"/reports/{row.id}"}
 
 
@@ -78,7 +78,7 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
 async def list_reports(query_args: ReportListQuery) -> ReportList:
     """The caller's reports, newest first."""
     async with current_db().connection() as conn:
-        rows = await store.list_jobs(conn, _caller(), limit=query_args.limit)
+        rows = await jobs_store.list_jobs(conn, _caller(), limit=query_args.limit)
     return ReportList(items=[_report(r) for r in rows])
 
 
@@ -88,7 +88,7 @@ async def list_reports(query_args: ReportListQuery) -> ReportList:
 async def get_report(report_id: UUID) -> Report:
     """One report's status and progress."""
     async with current_db().connection() as conn:
-        row = await store.get_job(conn, _caller(), report_id)
+        row = await jobs_store.get_job(conn, _caller(), report_id)
     if row is None:
         raise Problem(404, "report not found")
     return _report(row)
@@ -112,9 +112,9 @@ async def get_report_file(report_id: UUID) -> Response:
     """The rendered file (409 while the report is not done)."""
     owner = _caller()
     async with current_db().connection() as conn:
-        file = await store.get_file(conn, owner, report_id)
+        file = await jobs_store.get_file(conn, owner, report_id)
         if file is None:
-            row = await store.get_job(conn, owner, report_id)
+            row = await jobs_store.get_job(conn, owner, report_id)
             if row is None:
                 raise Problem(404, "report not found")
             raise Problem(409, f"the report is {row.status}, it has no file", headers={"Retry-After": "2"})

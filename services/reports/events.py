@@ -7,12 +7,13 @@ each one writes the todo's whole state as the event carries it, newest
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from services.kit.db import Connection
 from services.kit.events import Event
 from services.kit.logging import get_logger
-from services.reports import store
+from services.reports import jobs_store, store
 from services.reports.schemas import TodoEventData
 
 log = get_logger("reports.events")
@@ -20,6 +21,24 @@ log = get_logger("reports.events")
 # What the API publishes for the worker (routed to the jobs queue) and what the worker publishes.
 REPORT_REQUESTED = "report.requested"
 REPORT_COMPLETED = "report.completed"
+
+
+def requested_data(job: jobs_store.JobRow) -> dict[str, Any]:
+    """What a ``report.requested`` event carries (the API writes it; the sweeper writes it again)."""
+    return {"job_id": job.id, "format": job.format}
+
+
+def completed_data(job: jobs_store.JobRow, size: int | None) -> dict[str, Any]:
+    """What a ``report.completed`` event carries (``size`` of the file; ``None`` when failed)."""
+    return {
+        "id": job.id,
+        "format": job.format,
+        "status": job.status,
+        "todo_count": job.todo_count,
+        "size": size,
+        "error": job.error,
+        "finished_at": job.finished_at,
+    }
 
 
 def _fact(event: Event) -> store.TodoFact:

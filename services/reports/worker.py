@@ -40,10 +40,10 @@ from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck, 
 from services.kit.logging import configure_logging, get_logger
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
-from services.reports import store
+from services.reports import jobs_store, store
 from services.reports.app import MIGRATIONS
 from services.reports.config import ReportsSettings
-from services.reports.events import REPORT_COMPLETED
+from services.reports.events import REPORT_COMPLETED, completed_data
 from services.reports.jobs import declare_jobs_queue
 from services.reports.pdf_fonts import FontUnavailable, PdfFonts, load_fonts
 from services.reports.render import ReportData, render
@@ -119,6 +119,7 @@ class Worker:
                 await _settle(message, requeue=True)
                 return
             if outcome is Outcome.BUSY:
+                log.info("job held by another worker; requeued")
                 await asyncio.sleep(_BUSY_PAUSE_SECONDS)
                 await _settle(message, requeue=True)
                 return
@@ -128,23 +129,23 @@ class Worker:
     async def run_job(self, job_id: UUID) -> Outcome:
         """Run one job under its advisory lock (released when this connection ends, even by a crash)."""
         async with self.db.connection() as lock:
-            if not await lock.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1::uuid::text, 11))", job_id):
+            if not await jobs_store.try_lock_job(lock, job_id):
                 return Outcome.BUSY
             try:
                 return await self._run_locked(job_id)
             finally:
-                await lock.execute("SELECT pg_advisory_unlock(hashtextextended($1::uuid::text, 11))", job_id)
+                await jobs_store.unlock_job(lock, job_id)
 
     async def _run_locked(self, job_id: UUID) -> Outcome:
         async with self.db.transaction() as conn:
-            job = await store.job_by_id(conn, job_id)
+            job = await jobs_store.job_by_id(conn, job_id)
             if job is None or job.finished:
                 return Outcome.SKIPPED
             if job.attempts >= self.settings.max_job_attempts:
                 reason = f"gave up after {job.attempts} unfinished attempts (worker stopped or lost its database)"
                 await self._fail(conn, job.id, reason)
                 return Outcome.FAILED
-            started = await store.start_job(conn, job_id, self.settings.instance)
+            started = await jobs_store.start_job(conn, job_id, self.settings.instance)
         assert started is not None
         log.info("job started", format=started.format, attempt=started.attempts)
         try:
@@ -163,40 +164,37 @@ class Worker:
                 await self._fail(conn, job_id, RENDERING_FAILED)
             return Outcome.FAILED
         async with self.db.transaction() as conn:
-            done = await store.complete_job(conn, job_id, file, len(todos))
+            done = await jobs_store.complete_job(conn, job_id, file, len(todos))
             if done is None:  # purged (user deleted) while we worked
                 return Outcome.SKIPPED
-            await outbox.add(conn, REPORT_COMPLETED, subject=done.owner_id, data=_completed(done, len(file.body)))
+            await outbox.add(conn, REPORT_COMPLETED, subject=done.owner_id, data=completed_data(done, len(file.body)))
         log.info("job done", todos=len(todos), bytes=len(file.body))
         return Outcome.DONE
 
-    async def _fetch(self, job: store.JobRow) -> list[TodoItem]:
+    async def _fetch(self, job: jobs_store.JobRow) -> list[TodoItem]:
         async with self.db.connection() as conn:
             expected = max(1, await store.expected_todos(conn, job.owner_id))
         todos: list[TodoItem] = []
 
         async def note_retry(attempt: int, attempts: int, reason: str) -> None:
             async with self.db.connection() as conn:
-                await conn.execute(
-                    "UPDATE report_jobs SET error = $2 WHERE id = $1 AND status = 'running'",
-                    job.id,
-                    f"retrying ({attempt} of {attempts} attempts failed): {reason}",
-                )
+                message = f"retrying ({attempt} of {attempts} attempts failed): {reason}"
+                await jobs_store.note_retry(conn, job.id, message)
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):
             todos.extend(page)
             if len(todos) > self.settings.max_report_todos:
                 raise ReportTooLarge(f"more than {self.settings.max_report_todos} todos: too many for one report")
             async with self.db.connection() as conn:
-                await store.set_progress(
+                await jobs_store.set_progress(
                     conn, job.id, len(todos) * _FETCH_SHARE // max(expected, len(todos)), len(todos)
                 )
         return todos
 
     async def _fail(self, conn: Connection, job_id: UUID, reason: str) -> None:
-        failed = await store.fail_job(conn, job_id, reason)
+        failed = await jobs_store.fail_job(conn, job_id, reason)
         if failed is not None:
-            await outbox.add(conn, REPORT_COMPLETED, subject=failed.owner_id, data=_completed(failed, None))
+            await outbox.add(conn, REPORT_COMPLETED, subject=failed.owner_id, data=completed_data(failed, None))
             log.warning("job failed", reason=reason)
 
     async def stop(self) -> None:
@@ -207,18 +205,6 @@ class Worker:
             done, _ = await asyncio.wait({current}, timeout=self.settings.shutdown_grace_seconds)
             if not done:
                 log.warning("job still running at shutdown; it will be redelivered")
-
-
-def _completed(job: store.JobRow, size: int | None) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "format": job.format,
-        "status": job.status,
-        "todo_count": job.todo_count,
-        "size": size,
-        "error": job.error,
-        "finished_at": job.finished_at,
-    }
 
 
 async def _settle(message: AbstractIncomingMessage, *, requeue: bool | None = None) -> None:
