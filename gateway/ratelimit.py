@@ -1,5 +1,9 @@
 """Rate limits at the edge: token buckets per client address, per token subject, and for logins.
 
+Which budgets a path takes from is its route's (:func:`gateway.routing.budget_for`):
+the address budget, the login budget too for a POST to a login route, none for the
+probes.
+
 Besides requests per second, requests *in flight* are capped per client address and
 per token subject (:class:`gateway.bulkheads.ClientSlots`, 429 with ``Retry-After``):
 the slot is held until the answer is sent, the time a dribbled body takes included.
@@ -32,20 +36,9 @@ from gateway.buckets import Buckets, Budget, Decision
 from gateway.bulkheads import ClientSlots
 from gateway.config import GatewaySettings
 from gateway.middleware import EXCHANGE
+from gateway.routing import RateBudget, budget_for
 from services.kit.client_address import client_address, in_networks, parse_networks, throttle_key
 from services.kit.problem import Problem
-
-# The gateway's own endpoints: probes and scrapers are never throttled.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})
-# POSTs here take a token from the stricter login budget too: they check credentials
-# (token, authorize, introspect, revoke) or cost a 64 MiB argon2 hash (register).
-LOGIN_PATHS = frozenset({"/auth/token", "/auth/authorize", "/auth/register", "/auth/revoke", "/auth/introspect"})
-
-
-def is_login_path(path: str) -> bool:
-    """``path`` is one of LOGIN_PATHS, also when spelt with empty segments or a trailing slash."""
-    return "/" + "/".join(segment for segment in path.split("/") if segment) in LOGIN_PATHS
-
 
 # The answer of the tightest bucket a request went through, for its response headers.
 _TIGHTEST = web.RequestKey("rate_limit_decision", Decision)
@@ -84,14 +77,15 @@ class RateLimiter:
             exchange.client = client_address(
                 request.remote, request.headers.getall("X-Forwarded-For", ()), self._trusted
             )
-            if request.path in UNLIMITED_PATHS or in_networks(exchange.client, self._exempt):
+            budget = budget_for(request.path)  # the route's, from gateway.routing.TABLE
+            if budget is RateBudget.EXEMPT or in_networks(exchange.client, self._exempt):
                 return await handler(request)
             key = throttle_key(exchange.client)
             with contextlib.ExitStack() as held:
                 try:
                     if self.address.enabled:
                         await self._take(request, key, self.address)
-                    if self.login.enabled and request.method == "POST" and is_login_path(request.path):
+                    if self.login.enabled and request.method == "POST" and budget is RateBudget.LOGIN:
                         await self._take(request, key, self.login)
                     if self.address_slots.enabled:
                         exchange.limited = "in_flight_address"  # unless the slot is granted
