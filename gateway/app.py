@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.balancer import Instance, Upstream
 from gateway.browser import Browser
+from gateway.buckets import Buckets, MemoryBuckets, RedisBuckets
 from gateway.config import GatewaySettings
 from gateway.edge_auth import EdgeAuth
 from gateway.health import Health
@@ -17,7 +18,7 @@ from gateway.middleware import add_request_id, request_middleware
 from gateway.openapi import MergedOpenAPI
 from gateway.pools import UpstreamPools
 from gateway.proxy import Proxy
-from gateway.ratelimit import Buckets, MemoryBuckets, RateLimiter, RedisBuckets, add_rate_limit_headers
+from gateway.ratelimit import RateLimiter, add_rate_limit_headers
 from gateway.routing import build_routes
 from gateway.static import SinglePageApp
 from services.kit.docs import DocsOAuth

@@ -3,8 +3,9 @@
 The gateway checks what it can check cheaply and without knowing each service's
 rules: a signed, unexpired access token of our issuer and audience (the kit's
 :class:`TokenVerifier`, keys from the JWKS, no call to auth per request) that
-carries at least one scope of the route's family (``todos:*`` for ``/todos``,
-``reports:*`` for ``/reports``). The exact scope a handler needs
+carries what the route's row in :data:`gateway.routing.TABLE` asks for: any valid
+token (``/auth/me``), or one with at least one scope of the route's family (``todos:*``
+for ``/todos``, ``reports:*`` for ``/reports``). The exact scope a handler needs
 (``todos:write`` for a POST, ``profile`` for ``/auth/me``) stays with the service,
 which verifies the token again: one place per rule, and the gateway never has to
 learn a service's endpoints.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -27,7 +27,7 @@ from aiohttp.typedefs import Handler, Middleware
 from gateway.config import GatewaySettings
 from gateway.headers import has_dot_segments
 from gateway.middleware import EXCHANGE
-from gateway.routing import PREFIXES
+from gateway.routing import PREFIXES, Requirement, requirement_for
 from services.kit.logging import get_logger
 from services.kit.problem import Problem
 from services.kit.security.verifier import Claims, InvalidToken, KeysUnavailable, TokenVerifier
@@ -35,35 +35,6 @@ from services.kit.security.verifier import Claims, InvalidToken, KeysUnavailable
 log = get_logger("gateway.auth")
 
 REALM = "quartet"
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """What a protected route asks of a token: any valid one, or one with a scope of ``family``."""
-
-    family: str | None = None
-
-    def allows(self, claims: Claims) -> bool:
-        return self.family is None or any(scope.startswith(self.family) for scope in claims.scopes)
-
-
-ANY_TOKEN = Requirement()
-_SCOPE_FAMILIES = (("/todos", Requirement("todos:")), ("/reports", Requirement("reports:")))
-
-
-def requirement_for(path: str) -> Requirement | None:
-    """What ``path`` needs at the edge; ``None`` for a public route.
-
-    Protected: ``/todos*``, ``/reports*``, ``/auth/me``. Everything else is public here
-    (``/ping``, ``/.well-known/*``, the OAuth endpoints, ``/app/``, docs, health); a
-    service may still ask for a token on its own.
-    """
-    for prefix, requirement in _SCOPE_FAMILIES:
-        if _under(path, prefix):
-            return requirement
-    if _under(path, "/auth/me"):
-        return ANY_TOKEN
-    return None
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -78,7 +49,7 @@ def bearer_token(authorization: str) -> str | None:
 
 
 class EdgeAuth:
-    """The verifier, its cache, and the middleware that applies :func:`requirement_for`."""
+    """The verifier, its cache, and the middleware that applies each route's :class:`Requirement`."""
 
     def __init__(self, settings: GatewaySettings, session: Callable[[], aiohttp.ClientSession]) -> None:
         self.verifier = TokenVerifier(

@@ -30,8 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.balancer import Upstream
-from gateway.edge_auth import requirement_for
-from gateway.routing import PREFIXES
+from gateway.routing import PREFIXES, requirement_for
 from services.kit.contract import BODY_METHODS, SHARED_STATUSES, add_missing, problem_response
 from services.kit.docs import DocsOAuth, docs_asset, docs_html, oauth2_redirect_html
 from services.kit.problem import Problem

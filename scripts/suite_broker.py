@@ -13,7 +13,11 @@ Per service (exchange ``E``, queues ``<service>.*``):
   dead-letter copies go through the default exchange; binding needs write on the queue);
 - read: ``E`` (binding) and its own queues (consuming);
 - topic permissions on ``E``: publish only routing keys ``<owned prefix>.*``; bind
-  only to the types it consumes.
+  only to the types it consumes;
+- every service declares ``E.alternate`` (the alternate exchange, set by the policy of
+  ``broker_policy.py``) and binds the queue ``E.unrouted`` to it: configure on both,
+  write on the queue, read on the exchange. No one may read the unrouted queue (an
+  operator does). Publishing needs no permission on the alternate exchange.
 
 Standard library only.
 """
@@ -31,6 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import broker_policy
 
 VHOST = "/"
 HASHING = "rabbit_password_hashing_sha256"
@@ -74,13 +80,15 @@ def _alternatives(names: Iterable[str]) -> str:
 def permissions(role: Role, exchange: str, queue_prefix: str) -> Permissions:
     """The regexes of ``role`` on the events ``exchange``, its queues named ``<queue_prefix>.*``."""
     ex = re.escape(exchange)
+    alternate = re.escape(broker_policy.alternate_exchange_name(exchange))
+    unrouted = re.escape(broker_policy.unrouted_name(exchange))
     queues = [f"{re.escape(queue_prefix)}\\..+"] if role.queues else []
     default = ["amq\\.default"] if role.queues else []
     topic_read = "^(" + "|".join(re.escape(p) for p in role.binds) + ")\\." if role.binds else "^$"
     return Permissions(
-        configure=_alternatives([ex, *queues]),
-        write=_alternatives([ex, *default, *queues]),
-        read=_alternatives([ex, *queues]) if role.queues else "^$",
+        configure=_alternatives([ex, alternate, unrouted, *queues]),
+        write=_alternatives([ex, unrouted, *default, *queues]),
+        read=_alternatives([ex, alternate, *queues]) if role.queues else _alternatives([alternate]),
         topic_write=f"^{re.escape(role.owns)}\\.",
         topic_read=topic_read,
     )
@@ -119,15 +127,37 @@ def definitions(passwords: dict[str, str], exchange: str, admin_password: str) -
         "topic_permissions": topics,
         "exchanges": [
             {
-                "name": exchange,
+                "name": name,
                 "vhost": VHOST,
-                "type": "topic",
+                "type": kind,
                 "durable": True,
                 "auto_delete": False,
                 "internal": False,
                 "arguments": {},
             }
+            for name, kind in ((exchange, "topic"), (broker_policy.alternate_exchange_name(exchange), "fanout"))
         ],
+        # Events nobody consumes: kept in E.unrouted (the services declare the same on connect).
+        "queues": [
+            {
+                "name": broker_policy.unrouted_name(exchange),
+                "vhost": VHOST,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": {},
+            }
+        ],
+        "bindings": [
+            {
+                "source": broker_policy.alternate_exchange_name(exchange),
+                "vhost": VHOST,
+                "destination": broker_policy.unrouted_name(exchange),
+                "destination_type": "queue",
+                "routing_key": "",
+                "arguments": {},
+            }
+        ],
+        "policies": [broker_policy.definition(exchange, VHOST)],
     }
 
 
@@ -213,4 +243,8 @@ def provision(passwords: dict[str, str], exchange: str) -> list[str]:
     for service, password in passwords.items():
         role = ROLES[service]
         put_user(role.user, password, permissions(role, exchange, service), exchange, exists=role.user in present)
+    try:
+        broker_policy.apply(exchange, VHOST)  # events nobody consumes are kept in E.unrouted
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        raise BrokerAdminError(f"alternate-exchange policy: {exc}") from None
     return [ROLES[service].user for service in passwords]

@@ -18,7 +18,7 @@ from typing import Any
 import aio_pika
 import httpx
 
-from services.kit.events import dead_letter_queue, events_queue, retry_queue
+from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
 from tests.auth.conftest import auth_env
 from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
 from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
@@ -150,7 +150,7 @@ class Suite:
         """Delete the durable queues of the uniquely named services this suite ran (they outlive it otherwise)."""
         names = {env["SERVICE_NAME"] for env in self.envs.values() if "SERVICE_NAME" in env}
         prefixes = names | {env["EVENTS_QUEUE_PREFIX"] for env in self.envs.values() if "EVENTS_QUEUE_PREFIX" in env}
-        queues: list[str] = [f"{name}.jobs" for name in names]
+        queues: list[str] = [f"{name}.jobs" for name in names] + [unrouted_name(self.exchange)]
         for prefix in prefixes:
             retries = [retry_queue(prefix, delay) for delay in (0.2, 0.5)]  # EVENTS_RETRY_DELAYS above
             queues += [events_queue(prefix), dead_letter_queue(prefix), *retries]
@@ -160,6 +160,9 @@ class Suite:
                 channel = await connection.channel()
                 with contextlib.suppress(aio_pika.exceptions.AMQPError):
                     await channel.queue_delete(queue)
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.exchange_delete(alternate_exchange_name(self.exchange))
 
     def flows(self) -> AuthFlows:
         return AuthFlows(self.auth_url)

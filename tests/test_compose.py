@@ -24,6 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+import broker_policy  # noqa: E402
 import suite  # noqa: E402
 import suite_broker  # noqa: E402
 
@@ -286,7 +287,14 @@ def test_generated_definitions_hold_the_service_users_with_least_permissions(
         "quartet_reports": ("quartet.events", r"^report\."),
     }
     perms = {p["user"]: p for p in data["permissions"]}
-    assert perms["quartet_auth"]["read"] == "^$"  # auth consumes nothing
+    # auth consumes nothing: it reads only the alternate exchange (to bind quartet.events.unrouted to it)
+    assert perms["quartet_auth"]["read"] == r"^(quartet\.events\.alternate)$"
+    for p in perms.values():  # nobody but an operator reads the unrouted events
+        assert p["user"] == suite_broker.ADMIN_USER or not re.fullmatch(p["read"], "quartet.events.unrouted")
+    assert data["policies"] == [broker_policy.definition("quartet.events")]
+    assert {(b["source"], b["destination"]) for b in data["bindings"]} == {
+        ("quartet.events.alternate", "quartet.events.unrouted")
+    }
     assert re.fullmatch(perms["quartet_todos"]["configure"], "todos.events.dlq")
     assert not re.fullmatch(perms["quartet_todos"]["configure"], "reports.events")
     assert not re.fullmatch(perms["quartet_todos"]["read"], "reports.jobs")

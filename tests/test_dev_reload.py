@@ -32,7 +32,7 @@ def test_changed_code_restarts_the_processes_that_run_it() -> None:
     everything = {p.name for p in running}
     assert restarted("services/reports/api.py") == {"reports", "reports-2", "reports-worker"}
     assert restarted("services/reports/migrations/0002_more.sql") == {"reports", "reports-2", "reports-worker"}
-    assert restarted("services/todos/store.py", "services/ping/api.py") == {"todos", "ping"}
+    assert restarted("services/todos/store.py", "services/ping/api.py") == {"todos", "todos-2", "ping", "ping-2"}
     assert restarted("gateway/proxy.py") == {"gateway"}
     assert restarted("services/kit/events/relay.py") == everything
     assert restarted("services/kit/docs.html") == everything

@@ -11,7 +11,7 @@ from services.kit.app import current_db, current_kit, handler_deadline
 from services.kit.contract import links, responses
 from services.kit.problem import Problem
 from services.kit.security import require_scope
-from services.reports import events, store
+from services.reports import events, jobs_store, store
 from services.reports.config import ReportsSettings
 from services.reports.schemas import Report, ReportList, ReportListQuery, ReportRequest, SummaryOut
 
@@ -32,7 +32,7 @@ def _caller() -> UUID:
         raise Problem(403, "this token does not belong to a user") from None
 
 
-def _report(row: store.JobRow) -> Report:
+def _report(row: jobs_store.JobRow) -> Report:
     return Report.model_validate(row.public())
 
 
@@ -58,7 +58,7 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
     limit = _settings().max_unfinished_jobs
     async with current_db().transaction() as conn:
         try:
-            row = await store.create_job(conn, owner, data.format, max_unfinished=limit)
+            row = await jobs_store.create_job(conn, owner, data.format, max_unfinished=limit)
         except store.AccountDeleted:
             raise Problem(403, "this account has been deleted") from None
         if row is None:
@@ -76,7 +76,7 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
 async def list_reports(query_args: ReportListQuery) -> ReportList:
     """The caller's reports, newest first."""
     async with current_db().connection() as conn:
-        rows = await store.list_jobs(conn, _caller(), limit=query_args.limit)
+        rows = await jobs_store.list_jobs(conn, _caller(), limit=query_args.limit)
     return ReportList(items=[_report(r) for r in rows])
 
 
@@ -86,7 +86,7 @@ async def list_reports(query_args: ReportListQuery) -> ReportList:
 async def get_report(report_id: UUID) -> Report:
     """One report's status and progress."""
     async with current_db().connection() as conn:
-        row = await store.get_job(conn, _caller(), report_id)
+        row = await jobs_store.get_job(conn, _caller(), report_id)
     if row is None:
         raise Problem(404, "report not found")
     return _report(row)
@@ -110,9 +110,9 @@ async def get_report_file(report_id: UUID) -> Response:
     """The rendered file (409 while the report is not done)."""
     owner = _caller()
     async with current_db().connection() as conn:
-        file = await store.get_file(conn, owner, report_id)
+        file = await jobs_store.get_file(conn, owner, report_id)
         if file is None:
-            row = await store.get_job(conn, owner, report_id)
+            row = await jobs_store.get_job(conn, owner, report_id)
             if row is None:
                 raise Problem(404, "report not found")
             raise Problem(409, f"the report is {row.status}, it has no file", headers={"Retry-After": "2"})

@@ -15,6 +15,7 @@ from services.reports.api import bp
 from services.reports.config import ReportsSettings
 from services.reports.events import HANDLERS
 from services.reports.jobs import ensure_jobs_queue
+from services.reports.sweeper import JobSweeper
 
 MIGRATIONS = [events.MIGRATIONS, MigrationSource("reports", Path(__file__).parent / "migrations")]
 
@@ -33,8 +34,8 @@ def create_app(settings: ServiceSettings) -> Quart:
     events.install(app, handlers=HANDLERS)
 
     async def declare_jobs_queue(kit: ServiceKit) -> None:
-        # Until the queue exists, report.requested events are unroutable (the relay retries
-        # them): keep trying in the background while the broker is away, not only once.
+        # Until the queue exists, report.requested events are unroutable (they end in the unrouted
+        # queue, and the sweeper publishes them again later): keep trying while the broker is away.
         async def until_declared() -> None:
             delay = 1.0
             while not await ensure_jobs_queue(settings):
@@ -42,8 +43,13 @@ def create_app(settings: ServiceSettings) -> Quart:
                 delay = min(delay * 2, 30.0)
 
         kit.extras["jobs_queue_task"] = asyncio.create_task(until_declared())
+        sweeper = kit.extras["job_sweeper"] = JobSweeper(settings, kit.database, kit.registry)
+        sweeper.start()
 
     async def stop_declaring(kit: ServiceKit) -> None:
+        sweeper = kit.extras.pop("job_sweeper", None)
+        if isinstance(sweeper, JobSweeper):
+            await sweeper.stop()
         task = kit.extras.pop("jobs_queue_task", None)
         if isinstance(task, asyncio.Task):
             task.cancel()

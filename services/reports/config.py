@@ -44,6 +44,14 @@ class ReportsSettings(ServiceSettings):
     fetch_backoff_max_seconds: float = Field(10.0, gt=0)
     # A job whose worker died this many times is failed instead of tried again (poison job).
     max_job_attempts: int = Field(3, ge=1, le=20)
+    # The sweeper (in the API process): every job_sweep_interval, an unfinished job without progress
+    # for job_stale_seconds that no live worker holds has its report.requested published again; one
+    # older than job_give_up_seconds, or already re-published job_max_sweeps times, is failed instead.
+    job_sweep_interval_seconds: float = Field(30.0, gt=0)
+    job_stale_seconds: float = Field(300.0, gt=0)
+    job_give_up_seconds: float = Field(3600.0, gt=0)
+    job_max_sweeps: int = Field(3, ge=0, le=100)
+    job_sweep_batch: int = Field(100, ge=1, le=10_000)
     # PDF fonts: TrueType files (a .ttc: its first face). Each character is drawn with the first of
     # PDF_FONT (or PDF_BOLD_FONT), then PDF_FALLBACK_FONTS (a JSON list) whose cmap has it.
     pdf_font: Path = Path(_DEJAVU)

@@ -1,7 +1,8 @@
 """The reports service's events: what it publishes (one function per type) and what it consumes.
 
 Published: ``report.requested`` (routed to the jobs queue, see ``jobs.py``) when a job
-is queued, ``report.completed`` when the worker finishes one, done or failed.
+is queued (by the API, and again by the sweeper for a stuck one), and
+``report.completed`` when a job finishes, done or failed (by the worker or the sweeper).
 
 Consumed: todo events into the read model; ``user.deleted`` purges. Handlers run in
 the kit's inbox transaction (a redelivered event is skipped), and each one writes the
@@ -17,7 +18,7 @@ from uuid import UUID
 from services.kit.db import Connection
 from services.kit.events import Event, Handler, outbox
 from services.kit.logging import get_logger
-from services.reports import store
+from services.reports import jobs_store, store
 from services.reports.schemas import TodoEventData
 
 log = get_logger("reports.events")
@@ -29,13 +30,13 @@ REPORT_COMPLETED = "report.completed"
 # Published --------------------------------------------------------------------------------------
 
 
-async def report_requested(conn: Connection, job: store.JobRow) -> None:
-    """A job was queued: the worker that takes it from the jobs queue renders it."""
+async def report_requested(conn: Connection, job: jobs_store.JobRow) -> None:
+    """A job is queued: the worker that takes it from the jobs queue renders it."""
     await outbox.add(conn, REPORT_REQUESTED, subject=job.owner_id, data={"job_id": job.id, "format": job.format})
 
 
-async def report_completed(conn: Connection, job: store.JobRow, size: int | None) -> None:
-    """A job finished, done (``size`` bytes) or failed (no size, ``error`` says why)."""
+async def report_completed(conn: Connection, job: jobs_store.JobRow, size: int | None) -> None:
+    """A job finished: done (``size`` bytes of file) or failed (no size; ``error`` says why)."""
     data: dict[str, Any] = {
         "id": job.id,
         "format": job.format,

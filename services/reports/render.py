@@ -27,10 +27,10 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.reports.jobs_store import ReportFile
 from services.reports.pdf_fonts import PdfFonts
 from services.reports.pdf_text import ScriptText
 from services.reports.schemas import TodoItem
-from services.reports.store import ReportFile
 
 CSV_COLUMNS = ("id", "content", "is_finished", "created_at", "updated_at", "finished_at")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "pdf": "application/pdf"}

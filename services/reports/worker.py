@@ -40,7 +40,7 @@ from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck
 from services.kit.logging import configure_logging, get_logger
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
-from services.reports import events, store
+from services.reports import events, jobs_store, store
 from services.reports.app import MIGRATIONS
 from services.reports.config import ReportsSettings
 from services.reports.jobs import declare_jobs_queue
@@ -118,6 +118,7 @@ class Worker:
                 await _settle(message, requeue=True)
                 return
             if outcome is Outcome.BUSY:
+                log.info("job held by another worker; requeued")
                 await asyncio.sleep(_BUSY_PAUSE_SECONDS)
                 await _settle(message, requeue=True)
                 return
@@ -127,23 +128,23 @@ class Worker:
     async def run_job(self, job_id: UUID) -> Outcome:
         """Run one job under its advisory lock (released when this connection ends, even by a crash)."""
         async with self.db.connection() as lock:
-            if not await lock.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1::uuid::text, 11))", job_id):
+            if not await jobs_store.try_lock_job(lock, job_id):
                 return Outcome.BUSY
             try:
                 return await self._run_locked(job_id)
             finally:
-                await lock.execute("SELECT pg_advisory_unlock(hashtextextended($1::uuid::text, 11))", job_id)
+                await jobs_store.unlock_job(lock, job_id)
 
     async def _run_locked(self, job_id: UUID) -> Outcome:
         async with self.db.transaction() as conn:
-            job = await store.job_by_id(conn, job_id)
+            job = await jobs_store.job_by_id(conn, job_id)
             if job is None or job.finished:
                 return Outcome.SKIPPED
             if job.attempts >= self.settings.max_job_attempts:
                 reason = f"gave up after {job.attempts} unfinished attempts (worker stopped or lost its database)"
                 await self._fail(conn, job.id, reason)
                 return Outcome.FAILED
-            started = await store.start_job(conn, job_id, self.settings.instance)
+            started = await jobs_store.start_job(conn, job_id, self.settings.instance)
         assert started is not None
         log.info("job started", format=started.format, attempt=started.attempts)
         try:
@@ -162,34 +163,35 @@ class Worker:
                 await self._fail(conn, job_id, RENDERING_FAILED)
             return Outcome.FAILED
         async with self.db.transaction() as conn:
-            done = await store.complete_job(conn, job_id, file, len(todos))
+            done = await jobs_store.complete_job(conn, job_id, file, len(todos))
             if done is None:  # purged (user deleted) while we worked
                 return Outcome.SKIPPED
             await events.report_completed(conn, done, len(file.body))
         log.info("job done", todos=len(todos), bytes=len(file.body))
         return Outcome.DONE
 
-    async def _fetch(self, job: store.JobRow) -> list[TodoItem]:
+    async def _fetch(self, job: jobs_store.JobRow) -> list[TodoItem]:
         async with self.db.connection() as conn:
             expected = max(1, await store.expected_todos(conn, job.owner_id))
         todos: list[TodoItem] = []
 
         async def note_retry(attempt: int, attempts: int, reason: str) -> None:
             async with self.db.connection() as conn:
-                await store.note_retry(conn, job.id, f"retrying ({attempt} of {attempts} attempts failed): {reason}")
+                message = f"retrying ({attempt} of {attempts} attempts failed): {reason}"
+                await jobs_store.note_retry(conn, job.id, message)
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):
             todos.extend(page)
             if len(todos) > self.settings.max_report_todos:
                 raise ReportTooLarge(f"more than {self.settings.max_report_todos} todos: too many for one report")
             async with self.db.connection() as conn:
-                await store.set_progress(
+                await jobs_store.set_progress(
                     conn, job.id, len(todos) * _FETCH_SHARE // max(expected, len(todos)), len(todos)
                 )
         return todos
 
     async def _fail(self, conn: Connection, job_id: UUID, reason: str) -> None:
-        failed = await store.fail_job(conn, job_id, reason)
+        failed = await jobs_store.fail_job(conn, job_id, reason)
         if failed is not None:
             await events.report_completed(conn, failed, None)
             log.warning("job failed", reason=reason)

@@ -22,7 +22,13 @@ from prometheus_client import CollectorRegistry
 from services.kit.config import ServiceSettings
 from services.kit.db import Database
 from services.kit.events import MIGRATIONS, EventBus, EventOptions, Handler
-from services.kit.events.broker import dead_letter_queue, events_queue, retry_queue
+from services.kit.events.broker import (
+    alternate_exchange_name,
+    dead_letter_queue,
+    events_queue,
+    retry_queue,
+    unrouted_name,
+)
 from services.kit.migrations import migrate
 from tests.support import AMQP_URL, TEST_BROKER_USER, create_database, drop_database, unique
 
@@ -113,13 +119,14 @@ async def _delete_everything(state: Broker) -> None:
     # A fresh connection: the test's own may have died with a broker restart.
     connection = await aio_pika.connect(AMQP_URL, timeout=30)
     try:
-        for queue in sorted(state.queues):
+        for queue in sorted(state.queues | {unrouted_name(state.exchange_name)}):  # the kit declares .unrouted
             channel = await connection.channel()
             with contextlib.suppress(aiormq.exceptions.ChannelClosed, aiormq.exceptions.ChannelInvalidStateError):
                 await channel.queue_delete(queue)
                 await channel.close()
         channel = await connection.channel()
         await channel.exchange_delete(state.exchange_name)
+        await channel.exchange_delete(alternate_exchange_name(state.exchange_name))
         await channel.close()
     finally:
         await connection.close()

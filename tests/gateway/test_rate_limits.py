@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from gateway.ratelimit import Budget, MemoryBuckets, refill
+from gateway.buckets import Budget, MemoryBuckets, refill
 from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway
 from tests.suite import Suite, User

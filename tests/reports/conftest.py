@@ -59,6 +59,14 @@ class Lab:
             queue = await channel.declare_queue(self.suite.jobs_queue(self.reports_name), passive=True)
             await queue.purge()
 
+    async def jobs_waiting(self) -> int:
+        """Messages ready in the lab's jobs queue."""
+        connection = await aio_pika.connect(self.suite.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.suite.jobs_queue(self.reports_name), passive=True)
+            return int(queue.declaration_result.message_count or 0)
+
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.suite.envs[self.reports_name]["DATABASE_URL"])
         try:
@@ -78,7 +86,11 @@ async def lab(suite: Suite) -> AsyncIterator[Lab]:
     lab = Lab(suite)
     await suite.start_service("todos-lab", "services.todos", {"SERVICE_NAME": unique("todos_lab"), "DB_POOL_MAX": "6"})
     env = suite.reports_env(
-        TODOS_URL=lab.todos_url, TODOS_PAGE_SIZE="10", FETCH_ATTEMPTS="40", MAX_UNFINISHED_JOBS="20"
+        TODOS_URL=lab.todos_url,
+        TODOS_PAGE_SIZE="10",
+        FETCH_ATTEMPTS="40",
+        MAX_UNFINISHED_JOBS="20",
+        JOB_SWEEP_INTERVAL_SECONDS="0.5",  # bounds stay at their defaults: tests age a job instead of waiting
     )
     await suite.start_service("reports-lab", "services.reports", env)
     try:

@@ -14,7 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.kit.events import outbox
-from services.kit.events.broker import dead_letter_queue, events_queue, retry_queue
+from services.kit.events.broker import (
+    alternate_exchange_name,
+    dead_letter_queue,
+    events_queue,
+    retry_queue,
+    unrouted_name,
+)
 from services.kit.events.bus import EventBus
 from services.kit.events.envelope import Event, Handler, MalformedEvent
 from services.kit.events.options import EventOptions
@@ -32,9 +38,11 @@ __all__ = [
     "Handler",
     "MalformedEvent",
     "ProducerCheck",
+    "alternate_exchange_name",
     "dead_letter_queue",
     "events_queue",
     "install",
     "outbox",
     "retry_queue",
+    "unrouted_name",
 ]

@@ -1,11 +1,11 @@
 """The process's AMQP connection: names, topology, and reconnecting with backoff.
 
 One connection per process, supervised by a task: connect, open the publishing
-channel, declare the events exchange, run every registered setup (the consumer
-declares its queues and starts consuming there), then wait until the connection
-or any of its channels closes, and start over after a growing pause. So after a
-broker restart the exchange, queues, bindings and consumers are all declared
-afresh. Publications that fail meanwhile stay in the outbox.
+channel, declare the events exchange (and its alternate exchange), run every
+registered setup (the consumer declares its queues and starts consuming there),
+then wait until the connection or any of its channels closes, and start over
+after a growing pause. So after a broker restart the exchange, queues, bindings
+and consumers are all declared afresh. Publications that fail meanwhile stay in the outbox.
 """
 
 from __future__ import annotations
@@ -73,6 +73,35 @@ class BrokerUnavailable(RuntimeError):
 
 async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExchange:
     return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+def alternate_exchange_name(exchange: str) -> str:
+    """The alternate exchange of ``exchange``: ``<exchange>.alternate`` (fanout)."""
+    return f"{exchange}.alternate"
+
+
+def unrouted_name(exchange: str) -> str:
+    """The queue that keeps the events ``exchange`` could not route: ``<exchange>.unrouted``."""
+    return f"{exchange}.unrouted"
+
+
+async def declare_unrouted(channel: AbstractChannel, exchange: str) -> None:
+    """Declare ``<exchange>.alternate`` (a durable fanout exchange) and the durable queue ``<exchange>.unrouted``.
+
+    Two names, so a service's broker user may bind the queue (read on the
+    exchange, write on the queue) without being allowed to read the queue.
+
+    A RabbitMQ *policy* makes it the events exchange's alternate exchange (an
+    argument cannot be added to an existing durable exchange): see
+    ``scripts/broker_policy.py``. With the policy, an event no queue is bound to
+    is kept here (countable, inspectable) and confirmed, instead of returned to
+    the relay; without it, this exchange simply receives nothing.
+    """
+    alternate = await channel.declare_exchange(
+        alternate_exchange_name(exchange), aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    queue = await channel.declare_queue(unrouted_name(exchange), durable=True)
+    await queue.bind(alternate)
 
 
 class Broker:
@@ -176,6 +205,7 @@ class Broker:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(on_close)
         exchange = await declare_exchange(channel, self._exchange_name)
+        await declare_unrouted(channel, self._exchange_name)
         for setup in self._setups:
             for opened in await setup(connection):
                 opened.close_callbacks.add(on_close)

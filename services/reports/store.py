@@ -1,4 +1,7 @@
-"""The read model: each todo's latest state as its events describe it, and the statistics derived from it."""
+"""SQL of the reports read model and of purging a user; jobs and files are in :mod:`services.reports.jobs_store`.
+
+Every user query names its owner.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from uuid import UUID
 from services.kit.db import Connection
 
 SUMMARY_DAYS = 30
-
 
 # Read model ------------------------------------------------------------------------------------
 
@@ -119,3 +121,29 @@ async def summary(conn: Connection, owner: UUID, *, today: date | None = None) -
         per_day=per_day,
         updated_at=totals["updated_at"],
     )
+
+
+class AccountDeleted(Exception):
+    """The owner's account was deleted; nothing new is stored for it."""
+
+
+async def lock_owner(conn: Connection, owner: UUID) -> None:
+    """Serialise job creation and purging per owner (in the caller's transaction)."""
+    # One transaction at a time per owner for job creation and purging: a job is either
+    # created before the purge (and purged with the rest) or refused after it.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 7))", owner)
+
+
+async def purge_owner(conn: Connection, owner: UUID) -> dict[str, int]:
+    """Forget a deleted user: statistics, jobs and files; and ignore their late events."""
+    await lock_owner(conn, owner)
+    await conn.execute("INSERT INTO deleted_users (owner_id) VALUES ($1) ON CONFLICT DO NOTHING", owner)
+    facts = await conn.execute("DELETE FROM todo_facts WHERE owner_id = $1", owner)
+    jobs = await conn.execute("DELETE FROM report_jobs WHERE owner_id = $1", owner)  # files cascade
+    return {"todos": int(facts.split()[-1]), "jobs": int(jobs.split()[-1])}
+
+
+async def expected_todos(conn: Connection, owner: UUID) -> int:
+    """How many todos the read model knows for ``owner`` (to turn pages into a percentage)."""
+    count = await conn.fetchval("SELECT count(*) FROM todo_facts WHERE owner_id = $1 AND NOT deleted", owner)
+    return int(count)

@@ -1,4 +1,10 @@
-"""The report jobs and their files: what the API asks for by owner, what the worker runs by job id."""
+"""SQL of report jobs and their files: what the API, the worker and the sweeper run on ``report_jobs``.
+
+A job is ``queued`` (written with its ``report.requested`` event), ``running``
+(a worker started an attempt), then ``done`` (its file stored) or ``failed``
+(with a reason). ``progressed_at`` moves whenever something happens to an
+unfinished job, so the sweeper can tell a stuck job from a slow one.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,13 @@ from uuid import UUID
 import asyncpg
 
 from services.kit.db import Connection
-from services.reports.store.owners import AccountDeleted, lock_owner
+from services.reports import store
 
 # Jobs --------------------------------------------------------------------------------------------
 
 _JOB_COLUMNS = (
-    "id, owner_id, format, status, progress, todo_count, attempts, error, worker, created_at, started_at, finished_at"
+    "id, owner_id, format, status, progress, todo_count, attempts, error, worker, created_at, started_at, finished_at,"
+    " progressed_at, sweeps"
 )
 
 
@@ -33,6 +40,8 @@ class JobRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progressed_at: datetime
+    sweeps: int
 
     @classmethod
     def of(cls, record: asyncpg.Record) -> JobRow:
@@ -64,9 +73,9 @@ async def create_job(conn: Connection, owner: UUID, format: str, *, max_unfinish
     Runs in the caller's transaction; a per-owner advisory lock makes the count and
     the insert one step, so concurrent requests cannot both slip under the bound.
     """
-    await lock_owner(conn, owner)
+    await store.lock_owner(conn, owner)
     if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM deleted_users WHERE owner_id = $1)", owner):
-        raise AccountDeleted(owner)
+        raise store.AccountDeleted(owner)
     unfinished = await conn.fetchval(
         "SELECT count(*) FROM report_jobs WHERE owner_id = $1 AND status IN ('queued', 'running')", owner
     )
@@ -114,6 +123,20 @@ async def get_file(conn: Connection, owner: UUID, job_id: UUID) -> ReportFile | 
     return ReportFile(record["content_type"], record["filename"], bytes(record["body"])) if record else None
 
 
+# The worker's per-job lock: a session-level advisory lock, so a SIGKILLed worker's is released when its
+# connection ends. The sweeper tries the same key to tell a job a live worker holds from a stuck one.
+_JOB_LOCK = "hashtextextended($1::uuid::text, 11)"
+
+
+async def try_lock_job(conn: Connection, job_id: UUID) -> bool:
+    """Take the job's lock for this connection's session; ``False`` when another worker holds it."""
+    return bool(await conn.fetchval(f"SELECT pg_try_advisory_lock({_JOB_LOCK})", job_id))
+
+
+async def unlock_job(conn: Connection, job_id: UUID) -> None:
+    await conn.execute(f"SELECT pg_advisory_unlock({_JOB_LOCK})", job_id)
+
+
 # What the worker runs (by job id: the job arrived from our own queue) -----------------------------
 
 
@@ -122,7 +145,8 @@ async def start_job(conn: Connection, job_id: UUID, worker: str) -> JobRow | Non
     record = await conn.fetchrow(
         f"""
         UPDATE report_jobs SET status = 'running', attempts = attempts + 1, progress = 0, error = NULL,
-                               worker = $2, started_at = clock_timestamp()
+                               worker = $2, started_at = clock_timestamp(),
+                               progressed_at = clock_timestamp()
         WHERE id = $1 AND status IN ('queued', 'running')
         RETURNING {_JOB_COLUMNS}
         """,
@@ -134,22 +158,23 @@ async def start_job(conn: Connection, job_id: UUID, worker: str) -> JobRow | Non
 
 async def set_progress(conn: Connection, job_id: UUID, progress: int, todo_count: int) -> None:
     await conn.execute(
-        "UPDATE report_jobs SET progress = $2, todo_count = $3 WHERE id = $1 AND status = 'running'",
+        """
+        UPDATE report_jobs SET progress = $2, todo_count = $3, progressed_at = clock_timestamp()
+        WHERE id = $1 AND status = 'running'
+        """,
         job_id,
         max(0, min(progress, 99)),
         todo_count,
     )
 
 
-async def note_retry(conn: Connection, job_id: UUID, note: str) -> None:
-    """Show the owner why a running job is waiting (its ``error`` while it retries)."""
-    await conn.execute("UPDATE report_jobs SET error = $2 WHERE id = $1 AND status = 'running'", job_id, note)
-
-
-async def expected_todos(conn: Connection, owner: UUID) -> int:
-    """How many todos the read model knows for ``owner`` (to turn pages into a percentage)."""
-    count = await conn.fetchval("SELECT count(*) FROM todo_facts WHERE owner_id = $1 AND NOT deleted", owner)
-    return int(count)
+async def note_retry(conn: Connection, job_id: UUID, message: str) -> None:
+    """Show why a running job waits (todos away, say); a worker retrying is alive, so this counts as progress."""
+    await conn.execute(
+        "UPDATE report_jobs SET error = $2, progressed_at = clock_timestamp() WHERE id = $1 AND status = 'running'",
+        job_id,
+        message[:1000],
+    )
 
 
 async def complete_job(conn: Connection, job_id: UUID, file: ReportFile, todo_count: int) -> JobRow | None:
@@ -197,3 +222,54 @@ async def fail_job(conn: Connection, job_id: UUID, reason: str) -> JobRow | None
 async def job_by_id(conn: Connection, job_id: UUID) -> JobRow | None:
     record = await conn.fetchrow(f"SELECT {_JOB_COLUMNS} FROM report_jobs WHERE id = $1", job_id)
     return JobRow.of(record) if record else None
+
+
+# What the sweeper runs (services/reports/sweeper.py) -------------------------------------------------
+
+# One sweeper at a time over the whole table, whichever API instance gets there first.
+_SWEEP_LOCK = 7_200_314_001
+
+
+async def try_lock_sweep(conn: Connection) -> bool:
+    """Take the sweep lock for the caller's transaction; ``False`` when another instance is sweeping."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _SWEEP_LOCK))
+
+
+async def claim_stuck_jobs(conn: Connection, *, stale_seconds: float, limit: int) -> list[JobRow]:
+    """Lock unfinished jobs without progress for ``stale_seconds`` that no live worker holds, oldest first.
+
+    Runs in the caller's transaction. Rows are locked ``FOR UPDATE SKIP LOCKED``;
+    a job whose worker lock is taken (a live worker on it, slow but alive) is left
+    alone. Taking that lock here, for this transaction only, also keeps a worker
+    from starting the job while the sweeper decides about it (it would requeue it).
+    """
+    records = await conn.fetch(
+        f"""
+        SELECT {_JOB_COLUMNS} FROM report_jobs
+        WHERE status IN ('queued', 'running') AND progressed_at < clock_timestamp() - make_interval(secs => $1)
+        ORDER BY progressed_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """,
+        stale_seconds,
+        limit,
+    )
+    if not records:
+        return []
+    free = await conn.fetch(
+        "SELECT id FROM unnest($1::uuid[]) AS id WHERE pg_try_advisory_xact_lock(hashtextextended(id::text, 11))",
+        [r["id"] for r in records],
+    )
+    free_ids = {r["id"] for r in free}
+    return [JobRow.of(r) for r in records if r["id"] in free_ids]
+
+
+async def mark_swept(conn: Connection, job_ids: list[UUID]) -> None:
+    """Count one more re-publication of each job and restart its progress clock (in the caller's transaction)."""
+    await conn.execute(
+        """
+        UPDATE report_jobs SET sweeps = sweeps + 1, progressed_at = clock_timestamp()
+        WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'running')
+        """,
+        job_ids,
+    )
