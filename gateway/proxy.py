@@ -43,6 +43,7 @@ from gateway.middleware import EXCHANGE, REQUEST_ID_HEADER
 from gateway.routing import Route
 from services.kit.logging import get_logger
 from services.kit.problem import Problem
+from services.kit.tracing import request_id_trace_config
 
 log = get_logger("gateway.proxy")
 
@@ -237,7 +238,7 @@ class Proxy:
             cookie_jar=aiohttp.DummyCookieJar(),
             # Forward what the client sent, not aiohttp's defaults (Accept-Encoding above all).
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
-            trace_configs=[reuse_trace],
+            trace_configs=[reuse_trace, request_id_trace_config()],
         )
         try:
             yield
