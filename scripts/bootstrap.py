@@ -18,6 +18,7 @@ chromium            the browser tests (playwright drives Debian's chromium)
 wrk                 ``make bench``
 fonts-dejavu-core   PDF reports: Latin, Greek, Cyrillic, Hebrew, Arabic
 fonts-droid-fallback  PDF reports: Chinese, Japanese, Korean
+prometheus          ``make up`` scrapes every process; ``promtool`` checks the rules in the tests
 ==================  ======================================================
 
 Without root (and no password-less sudo) or without apt it prints the exact
@@ -82,6 +83,7 @@ NEEDS: tuple[Need, ...] = (
         "PDF reports (Chinese, Japanese, Korean)",
         _has_file("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
     ),
+    Need("prometheus", "make up's metrics (Prometheus) and the rule checks (promtool)", _has_cmd("promtool")),
 )
 
 
