@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.metrics import GatewayMetrics
+from services.kit import tracing
 from services.kit.logging import get_logger
 from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
 
@@ -42,6 +43,7 @@ class Exchange:
     subject: str = ""  # the verified token's sub, for protected routes
     limited: str = ""  # the budget that answered 429
     retried: bool = False
+    trace_response: str | None = None  # W3C traceresponse of the gateway's server span, when traced
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
@@ -76,6 +78,7 @@ def request_middleware(metrics: GatewayMetrics) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         exchange = Exchange(request_id_from(request.headers), resource.canonical if resource else "unmatched")
+        exchange.trace_response = tracing.traceresponse()
         request[EXCHANGE] = exchange
         started = time.perf_counter()
         status = 500
@@ -145,7 +148,9 @@ async def _respond(request: web.Request, handler: Handler, request_id: str) -> w
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every response carries the request id, whoever made it."""
+    """``on_response_prepare``: every response carries the request id (and trace id), whoever made it."""
     exchange = request.get(EXCHANGE)
     if exchange is not None:
         response.headers[REQUEST_ID_HEADER] = exchange.request_id
+        if exchange.trace_response is not None:
+            response.headers[tracing.TRACERESPONSE_HEADER] = exchange.trace_response

@@ -25,12 +25,13 @@ from quart.typing import ResponseReturnValue
 from quart_schema import QuartSchema, RequestSchemaValidationError, hide
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from services.kit import tracing
 from services.kit.config import ServiceSettings
 from services.kit.contract import ContractProvider
 from services.kit.db import UNAVAILABLE_ERRORS, Database
 from services.kit.docs import docs_blueprint
 from services.kit.logging import get_logger
-from services.kit.metrics import HttpMetrics
+from services.kit.metrics import HttpMetrics, new_registry
 from services.kit.migrations import MigrationSource, migrate
 from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
 
@@ -159,7 +160,7 @@ def create_service_app(
         PROPAGATE_EXCEPTIONS=False,
         JSON_SORT_KEYS=False,
     )
-    registry = CollectorRegistry()
+    registry = new_registry()
     kit = ServiceKit(
         settings=settings,
         registry=registry,
@@ -185,6 +186,8 @@ def create_service_app(
     app.register_blueprint(docs_blueprint(title))
     for bp in blueprints:
         app.register_blueprint(bp)
+    # The server span (continuing the caller's traceparent) around everything above.
+    app.asgi_app = tracing.instrument_asgi(app.asgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -195,6 +198,8 @@ def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
         g.started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid)
+        if request.url_rule is not None:
+            tracing.name_server_span(request.method, request.url_rule.rule)
         kit.metrics.in_flight.inc()
         g.in_flight = True
         # Refuse an oversized body up front, whatever the route (chunked bodies are cut while read).
@@ -204,6 +209,9 @@ def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
     @app.after_request
     async def finish_request(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = request_id()
+        trace_response = tracing.traceresponse()
+        if trace_response is not None:
+            response.headers[tracing.TRACERESPONSE_HEADER] = trace_response
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         kit.metrics.requests.labels(request.method, route, str(response.status_code)).inc()

@@ -30,6 +30,7 @@ from services.kit.contract import BEARER_SCHEME_NAME as BEARER_SCHEME_NAME
 from services.kit.contract import mark_scopes
 from services.kit.problem import Problem
 from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, KeysUnavailable, TokenVerifier
+from services.kit.tracing import request_id_trace_config
 
 VERIFIER_KEY = "token_verifier"
 DEFAULT_AUDIENCE = "quartet"
@@ -71,6 +72,7 @@ def install_auth(
                 connector=aiohttp.TCPConnector(limit=4),
                 timeout=aiohttp.ClientTimeout(total=5, connect=2),
                 raise_for_status=False,
+                trace_configs=[request_id_trace_config()],  # a JWKS refresh names the request that caused it
             )
             kit.extras["token_verifier_session"] = session
         verifier = TokenVerifier(
