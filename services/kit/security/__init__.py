@@ -6,6 +6,7 @@
   guards a handler (401 / 403 as problem+json with ``WWW-Authenticate``).
 - :mod:`~services.kit.security.challenge`: the one bearer parser, RFC 6750
   challenges and the 401/403/503 token problems, shared with the gateway.
+- :func:`current_user_id` / :func:`current_caller`: who is calling (a typed :class:`Caller`).
 - :class:`ClientCredentialsTokenSource` fetches and caches a service token.
 """
 
@@ -18,6 +19,7 @@ from services.kit.security.bearer import (
     install_auth,
     require_scope,
 )
+from services.kit.security.caller import Caller, current_caller, current_user_id
 from services.kit.security.challenge import (
     bearer_challenge,
     bearer_token,
@@ -34,6 +36,7 @@ __all__ = [
     "BEARER_SCHEME_NAME",
     "BEARER_SECURITY_SCHEME",
     "DEFAULT_AUDIENCE",
+    "Caller",
     "Claims",
     "ClientCredentialsTokenSource",
     "InvalidToken",
@@ -42,6 +45,8 @@ __all__ = [
     "authenticate",
     "bearer_challenge",
     "bearer_token",
+    "current_caller",
+    "current_user_id",
     "current_verifier",
     "install_auth",
     "insufficient_scope",

@@ -8,7 +8,7 @@
     @bp.get("/todos")
     @require_scope("todos:read")
     async def list_todos() -> ...:
-        ...  # g.claims (Claims), g.user_id (UUID, or None for a service token)
+        owner = current_user_id()  # or current_caller(); g.claims and g.user_id are set too
 
 A missing or invalid token answers 401 problem+json with ``WWW-Authenticate:
 Bearer``; a valid token without every required scope answers 403 (RFC 6750 §3.1).
