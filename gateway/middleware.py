@@ -8,9 +8,7 @@ Errors have one shape here as in the services: handlers raise
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,9 +20,8 @@ from gateway.metrics import GatewayMetrics
 from services.kit import tracing
 from services.kit.logging import get_logger
 from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
+from services.kit.request_id import REQUEST_ID_HEADER, pick_request_id
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Logged and counted when the client went away before the answer was sent (nginx's code).
 _CLIENT_CLOSED = 499
 
@@ -51,8 +48,7 @@ EXCHANGE = web.RequestKey("exchange", Exchange)
 
 def request_id_from(headers: Mapping[str, str]) -> str:
     """The client's X-Request-ID when it is a sane token, else a fresh one."""
-    given = headers.get(REQUEST_ID_HEADER, "")
-    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return pick_request_id(headers.get(REQUEST_ID_HEADER))
 
 
 def problem_response(

@@ -10,9 +10,7 @@ background work (event relay and consumers). A service adds its blueprints.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -34,11 +32,10 @@ from services.kit.logging import get_logger
 from services.kit.metrics import HttpMetrics, new_registry
 from services.kit.migrations import MigrationSource, migrate
 from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
+from services.kit.request_id import REQUEST_ID_HEADER, pick_request_id
 
 log = get_logger("kit.app")
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -86,15 +83,9 @@ def request_id() -> str:
     """The id of the current request (taken from ``X-Request-ID`` or generated)."""
     rid = g.get("request_id")
     if rid is None:
-        rid = _pick_request_id(request.headers.get(REQUEST_ID_HEADER))
+        rid = pick_request_id(request.headers.get(REQUEST_ID_HEADER))
         g.request_id = rid
     return cast(str, rid)
-
-
-def _pick_request_id(given: str | None) -> str:
-    if given and _SANE_REQUEST_ID.match(given):
-        return given
-    return uuid.uuid4().hex
 
 
 Deadline = float | Callable[[Any], float]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, g
+from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
 from services.auth import events
@@ -12,7 +12,7 @@ from services.auth.schemas import RegisterRequest, UserOut
 from services.auth.store import users
 from services.kit.contract import responses
 from services.kit.problem import Problem
-from services.kit.security import require_scope
+from services.kit.security import current_user_id, require_scope
 
 bp = Blueprint("users", __name__)
 
@@ -46,7 +46,7 @@ async def register(data: RegisterRequest) -> tuple[UserOut, int]:
 async def me() -> UserOut:
     """The signed-in user's profile (scope ``profile``)."""
     async with runtime().db.connection() as conn:
-        user = await users.get_user(conn, g.user_id) if g.user_id else None
+        user = await users.get_user(conn, current_user_id())
     if user is None:
         raise Problem(404, "this account no longer exists")
     return UserOut.of(user)
@@ -57,9 +57,9 @@ async def me() -> UserOut:
 @require_scope("profile")
 async def delete_me() -> tuple[str, int]:
     """Delete the account and every grant it made; publishes ``user.deleted`` so services purge its data."""
+    user_id = current_user_id()
     async with runtime().db.transaction() as conn:
-        deleted = await users.delete_user(conn, g.user_id) if g.user_id else False
-        if not deleted:
+        if not await users.delete_user(conn, user_id):
             raise Problem(404, "this account no longer exists")
-        await events.user_deleted(conn, g.user_id)
+        await events.user_deleted(conn, user_id)
     return "", 204
