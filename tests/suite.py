@@ -93,6 +93,16 @@ class Suite:
         await self.start_service("reports", "services.reports", self.reports_env())
         await self.start_worker("reports-worker")
 
+    def gateway_env(self, ping_url: str) -> dict[str, str]:
+        """A gateway's settings in front of this suite (and a ping instance): every route leads here."""
+        return {
+            "AUTH_URL": self.auth_url,
+            "AUTH_URLS": self.auth_url,
+            "TODOS_URLS": self.todos_url,
+            "REPORTS_URLS": self.reports_url,
+            "PING_URLS": ping_url,
+        }
+
     def reports_env(self, **extra: str) -> dict[str, str]:
         """A reports service of its own: a unique name keeps its event and job queues apart from others'."""
         return {
