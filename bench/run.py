@@ -3,13 +3,17 @@
 Speed is reported as ratios to a baseline measured in the same run on the same
 machine, because absolute numbers on a shared 2-core box drift from run to run.
 
-    .venv/bin/python bench/run.py [--gateway URL] [--todos URL] [--connections 200] [--duration 10]
+    .venv/bin/python bench/run.py [--gateway URL] [--todos URL] [--connections 200] [--duration 10] [--tracing]
 
 Scenarios (wrk, from Debian's `wrk` package, as a separate process on loopback):
 - baseline: GET /ping through the gateway (the cheapest request the stack serves);
 - todos-gateway: authenticated first-page read GET /todos?limit=10 through the gateway;
 - todos-direct: the same read straight to the todos service.
 Results are printed and appended to bench/results/todos-read.jsonl.
+
+``--tracing`` (``make bench BENCH_ARGS=--tracing``) measures instead what tracing costs:
+todos-gateway with tracing off, on at 100 % and at 10 % sampling, each on a gateway and
+todos instance of its own (bench/tracing_cost.py); appended to bench/results/tracing.jsonl.
 """
 
 from __future__ import annotations
@@ -78,9 +82,23 @@ def main() -> None:
     parser.add_argument("--todos", default="http://127.0.0.1:8002")
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--tracing", action="store_true", help="tracing off vs 100 %% vs 10 %% sampling")
     args = parser.parse_args()
     binary = ensure_wrk()
     token = asyncio.run(prepare_user(args.gateway))
+    if args.tracing:
+        from bench import tracing_cost
+
+        def run_wrk(url: str, tok: str | None, connections: int, duration: int) -> dict[str, float]:
+            return wrk(binary, url, tok, connections, duration)
+
+        costs = tracing_cost.run(run_wrk, token, args.connections, args.duration)
+        tracing_cost.report(costs)
+        RESULTS.mkdir(exist_ok=True)
+        record = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "connections": args.connections}
+        with (RESULTS / "tracing.jsonl").open("a") as out:
+            out.write(json.dumps({**record, "duration": args.duration, "results": costs}) + "\n")
+        return
     scenarios = {
         "baseline (gateway /ping)": (f"{args.gateway}/ping?ECHOMSG=hi", None),
         "todos-gateway (GET /todos)": (f"{args.gateway}/todos?limit=10", token),

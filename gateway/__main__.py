@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.app import HEALTH, create_app, create_metrics_app
 from gateway.config import GatewaySettings
 from services.kit.logging import configure_logging, get_logger
+from services.kit.tracing import setup_tracing
 
 log = get_logger("gateway")
 
@@ -63,6 +64,7 @@ async def serve(settings: GatewaySettings) -> None:
 def main() -> None:
     settings = GatewaySettings()
     configure_logging(settings.service_name, settings.log_level)
+    setup_tracing(settings)  # before create_app: the aiohttp server instrumentation wraps web.Application
     uvloop.run(serve(settings))
 
 

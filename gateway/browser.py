@@ -32,8 +32,11 @@ from services.kit.problem import Problem
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = frozenset(
     {"authorization", "content-type", "idempotency-key", "if-match", "if-none-match", "x-request-id"}
+    | {"traceparent", "tracestate"}  # W3C Trace Context from a traced SPA on another origin
 )
-EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+EXPOSED_HEADERS = (
+    "ETag, Location, Retry-After, X-Request-ID, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, traceresponse"
+)
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 

@@ -30,22 +30,15 @@ from gateway.middleware import EXCHANGE
 from gateway.routing import PREFIXES, Requirement, requirement_for
 from services.kit.logging import get_logger
 from services.kit.problem import Problem
-from services.kit.security.verifier import Claims, InvalidToken, KeysUnavailable, TokenVerifier
+from services.kit.security.challenge import bearer_token as bearer_token  # re-exported for its callers
+from services.kit.security.challenge import insufficient_scope, verified_claims
+from services.kit.security.verifier import Claims, TokenVerifier
 
 log = get_logger("gateway.auth")
-
-REALM = "quartet"
 
 
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
-
-
-def bearer_token(authorization: str) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, else None."""
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
 
 
 class EdgeAuth:
@@ -80,9 +73,6 @@ class EdgeAuth:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def claims_for(self, token: str) -> Claims:
-        return await self.verifier.verify(token)  # cached by the verifier, bounded (kit settings)
-
     def middleware(self, on_reject: Callable[[int], None]) -> Middleware:
         @web.middleware
         async def edge_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -103,23 +93,8 @@ class EdgeAuth:
         return edge_auth
 
     async def _check(self, request: web.Request, requirement: Requirement) -> Claims:
-        token = bearer_token(request.headers.get("Authorization", ""))
-        if token is None:
-            raise Problem(401, "an access token is required", headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
-        try:
-            claims = await self.claims_for(token)
-        except InvalidToken as error:
-            raise Problem(
-                401,
-                str(error),
-                headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
-            ) from None
-        except KeysUnavailable:
-            raise Problem(503, "tokens cannot be checked right now; try again", headers={"Retry-After": "1"}) from None
+        # Verified tokens are cached by the verifier, bounded (kit settings).
+        claims = await verified_claims(self.verifier, request.headers.get("Authorization"))
         if not requirement.allows(claims):
-            raise Problem(
-                403,
-                f"the token carries no {requirement.family}* scope",
-                headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
-            )
+            raise insufficient_scope(detail=f"the token carries no {requirement.family}* scope")
         return claims

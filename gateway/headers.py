@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.middleware import REQUEST_ID_HEADER
+from services.kit.request_id import REQUEST_ID_HEADER
 
 # RFC 9110 section 7.6.1, plus the Proxy-* family and whatever Connection names.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"})

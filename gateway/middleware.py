@@ -8,9 +8,7 @@ Errors have one shape here as in the services: handlers raise
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,11 +17,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.metrics import GatewayMetrics
+from services.kit import tracing
 from services.kit.logging import get_logger
 from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
+from services.kit.request_id import REQUEST_ID_HEADER, pick_request_id
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Logged and counted when the client went away before the answer was sent (nginx's code).
 _CLIENT_CLOSED = 499
 
@@ -42,6 +40,7 @@ class Exchange:
     subject: str = ""  # the verified token's sub, for protected routes
     limited: str = ""  # the budget that answered 429
     retried: bool = False
+    trace_response: str | None = None  # W3C traceresponse of the gateway's server span, when traced
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
@@ -49,8 +48,7 @@ EXCHANGE = web.RequestKey("exchange", Exchange)
 
 def request_id_from(headers: Mapping[str, str]) -> str:
     """The client's X-Request-ID when it is a sane token, else a fresh one."""
-    given = headers.get(REQUEST_ID_HEADER, "")
-    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return pick_request_id(headers.get(REQUEST_ID_HEADER))
 
 
 def problem_response(
@@ -76,6 +74,7 @@ def request_middleware(metrics: GatewayMetrics) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         exchange = Exchange(request_id_from(request.headers), resource.canonical if resource else "unmatched")
+        exchange.trace_response = tracing.traceresponse()
         request[EXCHANGE] = exchange
         started = time.perf_counter()
         status = 500
@@ -145,7 +144,9 @@ async def _respond(request: web.Request, handler: Handler, request_id: str) -> w
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every response carries the request id, whoever made it."""
+    """``on_response_prepare``: every response carries the request id (and trace id), whoever made it."""
     exchange = request.get(EXCHANGE)
     if exchange is not None:
         response.headers[REQUEST_ID_HEADER] = exchange.request_id
+        if exchange.trace_response is not None:
+            response.headers[tracing.TRACERESPONSE_HEADER] = exchange.trace_response

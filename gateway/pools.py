@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.bulkheads import Bulkhead
 from gateway.config import GatewaySettings
+from services.kit.tracing import request_id_trace_config
 
 # The gateway's own calls: a handful of health probes per interval, key and spec fetches.
 _CONTROL_CONNECTIONS = 32
@@ -50,6 +51,8 @@ class UpstreamPools:
         self._control = aiohttp.ClientSession(
             connector=self._connector(_CONTROL_CONNECTIONS),
             timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
+            # JWKS, health and OpenAPI fetches carry the request id (and trace context) they serve.
+            trace_configs=[request_id_trace_config()],
         )
         for name in self.bulkheads:
             self._sessions[name] = aiohttp.ClientSession(

@@ -10,18 +10,7 @@ everything is already there it costs a few process lookups and two port checks.
 
 What it installs with apt, only when missing:
 
-====================  ====================================================
-python3-venv          the virtualenv the Makefile builds (``import ensurepip``)
-postgresql            each service's database (a new cluster trusts loopback)
-rabbitmq-server       the event bus and the report job queue
-chromium              the browser tests (playwright drives Debian's chromium)
-wrk                   ``make bench``
-fonts-dejavu-core     PDF reports: Latin, Greek, Cyrillic, Hebrew, Arabic
-fonts-droid-fallback  PDF reports: Chinese, Japanese
-fonts-wqy-microhei    PDF reports: Korean (Hangul, which Droid lacks)
-poppler-utils         ``pdftoppm``: PDF report pages as PNG for docs/images
-====================  ====================================================
-
+====================  =============================================
 Without root (and no password-less sudo) or without apt it prints the exact
 command to run and exits 2 — never a stack trace.
 """
@@ -86,6 +75,7 @@ NEEDS: tuple[Need, ...] = (
     ),
     Need("fonts-wqy-microhei", "PDF reports (Korean)", _has_file("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")),
     Need("poppler-utils", "pdftoppm: PDF report pages as PNG for docs/images", _has_cmd("pdftoppm")),
+    Need("prometheus", "make up's metrics (Prometheus) and the rule checks (promtool)", _has_cmd("promtool")),
 )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import suite_broker as broker
 import suite_infra as infra
 import suite_procs as procs
+import suite_prometheus as prometheus
 from suite_procs import ROOT, RUN_DIR, Proc
 
 
@@ -38,6 +39,8 @@ class Extra:
 
     name: str
     module: str
+    # Its Prometheus metrics port (instance n: + INSTANCE_PORT_STEP * (n - 1)), as WORKER_METRICS_PORT.
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ SERVICES: tuple[Service, ...] = (
         "services.reports",
         8004,
         has_database=True,
-        extras=(Extra("reports-worker", "services.reports.worker"),),
+        extras=(Extra("reports-worker", "services.reports.worker", metrics_port=9104),),
     ),
 )
 GATEWAY = Service("gateway", "gateway", 8080, has_database=False)
@@ -305,7 +308,10 @@ def plan(environ: Mapping[str, str]) -> Plan:
                 continue
             for n in range(1, count(environ, extra.name) + 1):
                 name = instance_name(extra.name, n)
-                extras.append(Proc(name, extra.module, None, {**base, "INSTANCE": name}))
+                env = {**base, "INSTANCE": name}
+                if extra.metrics_port is not None:
+                    env["WORKER_METRICS_PORT"] = str(extra.metrics_port + INSTANCE_PORT_STEP * (n - 1))
+                extras.append(Proc(name, extra.module, None, env))
     gateway = None
     if module_exists(GATEWAY.module):
         env = {**shared, "HOST": "127.0.0.1", "PORT": str(GATEWAY.port), "INSTANCE": GATEWAY.name, **upstreams}
@@ -318,6 +324,8 @@ def resolve(name: str) -> tuple[str, int | None] | None:
 
     Workers have no port; a name the table does not know gives None.
     """
+    if name == prometheus.NAME:
+        return prometheus.NAME, None
     for svc in (*SERVICES, GATEWAY):
         candidates = ((svc.name, svc.module, svc.port), *((e.name, e.module, None) for e in svc.extras))
         for candidate, module, port in candidates:
@@ -481,12 +489,32 @@ def cmd_up(environ: Mapping[str, str]) -> int:
         start_all([the_plan.gateway], python, timeout)
         GATEWAY_UPSTREAMS_FILE.write_text(json.dumps(the_plan.upstreams, sort_keys=True))
 
-    strays = [n for n in procs.recorded_names() if n not in {p.name for p in all_procs(the_plan)}]
+    start_prometheus(the_plan, environ)
+
+    strays = [n for n in procs.recorded_names() if n not in {p.name for p in all_procs(the_plan)} | {prometheus.NAME}]
     for name in strays:
         say(f"    note: {name} runs but is not in this plan (fewer instances?); `make down` stops it")
     say("")
     print_urls(the_plan)
     return 0
+
+
+def start_prometheus(the_plan: Plan, environ: Mapping[str, str]) -> None:
+    """Prometheus scraping every process of the plan, when Debian's ``prometheus`` is installed."""
+    program = prometheus.binary()
+    if program is None:
+        say("==> prometheus: not installed (`make bootstrap` installs it); no metrics server")
+        return
+    say("==> prometheus")
+    config = prometheus.write_config(all_procs(the_plan))
+    pid = procs.running_pid(prometheus.NAME, prometheus.NAME)
+    listen = prometheus.port(environ)
+    if pid is not None:
+        reloaded = prometheus.reload(listen)
+        say(f"    {prometheus.NAME:<16} already running (pid {pid}); config {'reloaded' if reloaded else 'written'}")
+        return
+    argv = tuple(prometheus.command(config, listen, program))
+    start_all([Proc(prometheus.NAME, prometheus.NAME, None, {}, argv)], sys.executable, 30.0)
 
 
 def all_procs(the_plan: Plan) -> list[Proc]:
@@ -521,7 +549,12 @@ def print_urls(the_plan: Plan) -> None:
     for proc in the_plan.services:
         say(f"  {proc.name:<{width}} http://localhost:{proc.port}   (docs: /docs, health: /healthz /readyz, /metrics)")
     for proc in the_plan.extras:
-        say(f"  {proc.name:<{width}} worker, no port (log .run/{proc.name}.log)")
+        metrics = proc.env.get("WORKER_METRICS_PORT")
+        where = f"metrics http://localhost:{metrics}/metrics" if metrics else "no port"
+        say(f"  {proc.name:<{width}} worker, {where} (log .run/{proc.name}.log)")
+    if procs.running_pid(prometheus.NAME, prometheus.NAME, forget_stale=False) is not None:
+        listen = prometheus.port(os.environ)
+        say(f"  {'prometheus':<{width}} http://localhost:{listen}/graph   (rules: deploy/prometheus/rules.yml)")
     coming = [s.name for s in SERVICES if not module_exists(s.module)]
     if coming:
         say(f"  {'coming':<{width}} {', '.join(coming)} (not built yet)")

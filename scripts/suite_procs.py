@@ -33,12 +33,15 @@ _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass(frozen=True)
 class Proc:
-    """One background process of the suite: ``python -m module`` with its env."""
+    """One background process of the suite: ``python -m module`` (or ``argv``) with its env."""
 
     name: str
     module: str
     port: int | None
     env: Mapping[str, str] = field(default_factory=dict)
+    # A program that is not ``python -m module`` (Prometheus): its argv; ``module`` is then
+    # the program's file name, which is what :func:`is_ours` checks.
+    argv: tuple[str, ...] = ()
 
     @property
     def url(self) -> str | None:
@@ -93,11 +96,13 @@ def command_line(pid: int) -> list[str]:
 
 
 def is_ours(pid: int, module: str) -> bool:
-    """Does ``pid`` still run ``python -m <module>`` started from this checkout?"""
+    """Does ``pid`` still run ``python -m <module>`` (or the program ``module``) started from this checkout?"""
     if not alive(pid):
         return False
     argv = command_line(pid)
-    if not any(arg == "-m" and nxt == module for arg, nxt in itertools.pairwise(argv)):
+    runs_module = any(arg == "-m" and nxt == module for arg, nxt in itertools.pairwise(argv))
+    runs_program = bool(argv) and "." not in module and Path(argv[0]).name == module
+    if not (runs_module or runs_program):
         return False
     try:
         cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
@@ -117,14 +122,14 @@ def running_pid(name: str, module: str, forget_stale: bool = True) -> int | None
 
 
 def start(proc: Proc, python: str, base_env: Mapping[str, str]) -> int:
-    """Start ``python -m proc.module`` in its own session; returns its pid."""
+    """Start ``python -m proc.module`` (or ``proc.argv``) in its own session; returns its pid."""
     RUN_DIR.mkdir(exist_ok=True)
     env = {**base_env, **proc.env}
     with log_file(proc.name).open("ab") as log:
         log.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} suite starts {proc.module} ====\n".encode())
         log.flush()
         child = subprocess.Popen(
-            [python, "-m", proc.module],
+            list(proc.argv) or [python, "-m", proc.module],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -42,6 +42,8 @@ class Suite:
     databases: list[str] = field(default_factory=list)
     # The full environment each service was started with (workers of a service reuse it).
     envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Given to every process of this suite (e.g. OTEL_* variables for a traced suite).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def auth_url(self) -> str:
@@ -62,6 +64,7 @@ class Suite:
             "EVENTS_EXCHANGE": self.exchange,
             "EVENTS_RETRY_DELAYS": "[0.2, 0.5]",
             "DB_POOL_MIN": "1",
+            **self.extra_env,
         }
 
     async def start_service(self, name: str, module: str, env: dict[str, str] | None = None) -> ServiceProcess:
@@ -82,13 +85,23 @@ class Suite:
         db_name, dsn = await create_database()
         self.databases.append(db_name)
         port = free_port()
-        env = auth_env(port, dsn, EVENTS_EXCHANGE=self.exchange)
+        env = auth_env(port, dsn, EVENTS_EXCHANGE=self.exchange, **self.extra_env)
         auth = ServiceProcess("services.auth", env, self.log_dir / f"auth-{port}.log")
         self.processes["auth"] = auth
         auth.wait_ready()
         await self.start_service("todos", "services.todos")
         await self.start_service("reports", "services.reports", self.reports_env())
         await self.start_worker("reports-worker")
+
+    def gateway_env(self, ping_url: str) -> dict[str, str]:
+        """A gateway's settings in front of this suite (and a ping instance): every route leads here."""
+        return {
+            "AUTH_URL": self.auth_url,
+            "AUTH_URLS": self.auth_url,
+            "TODOS_URLS": self.todos_url,
+            "REPORTS_URLS": self.reports_url,
+            "PING_URLS": ping_url,
+        }
 
     def reports_env(self, **extra: str) -> dict[str, str]:
         """A reports service of its own: a unique name keeps its event and job queues apart from others'."""
@@ -99,6 +112,7 @@ class Suite:
             "FETCH_BACKOFF_MIN_SECONDS": "0.2",
             "FETCH_BACKOFF_MAX_SECONDS": "0.5",
             "DB_POOL_MAX": "5",  # PostgreSQL's connections are shared with every other test run on the machine
+            "WORKER_METRICS_PORT": "0",  # workers of every test run side by side: each takes a free port
             **extra,
         }
 

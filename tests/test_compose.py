@@ -31,6 +31,8 @@ import suite_broker  # noqa: E402
 from services.kit.config import DEFAULT_EVENT_PRODUCERS  # noqa: E402
 
 INFRA = {"postgres", "rabbitmq", "redis"}
+# The trace backend and the metrics server (docs/observability.md).
+OBSERVABILITY = {"jaeger", "prometheus"}
 APP_SERVICES = {s.name for s in suite.SERVICES} | {e.name for s in suite.SERVICES for e in s.extras} | {"gateway"}
 WORKERS = {e.name for s in suite.SERVICES for e in s.extras}
 HTTP_PORTS = {s.name: s.port for s in (*suite.SERVICES, suite.GATEWAY)}
@@ -52,7 +54,7 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_compose_runs_every_service_of_the_suite_with_postgres_and_rabbitmq(services: dict[str, Any]) -> None:
-    assert set(services) == INFRA | APP_SERVICES
+    assert set(services) == INFRA | OBSERVABILITY | APP_SERVICES
     assert {"auth", "todos", "ping", "reports", "reports-worker", "gateway"} <= APP_SERVICES
     assert services["postgres"]["image"].startswith("postgres:16")
     assert services["rabbitmq"]["image"].startswith("rabbitmq:3-management")
@@ -300,3 +302,25 @@ def test_generated_definitions_hold_the_service_users_with_least_permissions(
     assert not re.fullmatch(perms["quartet_todos"]["read"], "reports.jobs")
     # The consumers' owners are exactly these users (services/kit/config.py).
     assert {r.owns: r.user for r in suite_broker.ROLES.values()} == DEFAULT_EVENT_PRODUCERS
+
+
+def test_every_process_exports_traces_to_jaeger(services: dict[str, Any]) -> None:
+    assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
+    assert "4318:4318" in services["jaeger"]["ports"]
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
+
+
+def test_prometheus_scrapes_every_process_of_the_suite_on_its_metrics_port(services: dict[str, Any]) -> None:
+    mounts = services["prometheus"]["volumes"]
+    assert "./deploy/prometheus/compose.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    assert "./deploy/prometheus/rules.yml:/etc/prometheus/rules.yml:ro" in mounts
+    config = yaml.safe_load((ROOT / "deploy/prometheus/compose.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    scraped = {
+        job["job_name"]: (sd["names"], sd["port"]) for job in config["scrape_configs"] for sd in job["dns_sd_configs"]
+    }
+    expected = {name: ([name], port) for name, port in HTTP_PORTS.items()}
+    for name in WORKERS:
+        expected[name] = ([name], int(services[name]["environment"]["WORKER_METRICS_PORT"]))
+    assert scraped == expected

@@ -253,7 +253,10 @@ def test_http_service_has_a_service_and_a_pdb(base: list[dict[str, Any]], name: 
 def test_workers_have_no_service(base: list[dict[str, Any]]) -> None:
     for name in WORKERS:
         assert _find(base, "Service", name) is None
-        assert "ports" not in _container(_get(base, "Deployment", name))
+        # The one port of a worker is its Prometheus metrics (WORKER_METRICS_PORT), for scrapes only.
+        container = _container(_get(base, "Deployment", name))
+        assert [p["name"] for p in container["ports"]] == ["metrics"]
+        assert str(container["ports"][0]["containerPort"]) == _env(container)["WORKER_METRICS_PORT"]["value"]
 
 
 def test_hpas_target_existing_deployments_on_cpu(base: list[dict[str, Any]]) -> None:
@@ -521,3 +524,22 @@ def test_local_broker_loads_the_generated_definitions(tmp_path: Path) -> None:
             url = urlsplit(value)
             stored = base64.b64decode(users[url.username or ""]["password_hash"])
             assert hashlib.sha256(stored[:4] + (url.password or "").encode()).digest() == stored[4:], key
+
+
+def test_local_overlay_has_jaeger_and_prometheus_scraping_every_process(everything: list[dict[str, Any]]) -> None:
+    assert (LOCAL / "prometheus-rules.yml").read_text() == (ROOT / "deploy/prometheus/rules.yml").read_text()
+    _get(everything, "Deployment", "jaeger")
+    _get(everything, "Deployment", "prometheus")
+    patch = yaml.safe_load_all((LOCAL / "config-local.yaml").read_text())
+    local_config = next(d for d in patch if d["metadata"]["name"] == "quartet-config")
+    assert local_config["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    config = yaml.safe_load((LOCAL / "prometheus.yml").read_text())
+    scraped = {job["job_name"]: job["dns_sd_configs"][0] for job in config["scrape_configs"]}
+    ports = {**HTTP_PORTS, **{name: 9104 for name in WORKERS}}
+    assert set(scraped) == set(MODULES)
+    for name, sd in scraped.items():
+        assert sd == {"names": [f"{name}-metrics.quartet.svc"], "type": "A", "port": ports[name]}, name
+        headless = _get(everything, "Service", f"{name}-metrics")
+        assert headless["spec"]["clusterIP"] == "None"
+        assert headless["spec"]["selector"] == {"app.kubernetes.io/name": name}
+        assert headless["spec"]["ports"][0]["port"] == ports[name]

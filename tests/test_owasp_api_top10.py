@@ -27,16 +27,7 @@ from tests.support import ServiceProcess
 
 @pytest.fixture(scope="module")
 def edge(suite: Suite, ping_service: ServiceProcess, log_dir: Path) -> Iterator[ServiceProcess]:
-    proc = launch_gateway(
-        log_dir,
-        {
-            "AUTH_URL": suite.auth_url,
-            "AUTH_URLS": suite.auth_url,
-            "TODOS_URLS": suite.todos_url,
-            "REPORTS_URLS": suite.reports_url,
-            "PING_URLS": ping_service.url,
-        },
-    )
+    proc = launch_gateway(log_dir, suite.gateway_env(ping_service.url))
     yield proc
     proc.stop()
 

@@ -10,9 +10,7 @@ background work (event relay and consumers). A service adds its blueprints.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -25,19 +23,19 @@ from quart.typing import ResponseReturnValue
 from quart_schema import QuartSchema, RequestSchemaValidationError, hide
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from services.kit import tracing
 from services.kit.config import ServiceSettings
 from services.kit.contract import ContractProvider
 from services.kit.db import UNAVAILABLE_ERRORS, Database
 from services.kit.docs import docs_blueprint
 from services.kit.logging import get_logger
-from services.kit.metrics import HttpMetrics
+from services.kit.metrics import HttpMetrics, new_registry
 from services.kit.migrations import MigrationSource, migrate
 from services.kit.problem import PROBLEM_CONTENT_TYPE, Problem, problem_body
+from services.kit.request_id import REQUEST_ID_HEADER, pick_request_id
 
 log = get_logger("kit.app")
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -85,15 +83,9 @@ def request_id() -> str:
     """The id of the current request (taken from ``X-Request-ID`` or generated)."""
     rid = g.get("request_id")
     if rid is None:
-        rid = _pick_request_id(request.headers.get(REQUEST_ID_HEADER))
+        rid = pick_request_id(request.headers.get(REQUEST_ID_HEADER))
         g.request_id = rid
     return cast(str, rid)
-
-
-def _pick_request_id(given: str | None) -> str:
-    if given and _SANE_REQUEST_ID.match(given):
-        return given
-    return uuid.uuid4().hex
 
 
 Deadline = float | Callable[[Any], float]
@@ -159,7 +151,7 @@ def create_service_app(
         PROPAGATE_EXCEPTIONS=False,
         JSON_SORT_KEYS=False,
     )
-    registry = CollectorRegistry()
+    registry = new_registry()
     kit = ServiceKit(
         settings=settings,
         registry=registry,
@@ -185,6 +177,8 @@ def create_service_app(
     app.register_blueprint(docs_blueprint(title))
     for bp in blueprints:
         app.register_blueprint(bp)
+    # The server span (continuing the caller's traceparent) around everything above.
+    app.asgi_app = tracing.instrument_asgi(app.asgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -195,6 +189,8 @@ def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
         g.started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid)
+        if request.url_rule is not None:
+            tracing.name_server_span(request.method, request.url_rule.rule)
         kit.metrics.in_flight.inc()
         g.in_flight = True
         # Refuse an oversized body up front, whatever the route (chunked bodies are cut while read).
@@ -204,6 +200,9 @@ def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
     @app.after_request
     async def finish_request(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = request_id()
+        trace_response = tracing.traceresponse()
+        if trace_response is not None:
+            response.headers[tracing.TRACERESPONSE_HEADER] = trace_response
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         kit.metrics.requests.labels(request.method, route, str(response.status_code)).inc()

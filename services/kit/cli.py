@@ -37,7 +37,9 @@ def main(
     extra = dict(commands or {})
     if name == "serve":
         from services.kit.runner import run  # hypercorn and uvloop only when serving
+        from services.kit.tracing import setup_tracing
 
+        setup_tracing(settings)  # before the app is built: the factory wraps it when tracing is on
         run(create_app(settings), settings)
         return 0
     if name == "migrate":

@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import socket
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
@@ -124,6 +125,42 @@ class ServiceSettings(BaseSettings):
     # in-flight requests get up to shutdown_grace to finish.
     drain_delay_seconds: float = Field(0.0, ge=0)
     shutdown_grace_seconds: float = Field(20.0, gt=0)
+
+    # Tracing (OpenTelemetry; docs/observability.md). Spans go over OTLP/HTTP (protobuf) to
+    # <endpoint>/v1/traces, or to the traces endpoint as given; with neither set, nothing is
+    # installed at all. The SDK reads the other standard OTEL_* variables itself (headers,
+    # timeout, compression, batch sizes).
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_service_name: str | None = None
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    otel_traces_sampler_arg: float = Field(1.0, ge=0, le=1)
+
+    @property
+    def otlp_traces_url(self) -> str | None:
+        """Where spans are exported; None when tracing is off."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
+
+    @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint", "otel_service_name")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("otel_traces_sampler", mode="before")
+    @classmethod
+    def _sampler_name(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

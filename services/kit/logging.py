@@ -1,7 +1,9 @@
 """JSON-lines logging with structlog.
 
 Every line carries ``service`` and, inside a request or an event handler, the
-``request_id`` bound with :func:`structlog.contextvars.bind_contextvars`.
+``request_id`` bound with :func:`structlog.contextvars.bind_contextvars`, and the
+``trace_id`` and ``span_id`` of the OpenTelemetry span current when it is written
+(inside a trace: a client's ``traceparent``, or any span while tracing is on).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 _SECRET_KEYS = frozenset(
     {"password", "secret", "client_secret", "token", "access_token", "refresh_token", "authorization", "code_verifier"}
@@ -21,6 +24,15 @@ def _redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     # Defence in depth: a secret passed to a log call by mistake never reaches the output.
     for key in event_dict.keys() & _SECRET_KEYS:
         event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def _add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # The same hex ids a trace backend shows, so a log line leads to its span and back.
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", f"{context.trace_id:032x}")
+        event_dict.setdefault("span_id", f"{context.span_id:016x}")
     return event_dict
 
 
@@ -37,6 +49,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         add_service,
+        _add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,

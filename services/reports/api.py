@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from quart import Blueprint, Response, g
+from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from services.kit.app import current_db, current_kit, handler_deadline
 from services.kit.contract import links, responses
 from services.kit.problem import Problem
-from services.kit.security import require_scope
+from services.kit.security import current_user_id, require_scope
 from services.reports import events, jobs_store, store
 from services.reports.config import ReportsSettings
 from services.reports.schemas import Report, ReportList, ReportListQuery, ReportRequest, SummaryOut
@@ -24,14 +24,6 @@ def _settings() -> ReportsSettings:
     return settings
 
 
-def _caller() -> UUID:
-    """The token's subject as an owner id; tokens without a user (services) own no reports."""
-    try:
-        return UUID(g.claims.sub)
-    except (ValueError, AttributeError):
-        raise Problem(403, "this token does not belong to a user") from None
-
-
 def _report(row: jobs_store.JobRow) -> Report:
     return Report.model_validate(row.public())
 
@@ -42,7 +34,7 @@ def _report(row: jobs_store.JobRow) -> Report:
 async def get_summary() -> SummaryOut:
     """The caller's live statistics, from the read model the todo events keep (eventually consistent)."""
     async with current_db().connection() as conn:
-        summary = await store.summary(conn, _caller())
+        summary = await store.summary(conn, current_user_id())
     return SummaryOut.model_validate(summary, from_attributes=True)
 
 
@@ -54,7 +46,7 @@ async def get_summary() -> SummaryOut:
 @responses(describe={429: "The caller already has MAX_UNFINISHED_JOBS reports queued or running (Retry-After)."})
 async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, str]]:
     """Queue a report; the worker renders it. 429 while the caller has too many unfinished ones."""
-    owner = _caller()
+    owner = current_user_id()
     limit = _settings().max_unfinished_jobs
     async with current_db().transaction() as conn:
         try:
@@ -76,7 +68,7 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
 async def list_reports(query_args: ReportListQuery) -> ReportList:
     """The caller's reports, newest first."""
     async with current_db().connection() as conn:
-        rows = await jobs_store.list_jobs(conn, _caller(), limit=query_args.limit)
+        rows = await jobs_store.list_jobs(conn, current_user_id(), limit=query_args.limit)
     return ReportList(items=[_report(r) for r in rows])
 
 
@@ -86,7 +78,7 @@ async def list_reports(query_args: ReportListQuery) -> ReportList:
 async def get_report(report_id: UUID) -> Report:
     """One report's status and progress."""
     async with current_db().connection() as conn:
-        row = await jobs_store.get_job(conn, _caller(), report_id)
+        row = await jobs_store.get_job(conn, current_user_id(), report_id)
     if row is None:
         raise Problem(404, "report not found")
     return _report(row)
@@ -108,7 +100,7 @@ async def get_report(report_id: UUID) -> Report:
 )
 async def get_report_file(report_id: UUID) -> Response:
     """The rendered file (409 while the report is not done)."""
-    owner = _caller()
+    owner = current_user_id()
     async with current_db().connection() as conn:
         file = await jobs_store.get_file(conn, owner, report_id)
         if file is None:

@@ -42,6 +42,9 @@ class ReportsSettings(ServiceSettings):
     fetch_attempts: int = Field(6, ge=1, le=50)
     fetch_backoff_min_seconds: float = Field(0.5, gt=0)
     fetch_backoff_max_seconds: float = Field(10.0, gt=0)
+    # The worker serves its Prometheus metrics on GET /metrics at host:worker_metrics_port
+    # (0: a free port, logged at start). Several workers on one machine need one port each.
+    worker_metrics_port: int = Field(9104, ge=0, le=65535)
     # A job whose worker died this many times is failed instead of tried again (poison job).
     max_job_attempts: int = Field(3, ge=1, le=20)
     # The sweeper (in the API process): every job_sweep_interval, an unfinished job without progress

@@ -32,14 +32,16 @@ import aio_pika
 import aiohttp
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
-from prometheus_client import CollectorRegistry
+from aiohttp import web
 from pydantic import ValidationError
 
 from services.kit.db import Connection, Database
 from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck
 from services.kit.logging import configure_logging, get_logger
+from services.kit.metrics import new_registry, serve_metrics
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
+from services.kit.tracing import request_id_trace_config, setup_tracing
 from services.reports import events, jobs_store, store
 from services.reports.app import MIGRATIONS
 from services.reports.config import ReportsSettings
@@ -244,9 +246,14 @@ async def serve(settings: ReportsSettings, fonts: PdfFonts) -> None:
     db = Database(settings)
     await db.open()
     # Relay only (no handlers): publishes the report.completed events this worker writes.
-    bus = EventBus(settings, db, CollectorRegistry())
+    registry = new_registry()
+    bus = EventBus(settings, db, registry)
+    bus.watch_queues([settings.jobs_queue])
     await bus.start()
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10))
+    metrics = await serve_metrics(registry, settings.host, settings.worker_metrics_port)
+    log.info("worker metrics", url=f"http://{settings.host}:{_bound_port(metrics)}/metrics")
+    # X-Request-ID of the job's request on every call (todos, token endpoint); traceparent via tracing.
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10), trace_configs=[request_id_trace_config()])
     tokens = ClientCredentialsTokenSource(
         settings.auth_url.rstrip("/") + "/auth/token",
         settings.worker_client_id,
@@ -274,9 +281,15 @@ async def serve(settings: ReportsSettings, fonts: PdfFonts) -> None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), timeout=5)
         await bus.stop()
+        await metrics.cleanup()
         await session.close()
         await db.close()
         log.info("worker stopped")
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    addresses = runner.addresses
+    return int(addresses[0][1]) if addresses else 0
 
 
 def main() -> int:
@@ -292,6 +305,7 @@ def main() -> int:
         log.error("PDF fonts unavailable; worker not started", error=str(error))
         print(f"reports worker cannot start: {error}", file=sys.stderr)
         return 2
+    setup_tracing(settings, f"{settings.service_name}-worker")
     asyncio.run(serve(settings, fonts))
     return 0
 

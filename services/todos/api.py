@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, request
 from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
 from services.kit import idempotency
@@ -14,7 +14,7 @@ from services.kit.contract import links, responses
 from services.kit.db import Connection
 from services.kit.idempotency import IdempotentRequest
 from services.kit.problem import Problem
-from services.kit.security import require_scope
+from services.kit.security import current_caller, current_user_id, insufficient_scope, require_scope
 from services.todos import events, store
 from services.todos.config import TodosSettings
 from services.todos.cursor import BadCursor, CursorCodec
@@ -41,15 +41,6 @@ def _cursors() -> CursorCodec:
     return codec
 
 
-def _caller() -> UUID:
-    """The token's subject as an owner id; tokens without a user (services) own no todos."""
-    user_id = g.claims.user_id
-    if user_id is None:
-        raise Problem(403, "this token does not belong to a user")
-    assert isinstance(user_id, UUID)
-    return user_id
-
-
 def _todo(row: store.TodoRow) -> Todo:
     return Todo.model_validate(row.public())
 
@@ -72,12 +63,9 @@ def _if_match_version() -> int | None:
 async def list_todos(query_args: TodoListQuery) -> Response:
     """The caller's todos, newest first, one keyset page at a time."""
     needed = "todos:read:any" if query_args.owner is not None else "todos:read"
-    if not g.claims.has_scopes(needed):
-        challenge = f'Bearer realm="quartet", error="insufficient_scope", scope="{needed}"'
-        raise Problem(
-            403, f"insufficient_scope: this needs the scope {needed}", headers={"WWW-Authenticate": challenge}
-        )
-    owner = query_args.owner or _caller()
+    if not current_caller().has_scopes(needed):
+        raise insufficient_scope(needed)
+    owner = query_args.owner or current_user_id()
     scope = f"{owner}:{query_args.status}"
     try:
         after = _cursors().decode(query_args.cursor, scope) if query_args.cursor else None
@@ -113,7 +101,7 @@ async def list_todos(query_args: TodoListQuery) -> Response:
 )
 async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     """Create a todo. With ``Idempotency-Key``, a retry replays the first response."""
-    owner = _caller()
+    owner = current_user_id()
     idem = IdempotentRequest.of(request.headers.get(idempotency.HEADER), data.content)
     async with current_db().transaction() as conn:
         await _refuse_deleted(conn, owner)
@@ -145,7 +133,7 @@ async def _refuse_deleted(conn: Connection, owner: UUID) -> None:
 async def get_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
     """One todo, with its ETag."""
     async with current_db().connection() as conn:
-        row = await store.get_todo(conn, _caller(), todo_id)
+        row = await store.get_todo(conn, current_user_id(), todo_id)
     if row is None:
         raise Problem(404, "todo not found")
     return _todo(row), 200, {"ETag": row.etag}
@@ -158,7 +146,7 @@ async def get_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
 @responses(412, describe={412: "If-Match names an older version of the todo."})
 async def patch_todo(todo_id: UUID, data: TodoPatch) -> tuple[Todo, int, dict[str, str]]:
     """Change content and/or is_finished; ``If-Match`` makes it conditional (412 when stale)."""
-    owner = _caller()
+    owner = current_user_id()
     expected = _if_match_version()
     if data.content is None and data.is_finished is None:  # nothing to change: no new version, no event
         async with current_db().connection() as conn:
@@ -183,7 +171,7 @@ async def patch_todo(todo_id: UUID, data: TodoPatch) -> tuple[Todo, int, dict[st
 @validate_response(Todo)
 async def finish_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
     """Mark a todo finished (finishing a finished todo changes nothing)."""
-    owner = _caller()
+    owner = current_user_id()
     async with current_db().transaction() as conn:
         row = await store.finish_todo(conn, owner, todo_id)
         if row is not None:
@@ -200,7 +188,7 @@ async def finish_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
 @responses(204, describe={204: "Deleted."})
 async def delete_todo(todo_id: UUID) -> tuple[str, int]:
     """Delete a todo."""
-    owner = _caller()
+    owner = current_user_id()
     async with current_db().transaction() as conn:
         row = await store.delete_todo(conn, owner, todo_id)
         if row is None:

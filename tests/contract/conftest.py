@@ -55,16 +55,7 @@ async def doomed(suite: Suite) -> list[User]:
 
 @pytest.fixture(scope="session")
 def contract_gateway(suite: Suite, log_dir: Path, ping_for_contract: ServiceProcess) -> Iterator[ServiceProcess]:
-    proc = launch_gateway(
-        log_dir,
-        {
-            "AUTH_URL": suite.auth_url,
-            "AUTH_URLS": suite.auth_url,
-            "TODOS_URLS": suite.todos_url,
-            "REPORTS_URLS": suite.reports_url,
-            "PING_URLS": ping_for_contract.url,
-        },
-    )
+    proc = launch_gateway(log_dir, suite.gateway_env(ping_for_contract.url))
     yield proc
     proc.stop()
 

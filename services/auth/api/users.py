@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, g
+from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
 from services.auth import accounts
@@ -12,7 +12,7 @@ from services.auth.schemas import RegisterRequest, UserOut
 from services.auth.store import users
 from services.kit.contract import responses
 from services.kit.problem import Problem
-from services.kit.security import require_scope
+from services.kit.security import current_user_id, require_scope
 
 bp = Blueprint("users", __name__)
 
@@ -41,7 +41,7 @@ async def register(data: RegisterRequest) -> tuple[UserOut, int]:
 async def me() -> UserOut:
     """The signed-in user's profile (scope ``profile``)."""
     async with runtime().db.connection() as conn:
-        user = await users.get_user(conn, g.user_id) if g.user_id else None
+        user = await users.get_user(conn, current_user_id())
     if user is None:
         raise Problem(404, "this account no longer exists")
     return UserOut.of(user)
@@ -52,6 +52,6 @@ async def me() -> UserOut:
 @require_scope("profile")
 async def delete_me() -> tuple[str, int]:
     """Delete the account and every grant it made; publishes ``user.deleted`` so services purge its data."""
-    if not (g.user_id and await accounts.delete(runtime(), g.user_id)):
+    if not await accounts.delete(runtime(), current_user_id()):
         raise Problem(404, "this account no longer exists")
     return "", 204

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry
 
 from services.kit.config import ServiceSettings
 from services.kit.db import Database
-from services.kit.events.broker import Broker
+from services.kit.events.broker import Broker, dead_letter_queue, events_queue, retry_queue
 from services.kit.events.consumer import EventConsumer
+from services.kit.events.depths import QueueDepths
 from services.kit.events.envelope import Handler
 from services.kit.events.metrics import EventMetrics
 from services.kit.events.options import EventOptions
@@ -45,17 +46,24 @@ class EventBus:
         self._consumer = (
             EventConsumer(settings, db, self._broker, self.metrics, self.options, handlers) if handlers else None
         )
+        self._depths = QueueDepths(self._broker, self.metrics)
+        if handlers:
+            prefix = settings.events_queue_name_prefix
+            retries = [retry_queue(prefix, delay) for delay in self.options.retry_delays]
+            self._depths.watch([events_queue(prefix), dead_letter_queue(prefix), *retries])
 
     async def start(self) -> None:
         """Start the broker connection, the relay and (with handlers) the consumer."""
         await self._broker.start()
         await self._relay.start()
+        await self._depths.start()
 
     async def stop(self) -> None:
         """Graceful: stop consuming, finish in-flight handlers and the relay's batch, close."""
         if self._consumer is not None:
             await self._consumer.stop()
         await self._relay.stop()
+        await self._depths.stop()
         await self._broker.close()
 
     def ready(self) -> bool:
@@ -65,6 +73,10 @@ class EventBus:
     async def wait_ready(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - a bounded wait
         """Wait until :meth:`ready`; False after ``timeout`` seconds."""
         return await self._broker.wait_ready(timeout)
+
+    def watch_queues(self, queues: Sequence[str]) -> None:
+        """Report the depth of these queues too (``events_queue_messages``); call before :meth:`start`."""
+        self._depths.watch(queues)
 
     def wake_relay(self) -> None:
         """Make the relay look at the outbox now (NOTIFY does this on every commit)."""

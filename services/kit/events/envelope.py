@@ -39,6 +39,9 @@ class Event(BaseModel):
     subject: str
     correlation_id: str | None = None
     data: dict[str, Any]
+    # Transport metadata, not part of the envelope on the wire: the W3C trace context stored
+    # with the outbox row, which the relay sends as AMQP headers.
+    trace_context: dict[str, str] = Field(default_factory=dict, exclude=True)
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()

@@ -14,6 +14,17 @@ class EventMetrics:
         self.outbox_pending = Gauge(
             "outbox_pending", "Outbox events written but not yet confirmed by the broker", registry=registry
         )
+        self.outbox_oldest_pending_seconds = Gauge(
+            "outbox_oldest_pending_seconds",
+            "Age of the oldest outbox event not yet confirmed by the broker (0 when none): the outbox lag",
+            registry=registry,
+        )
+        self.queue_messages = Gauge(
+            "events_queue_messages",
+            "Messages ready in a queue this process consumes (events, retry, dead-letter, jobs)",
+            ["queue"],
+            registry=registry,
+        )
         self.publish_seconds = Histogram(
             "outbox_publish_seconds",
             "Time from publishing an event to the broker's confirm",

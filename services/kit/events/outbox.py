@@ -26,6 +26,7 @@ import structlog
 
 from services.kit.db import Connection
 from services.kit.events.envelope import TYPE_PATTERN, Event
+from services.kit.tracing import current_carrier
 
 # The relay LISTENs on this channel; NOTIFY is delivered when the writing transaction commits.
 NOTIFY_CHANNEL = "kit_events_outbox"
@@ -54,7 +55,8 @@ async def add(
 
     ``correlation_id`` defaults to the ``request_id`` bound in the structlog context
     (the HTTP request that caused the change). UUIDs, datetimes and decimals in
-    ``data`` are written as strings.
+    ``data`` are written as strings. The current trace context is stored with the
+    row, so the publication and its consumers continue the request's trace.
     """
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.add must run inside the transaction of the change it announces")
@@ -68,10 +70,11 @@ async def add(
         bound = structlog.contextvars.get_contextvars().get("request_id")
         correlation_id = str(bound) if bound is not None else None
     event_id = uuid4()
+    trace_context = current_carrier()
     await conn.execute(
         """
-        INSERT INTO event_outbox (id, type, version, occurred_at, subject, correlation_id, data)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+        INSERT INTO event_outbox (id, type, version, occurred_at, subject, correlation_id, data, trace_context)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)
         """,
         event_id,
         type,
@@ -80,6 +83,7 @@ async def add(
         str(subject),
         correlation_id,
         json.dumps(data, default=_json_default),
+        json.dumps(trace_context) if trace_context else None,
     )
     await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
     return event_id
@@ -101,7 +105,8 @@ async def claim_batch(conn: Connection, limit: int, producer: str) -> list[Event
     """Lock up to ``limit`` due events, oldest first; other relays skip them (SKIP LOCKED)."""
     rows = await conn.fetch(
         """
-        SELECT id, type, version, occurred_at, subject, correlation_id, data::text AS data
+        SELECT id, type, version, occurred_at, subject, correlation_id, data::text AS data,
+               trace_context::text AS trace_context
         FROM event_outbox
         WHERE published_at IS NULL AND discarded_at IS NULL AND next_attempt_at <= now()
         ORDER BY position
@@ -120,6 +125,7 @@ async def claim_batch(conn: Connection, limit: int, producer: str) -> list[Event
             subject=row["subject"],
             correlation_id=row["correlation_id"],
             data=json.loads(row["data"]),
+            trace_context=json.loads(row["trace_context"] or "{}"),
         )
         for row in rows
     ]
@@ -168,8 +174,22 @@ async def mark_failed(
 
 
 async def count_pending(conn: Connection) -> int:
-    count = await conn.fetchval("SELECT count(*) FROM event_outbox WHERE published_at IS NULL AND discarded_at IS NULL")
-    return int(count)
+    count, _ = await pending_stats(conn)
+    return count
+
+
+async def pending_stats(conn: Connection) -> tuple[int, float]:
+    """(events not yet published, age in seconds of the oldest of them; 0 when none): the outbox lag."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS pending,
+               coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8 AS oldest_seconds
+        FROM event_outbox
+        WHERE published_at IS NULL AND discarded_at IS NULL
+        """
+    )
+    assert row is not None
+    return int(row["pending"]), max(0.0, float(row["oldest_seconds"]))
 
 
 async def prune(conn: Connection, retention_seconds: float) -> int:

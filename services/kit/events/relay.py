@@ -37,6 +37,7 @@ from services.kit.events.envelope import Event
 from services.kit.events.metrics import EventMetrics
 from services.kit.events.options import EventOptions
 from services.kit.logging import get_logger
+from services.kit.tracing import producer_span
 
 log = get_logger(__name__)
 
@@ -182,12 +183,14 @@ class OutboxRelay:
     async def _publish_one(self, exchange: aio_pika.abc.AbstractExchange, event: Event) -> _Outcome | None:
         started = time.perf_counter()
         try:
-            await exchange.publish(
-                event_message(event, self._broker_user),
-                routing_key=event.type,
-                mandatory=True,
-                timeout=self._options.publish_timeout,
-            )
+            # A child of the request that wrote the row; its context goes out as AMQP headers.
+            with producer_span(f"{event.type} publish", event.trace_context, event_id=str(event.id)) as headers:
+                await exchange.publish(
+                    event_message(event, self._broker_user, headers=headers),
+                    routing_key=event.type,
+                    mandatory=True,
+                    timeout=self._options.publish_timeout,
+                )
         except aiormq.exceptions.PublishError:
             return _Outcome("unroutable: no queue is bound to this type", unroutable=True)
         except aiormq.exceptions.DeliveryError as exc:
@@ -213,7 +216,9 @@ class OutboxRelay:
 
     async def _refresh_pending(self) -> None:
         async with self._db.connection() as conn:
-            self._metrics.outbox_pending.set(await outbox.count_pending(conn))
+            pending, oldest_seconds = await outbox.pending_stats(conn)
+        self._metrics.outbox_pending.set(pending)
+        self._metrics.outbox_oldest_pending_seconds.set(oldest_seconds)
         self._pending_refreshed_at = time.monotonic()
 
     # --- LISTEN ----------------------------------------------------------------------

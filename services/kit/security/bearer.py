@@ -8,7 +8,7 @@
     @bp.get("/todos")
     @require_scope("todos:read")
     async def list_todos() -> ...:
-        ...  # g.claims (Claims), g.user_id (UUID, or None for a service token)
+        owner = current_user_id()  # or current_caller(); g.claims and g.user_id are set too
 
 A missing or invalid token answers 401 problem+json with ``WWW-Authenticate:
 Bearer``; a valid token without every required scope answers 403 (RFC 6750 §3.1).
@@ -28,12 +28,12 @@ from quart import Quart, g, request
 from services.kit.app import ServiceKit, current_kit, kit_of
 from services.kit.contract import BEARER_SCHEME_NAME as BEARER_SCHEME_NAME
 from services.kit.contract import mark_scopes
-from services.kit.problem import Problem
-from services.kit.security.verifier import Claims, InvalidToken, JwksFetcher, KeysUnavailable, TokenVerifier
+from services.kit.security.challenge import insufficient_scope, verified_claims
+from services.kit.security.verifier import Claims, JwksFetcher, TokenVerifier
+from services.kit.tracing import request_id_trace_config
 
 VERIFIER_KEY = "token_verifier"
 DEFAULT_AUDIENCE = "quartet"
-REALM = "quartet"
 BEARER_SECURITY_SCHEME: dict[str, Any] = {
     BEARER_SCHEME_NAME: {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}
 }
@@ -71,6 +71,7 @@ def install_auth(
                 connector=aiohttp.TCPConnector(limit=4),
                 timeout=aiohttp.ClientTimeout(total=5, connect=2),
                 raise_for_status=False,
+                trace_configs=[request_id_trace_config()],  # a JWKS refresh names the request that caused it
             )
             kit.extras["token_verifier_session"] = session
         verifier = TokenVerifier(
@@ -121,32 +122,11 @@ def current_verifier() -> TokenVerifier:
     return verifier
 
 
-def bearer_token() -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, if any."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 async def authenticate(*scopes: str) -> Claims:
     """Verify the request's bearer token and its scopes; set ``g.claims`` and ``g.user_id``."""
-    token = bearer_token()
-    if token is None:
-        raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
-    try:
-        claims = await current_verifier().verify(token)
-    except InvalidToken as error:
-        challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{_quote(str(error))}"'
-        raise Problem(401, str(error), headers={"WWW-Authenticate": challenge}) from None
-    except KeysUnavailable:
-        raise Problem(503, "tokens cannot be checked right now; try again", headers={"Retry-After": "1"}) from None
+    claims = await verified_claims(current_verifier(), request.headers.get("Authorization"))
     if not claims.has_scopes(*scopes):
-        needed = " ".join(scopes)
-        challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{needed}"'
-        detail = f"insufficient_scope: this needs the scope {needed}"
-        raise Problem(403, detail, headers={"WWW-Authenticate": challenge})
+        raise insufficient_scope(*scopes)
     g.claims = claims
     g.user_id = claims.user_id
     return claims
@@ -169,7 +149,3 @@ def require_scope(*scopes: str) -> Callable[[Callable[P, Awaitable[R]]], Callabl
         return mark_scopes(guarded, scopes)
 
     return decorate
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "").replace('"', "'")
