@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: free ports, service processes, throwaway databases.
+"""Helpers shared by the tests: free ports, service processes, throwaway databases, problem checks.
 
 Tests start real processes (``python -m services.<name>``) on free ports with
 their own databases and exchange names, so they run beside a ``make up`` suite.
@@ -16,9 +16,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("QUARTET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -27,6 +29,17 @@ AMQP_URL = os.environ.get("QUARTET_TEST_AMQP", "amqp://guest:guest@127.0.0.1:567
 # (tests/events/test_producers.py checks the ownership rules with users of its own).
 TEST_BROKER_USER = unquote(urlsplit(AMQP_URL).username or "guest")
 TEST_PRODUCERS = {prefix: TEST_BROKER_USER for prefix in ("user", "todo", "report")}
+
+
+def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    """``resp`` is an RFC 9457 problem of ``status`` whose request id matches the response's; returns the body."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    assert body["status"] == status
+    assert body["request_id"] == resp.headers["x-request-id"]
+    assert {"type", "title", "detail"} <= body.keys()
+    return body
 
 
 def free_port() -> int:

@@ -10,17 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ServiceProcess, free_port
-
-
-def assert_problem(resp: httpx.Response, status: int) -> dict[str, object]:
-    assert resp.status_code == status
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["status"] == status
-    assert body["request_id"] == resp.headers["x-request-id"]
-    assert {"type", "title", "detail"} <= body.keys()
-    return dict(body)
+from tests.support import ServiceProcess, assert_problem, free_port
 
 
 def test_ping_echoes_message_with_region_and_instance(ping_service: ServiceProcess) -> None:

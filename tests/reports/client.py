@@ -1,4 +1,4 @@
-"""Small helpers the reports tests share: poll a report or the summary, create todos fast, check problems."""
+"""Small helpers the reports tests share: poll a report or the summary, create todos fast."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
-
-def problem(resp: httpx.Response, status: int) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["status"] == status and body["request_id"] == resp.headers["x-request-id"]
-    return dict(body)
 
 
 async def request_report(reports: httpx.AsyncClient, format: str) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from collections import Counter
 import pytest
 
 from tests.suite import Suite, User
-from tests.support import ServiceProcess
-from tests.todos.test_todos_api import problem
+from tests.support import ServiceProcess, assert_problem
 
 QUOTA = 5
 
@@ -32,17 +31,17 @@ async def test_create_past_the_quota_is_409_naming_the_limit(
     async with suite.client(new_user, base_url=small_quota.url) as api:
         created = [await api.post("/todos", json={"content": f"todo {n}"}) for n in range(QUOTA)]
         assert [resp.status_code for resp in created] == [201] * QUOTA
-        refused = problem(await api.post("/todos", json={"content": "one too many"}), 409)
+        refused = assert_problem(await api.post("/todos", json={"content": "one too many"}), 409)
         assert str(QUOTA) in str(refused["detail"])
         keyed = await api.post("/todos", json={"content": "keyed"}, headers={"Idempotency-Key": "k-1"})
-        problem(keyed, 409)
+        assert_problem(keyed, 409)
 
         # Deleting one frees a place; the refused idempotent request was not stored.
         assert (await api.delete(f"/todos/{created[0].json()['id']}")).status_code == 204
         again = await api.post("/todos", json={"content": "keyed"}, headers={"Idempotency-Key": "k-1"})
         assert again.status_code == 201, again.text
         assert "idempotent-replayed" not in again.headers
-        problem(await api.post("/todos", json={"content": "full again"}), 409)
+        assert_problem(await api.post("/todos", json={"content": "full again"}), 409)
     assert await _count(suite, new_user, small_quota.url) == QUOTA
 
 
