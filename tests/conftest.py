@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import TestIssuer
 from tests.suite import Suite, User
 from tests.support import ServiceProcess, free_port
 
@@ -64,3 +65,9 @@ async def pager(suite: Suite) -> User:
 @pytest.fixture
 async def new_user(suite: Suite) -> User:
     return await suite.register()
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TestIssuer:
+    """The signing key in-process services trust (tests/inprocess.py)."""
+    return TestIssuer()

@@ -7,8 +7,6 @@ unique event exchange, so it runs beside a ``make up`` suite.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,19 +16,18 @@ from typing import Any
 import aio_pika
 import httpx
 
-from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
 from tests.auth.conftest import auth_env
 from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
-from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
-
-USER_SCOPES = "profile todos:read todos:write reports:read reports:write"
-
-
-@dataclass
-class User:
-    id: str
-    email: str
-    token: str = ""
+from tests.factories import USER_SCOPES, User
+from tests.support import (
+    AMQP_URL,
+    ServiceProcess,
+    create_database,
+    delete_event_queues,
+    drop_database,
+    free_port,
+    unique,
+)
 
 
 @dataclass
@@ -150,19 +147,8 @@ class Suite:
         """Delete the durable queues of the uniquely named services this suite ran (they outlive it otherwise)."""
         names = {env["SERVICE_NAME"] for env in self.envs.values() if "SERVICE_NAME" in env}
         prefixes = names | {env["EVENTS_QUEUE_PREFIX"] for env in self.envs.values() if "EVENTS_QUEUE_PREFIX" in env}
-        queues: list[str] = [f"{name}.jobs" for name in names] + [unrouted_name(self.exchange)]
-        for prefix in prefixes:
-            retries = [retry_queue(prefix, delay) for delay in (0.2, 0.5)]  # EVENTS_RETRY_DELAYS above
-            queues += [events_queue(prefix), dead_letter_queue(prefix), *retries]
-        connection = await aio_pika.connect(self.amqp_url)
-        async with connection:
-            for queue in queues:
-                channel = await connection.channel()
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await channel.queue_delete(queue)
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.exchange_delete(alternate_exchange_name(self.exchange))
+        jobs = [f"{name}.jobs" for name in names]
+        await delete_event_queues(self.amqp_url, self.exchange, prefixes, (0.2, 0.5), jobs)  # EVENTS_RETRY_DELAYS
 
     def flows(self) -> AuthFlows:
         return AuthFlows(self.auth_url)
@@ -194,7 +180,3 @@ class Suite:
         headers = {"Authorization": f"Bearer {token or user.token}"}
         async with httpx.AsyncClient(base_url=base_url or self.todos_url, headers=headers, timeout=30) as http:
             yield http
-
-
-def new_email() -> str:
-    return f"user-{secrets.token_hex(6)}@example.com"

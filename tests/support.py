@@ -6,6 +6,7 @@ their own databases and exchange names, so they run beside a ``make up`` suite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,13 +15,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import aio_pika
 import asyncpg
 import httpx
+
+from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("QUARTET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -126,3 +130,25 @@ async def drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def delete_event_queues(
+    amqp_url: str, exchange: str, prefixes: Iterable[str], retry_delays: Iterable[float], extra: Iterable[str] = ()
+) -> None:
+    """Delete the durable queues services with these queue prefixes declared on ``exchange`` (and ``extra``).
+
+    They outlive the test otherwise. Queues that do not exist are skipped.
+    """
+    delays = list(retry_delays)
+    queues = [*extra, unrouted_name(exchange)]
+    for prefix in prefixes:
+        queues += [events_queue(prefix), dead_letter_queue(prefix), *(retry_queue(prefix, d) for d in delays)]
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for queue in queues:
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(queue)
+        channel = await connection.channel()
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await channel.exchange_delete(alternate_exchange_name(exchange))

@@ -3,15 +3,31 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
 import pytest
 
-from tests.suite import Suite, User
+from tests.factories import TestIssuer, User
+from tests.inprocess import InProcessService
 from tests.support import assert_problem
 
 
-async def test_create_get_patch_finish_delete_happy_path(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+# Every test gets users of its own: minted by the issuer the in-process todos trusts.
+@pytest.fixture
+def alice(issuer: TestIssuer) -> User:
+    return issuer.user()
+
+
+@pytest.fixture
+def bob(issuer: TestIssuer) -> User:
+    return issuer.user()
+
+
+@pytest.fixture
+def new_user(issuer: TestIssuer) -> User:
+    return issuer.user()
+
+
+async def test_create_get_patch_finish_delete_happy_path(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         created = await api.post("/todos", json={"content": "  buy milk  "})
         assert created.status_code == 201
         todo = created.json()
@@ -40,8 +56,8 @@ async def test_create_get_patch_finish_delete_happy_path(suite: Suite, alice: Us
         assert_problem(await api.delete(f"/todos/{todo['id']}"), 404)
 
 
-async def test_list_filters_by_status_newest_first(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_list_filters_by_status_newest_first(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
         ids = [(await api.post("/todos", json={"content": f"t{i}"})).json()["id"] for i in range(5)]
         await api.put(f"/todos/{ids[1]}/finish")
         await api.put(f"/todos/{ids[3]}/finish")
@@ -65,14 +81,16 @@ async def test_list_filters_by_status_newest_first(suite: Suite, new_user: User)
         {"content": "ok", "owner_id": "someone"},
     ],
 )
-async def test_invalid_create_is_422_and_stores_nothing(suite: Suite, new_user: User, body: dict[str, object]) -> None:
-    async with suite.client(new_user) as api:
+async def test_invalid_create_is_422_and_stores_nothing(
+    todos: InProcessService, new_user: User, body: dict[str, object]
+) -> None:
+    async with todos.client(new_user) as api:
         assert_problem(await api.post("/todos", json=body), 422)
         assert (await api.get("/todos")).json()["items"] == []
 
 
-async def test_bad_inputs_are_problems(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+async def test_bad_inputs_are_problems(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         assert_problem(await api.get("/todos/not-a-uuid"), 404)
         assert_problem(await api.get("/todos", params={"limit": 0}), 422)
         assert_problem(await api.get("/todos", params={"limit": 101}), 422)
@@ -84,8 +102,8 @@ async def test_bad_inputs_are_problems(suite: Suite, alice: User) -> None:
         )
 
 
-async def test_tampered_or_foreign_cursor_is_400(suite: Suite, new_user: User, bob: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_tampered_or_foreign_cursor_is_400(todos: InProcessService, new_user: User, bob: User) -> None:
+    async with todos.client(new_user) as api:
         for i in range(3):
             await api.post("/todos", json={"content": f"c{i}"})
         cursor = (await api.get("/todos", params={"limit": 1})).json()["next_cursor"]
@@ -93,26 +111,26 @@ async def test_tampered_or_foreign_cursor_is_400(suite: Suite, new_user: User, b
         tampered = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
         assert_problem(await api.get("/todos", params={"limit": 1, "cursor": tampered}), 400)
         assert_problem(await api.get("/todos", params={"limit": 1, "cursor": cursor, "status": "open"}), 400)
-    async with suite.client(bob) as other:
+    async with todos.client(bob) as other:
         assert_problem(await other.get("/todos", params={"limit": 1, "cursor": cursor}), 400)
 
 
-async def test_missing_or_bad_token_is_401_and_wrong_scope_403(suite: Suite, alice: User) -> None:
-    async with httpx.AsyncClient(base_url=suite.todos_url) as anon:
+async def test_missing_or_bad_token_is_401_and_wrong_scope_403(todos: InProcessService, alice: User) -> None:
+    async with todos.client() as anon:
         resp = await anon.get("/todos")
         assert_problem(resp, 401)
         assert resp.headers["www-authenticate"].startswith("Bearer")
         assert_problem(await anon.get("/todos", headers={"Authorization": "Bearer not.a.jwt"}), 401)
-    read_only = await suite.login(alice, scope="todos:read")
-    async with suite.client(alice, token=read_only) as api:
+    read_only = todos.issuer.token(alice.id, "todos:read")
+    async with todos.client(alice, token=read_only) as api:
         assert (await api.get("/todos")).status_code == 200
         assert_problem(await api.post("/todos", json={"content": "nope"}), 403)
 
 
-async def test_other_users_todos_are_not_found_anywhere(suite: Suite, alice: User, bob: User) -> None:
-    async with suite.client(alice) as a:
+async def test_other_users_todos_are_not_found_anywhere(todos: InProcessService, alice: User, bob: User) -> None:
+    async with todos.client(alice) as a:
         todo = (await a.post("/todos", json={"content": "alice's secret"})).json()
-    async with suite.client(bob) as b:
+    async with todos.client(bob) as b:
         assert_problem(await b.get(f"/todos/{todo['id']}"), 404)
         assert_problem(await b.patch(f"/todos/{todo['id']}", json={"content": "pwned"}), 404)
         assert_problem(await b.put(f"/todos/{todo['id']}/finish"), 404)
@@ -120,13 +138,13 @@ async def test_other_users_todos_are_not_found_anywhere(suite: Suite, alice: Use
         listing = (await b.get("/todos", params={"limit": 100})).json()["items"]
         assert todo["id"] not in {t["id"] for t in listing}
         assert_problem(await b.get("/todos", params={"owner": alice.id}), 403)
-    async with suite.client(alice) as a:
+    async with todos.client(alice) as a:
         unchanged = (await a.get(f"/todos/{todo['id']}")).json()
         assert unchanged == todo
 
 
-async def test_stale_if_match_is_412(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+async def test_stale_if_match_is_412(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         todo = (await api.post("/todos", json={"content": "v1"})).json()
         etag = (await api.get(f"/todos/{todo['id']}")).headers["etag"]
         assert (await api.patch(f"/todos/{todo['id']}", json={"content": "v2"}, headers={"If-Match": etag})).is_success
@@ -135,8 +153,8 @@ async def test_stale_if_match_is_412(suite: Suite, alice: User) -> None:
         assert (await api.get(f"/todos/{todo['id']}")).json()["content"] == "v2"
 
 
-async def test_concurrent_patches_with_one_if_match_exactly_one_wins(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+async def test_concurrent_patches_with_one_if_match_exactly_one_wins(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         todo = (await api.post("/todos", json={"content": "race"})).json()
         etag = (await api.get(f"/todos/{todo['id']}")).headers["etag"]
         results = await asyncio.gather(
@@ -149,8 +167,8 @@ async def test_concurrent_patches_with_one_if_match_exactly_one_wins(suite: Suit
         assert codes == [200] + [412] * 9
 
 
-async def test_idempotency_key_replays_first_response(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_idempotency_key_replays_first_response(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
         key = str(uuid.uuid4())
         first = await api.post("/todos", json={"content": "once"}, headers={"Idempotency-Key": key})
         again = await api.post("/todos", json={"content": "once"}, headers={"Idempotency-Key": key})
@@ -162,8 +180,8 @@ async def test_idempotency_key_replays_first_response(suite: Suite, new_user: Us
         assert len((await api.get("/todos")).json()["items"]) == 1
 
 
-async def test_twenty_concurrent_creates_with_one_key_make_one_todo(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_twenty_concurrent_creates_with_one_key_make_one_todo(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
         key = str(uuid.uuid4())
         results = await asyncio.gather(
             *(api.post("/todos", json={"content": "burst"}, headers={"Idempotency-Key": key}) for _ in range(20))
@@ -173,18 +191,18 @@ async def test_twenty_concurrent_creates_with_one_key_make_one_todo(suite: Suite
         assert len((await api.get("/todos", params={"limit": 100})).json()["items"]) == 1
 
 
-async def test_service_with_read_any_scope_lists_a_users_todos(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as a:
+async def test_service_with_read_any_scope_lists_a_users_todos(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as a:
         mine = (await a.post("/todos", json={"content": "for the report"})).json()
-    token = await suite.service_token("todos:read:any")
-    async with httpx.AsyncClient(base_url=suite.todos_url, headers={"Authorization": f"Bearer {token}"}) as svc:
+    token = todos.issuer.service_token("todos:read:any")
+    async with todos.client(token=token) as svc:
         listing = (await svc.get("/todos", params={"owner": alice.id, "limit": 100})).json()["items"]
         assert mine["id"] in {t["id"] for t in listing}
         assert_problem(await svc.post("/todos", json={"content": "no"}), 403)
 
 
-async def test_control_characters_in_content_are_422_not_500(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_control_characters_in_content_are_422_not_500(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
         assert_problem(await api.post("/todos", json={"content": "a\u0000b"}), 422)
         todo = (await api.post("/todos", json={"content": "line one\nline two"})).json()
         assert todo["content"] == "line one\nline two"
@@ -192,8 +210,8 @@ async def test_control_characters_in_content_are_422_not_500(suite: Suite, new_u
         assert (await api.get(f"/todos/{todo['id']}")).json()["content"] == "line one\nline two"
 
 
-async def test_empty_patch_changes_nothing(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+async def test_empty_patch_changes_nothing(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         todo = (await api.post("/todos", json={"content": "steady"})).json()
         etag = (await api.get(f"/todos/{todo['id']}")).headers["etag"]
         same = await api.patch(f"/todos/{todo['id']}", json={}, headers={"If-Match": etag})
