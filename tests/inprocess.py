@@ -72,10 +72,13 @@ class InProcessService:
     async def client(self, user: User | None = None, *, token: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
         """A client sending ``user``'s token (or ``token``; neither: no Authorization header)."""
         bearer = token or (user.token if user else None)
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-        transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers, timeout=30) as http:
+        async with asgi_client(self.app, {"Authorization": f"Bearer {bearer}"} if bearer else {}) as http:
             yield http
+
+
+def asgi_client(app: Quart, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """An httpx client whose requests go straight to ``app`` (started with ``app.test_app()``)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, headers=headers, timeout=30)
 
 
 @asynccontextmanager
