@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import TestIssuer
+from tests.inprocess import MigratedDatabase, migrated_databases
 from tests.suite import Suite, User
 from tests.support import ServiceProcess, free_port
 
@@ -71,3 +72,10 @@ async def new_user(suite: Suite) -> User:
 def issuer() -> TestIssuer:
     """The signing key in-process services trust (tests/inprocess.py)."""
     return TestIssuer()
+
+
+@pytest.fixture
+async def migrated_db() -> AsyncIterator[MigratedDatabase]:
+    """A throwaway database for this test: ``dsn = await migrated_db(service.app.MIGRATIONS)`` (dropped after)."""
+    async with migrated_databases() as make:
+        yield make

@@ -13,8 +13,8 @@ Tokens come from a :class:`~tests.factories.TestIssuer` the app trusts through
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +41,20 @@ async def migrated_database(migrations: Sequence[MigrationSource]) -> AsyncItera
         yield dsn
     finally:
         await drop_database(name)
+
+
+MigratedDatabase = Callable[[Sequence[MigrationSource]], Awaitable[str]]
+
+
+@asynccontextmanager
+async def migrated_databases() -> AsyncIterator[MigratedDatabase]:
+    """``make(migrations)`` returns the DSN of a new migrated database; all are dropped on exit."""
+    async with AsyncExitStack() as stack:
+
+        async def make(migrations: Sequence[MigrationSource]) -> str:
+            return await stack.enter_async_context(migrated_database(migrations))
+
+        yield make
 
 
 def settings_for(cls: type[S], dsn: str | None, **overrides: Any) -> S:
