@@ -13,6 +13,7 @@ Tokens come from a :class:`~tests.factories.TestIssuer` the app trusts through
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -90,23 +91,35 @@ class InProcessService:
             yield http
 
 
+async def wait_ready(app: Quart, timeout: float = 30.0) -> None:
+    """Wait for ``/readyz`` to answer 200 (broker connected, keys loaded), as the process harness does."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with asgi_client(app) as http:
+        while (ready := await http.get("/readyz")).status_code != 200:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{kit_of(app).settings.service_name} not ready after {timeout}s: {ready.text}")
+            await asyncio.sleep(0.05)
+
+
 def asgi_client(app: Quart, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     """An httpx client whose requests go straight to ``app`` (started with ``app.test_app()``)."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, headers=headers, timeout=30)
 
 
 @asynccontextmanager
-async def serve(app: Quart, issuer: TestIssuer) -> AsyncIterator[InProcessService]:
+async def serve(app: Quart, issuer: TestIssuer, extra_queues: Sequence[str] = ()) -> AsyncIterator[InProcessService]:
     """Start ``app`` here (built with ``fetch_jwks=issuer.fetch_jwks`` if it checks tokens); stop it after.
 
-    The event queues it declared are deleted afterwards (they are durable and uniquely named).
+    The event queues it declared (and ``extra_queues``) are deleted afterwards: they are durable
+    and uniquely named.
     """
     kit = kit_of(app)
     try:
         async with app.test_app():
+            await wait_ready(app)
             yield InProcessService(app, kit.settings, issuer)
     finally:
         if "broker" in kit.readiness_checks:
             settings = kit.settings
             prefixes = {settings.events_queue_name_prefix}
-            await delete_event_queues(settings.amqp_url, settings.events_exchange, prefixes, RETRY_DELAYS)
+            await delete_event_queues(settings.amqp_url, settings.events_exchange, prefixes, RETRY_DELAYS, extra_queues)
