@@ -101,9 +101,9 @@ async def wait_ready(app: Quart, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
-def asgi_client(app: Quart, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+def asgi_client(app: Quart, headers: dict[str, str] | None = None, base_url: str = BASE_URL) -> httpx.AsyncClient:
     """An httpx client whose requests go straight to ``app`` (started with ``app.test_app()``)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL, headers=headers, timeout=30)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url, headers=headers, timeout=30)
 
 
 @asynccontextmanager
