@@ -1,12 +1,15 @@
-"""The suite as real processes, for tests that cross services: auth + todos (+ reports when present).
+"""The suite as real processes, for the end-to-end tests: auth + todos + reports and its worker.
 
 One session-wide set of processes on free ports, with throwaway databases and a
-unique event exchange, so it runs beside a ``make up`` suite.
+unique event exchange, so it runs beside a ``make up`` suite. Which module runs a
+service (and its workers) comes from the supervisor's table, ``SERVICES`` in
+scripts/suite.py, so the tests start what ``make up`` starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
 from tests.factories import USER_SCOPES, User
 from tests.support import (
     AMQP_URL,
+    ROOT,
     ServiceProcess,
     create_database,
     delete_event_queues,
@@ -28,6 +32,21 @@ from tests.support import (
     free_port,
     unique,
 )
+
+
+def _supervisor_table() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import suite as supervisor
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return {row.name: row for row in supervisor.SERVICES}
+
+
+# name -> the supervisor's row (module, port, has_database, extras)
+SERVICES = _supervisor_table()
+# The services the end-to-end suite runs, in start order (auth first: the others need its keys).
+E2E_SERVICES = ("auth", "todos", "reports")
 
 
 @dataclass
@@ -61,7 +80,11 @@ class Suite:
             "DB_POOL_MIN": "1",
         }
 
-    async def start_service(self, name: str, module: str, env: dict[str, str] | None = None) -> ServiceProcess:
+    async def start_service(
+        self, name: str, module: str | None = None, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start ``module`` (default: the table's module of ``name``) on a free port with a new database."""
+        module = module or SERVICES[name].module
         db_name, dsn = await create_database()
         self.databases.append(db_name)
         port = free_port()
@@ -80,12 +103,13 @@ class Suite:
         self.databases.append(db_name)
         port = free_port()
         env = auth_env(port, dsn, EVENTS_EXCHANGE=self.exchange)
-        auth = ServiceProcess("services.auth", env, self.log_dir / f"auth-{port}.log")
+        auth = ServiceProcess(SERVICES["auth"].module, env, self.log_dir / f"auth-{port}.log")
         self.processes["auth"] = auth
         auth.wait_ready()
-        await self.start_service("todos", "services.todos")
-        await self.start_service("reports", "services.reports", self.reports_env())
-        await self.start_worker("reports-worker")
+        for name in E2E_SERVICES[1:]:
+            await self.start_service(name, env=self.reports_env() if name == "reports" else None)
+            for extra in SERVICES[name].extras:
+                await self.start_worker(extra.name, service=name)
 
     def reports_env(self, **extra: str) -> dict[str, str]:
         """A reports service of its own: a unique name keeps its event and job queues apart from others'."""
@@ -106,10 +130,11 @@ class Suite:
         self, name: str, service: str = "reports", env: dict[str, str] | None = None
     ) -> ServiceProcess:
         """A report worker for ``service`` (its database and queues), consuming once this returns."""
+        (worker,) = SERVICES["reports"].extras
         full_env = {k: v for k, v in self.envs[service].items() if k != "PORT"}
         full_env.update({"INSTANCE": name, **(env or {})})
         before = await self.queue_consumers(self.jobs_queue(service))
-        proc = ServiceProcess("services.reports.worker", full_env, self.log_dir / f"{name}-{unique('w')}.log")
+        proc = ServiceProcess(worker.module, full_env, self.log_dir / f"{name}-{unique('w')}.log")
         self.processes[name] = proc
         await self.wait_consumers(self.jobs_queue(service), before + 1, proc)
         return proc
