@@ -8,6 +8,7 @@ real users through ``Suite.register()``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -75,6 +76,17 @@ class TestIssuer:
     def service_token(self, scope: str, client_id: str = "reports-worker") -> str:
         """A client-credentials token: its subject is the client, so it speaks for no user."""
         return self.token(client_id, scope, client_id=client_id)
+
+
+async def create_todos(todos: httpx.AsyncClient, contents: list[str], concurrency: int = 16) -> list[dict[str, Any]]:
+    """Create todos concurrently (bounded); returns them in the order of ``contents``."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(content: str) -> dict[str, Any]:
+        async with gate:
+            return await create_todo(todos, content)
+
+    return list(await asyncio.gather(*(one(c) for c in contents)))
 
 
 async def create_todo(api: httpx.AsyncClient, content: str | None = None, *, finished: bool = False) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Small helpers the reports tests share: poll a report or the summary, create todos fast."""
+"""Small helpers the reports tests share: request a report, poll it or the summary."""
 
 from __future__ import annotations
 
@@ -44,16 +44,3 @@ async def wait_summary(
             return dict(body)
         assert asyncio.get_running_loop().time() < deadline, f"summary still {body} after {timeout}s"
         await asyncio.sleep(0.1)
-
-
-async def create_todos(todos: httpx.AsyncClient, contents: list[str], concurrency: int = 16) -> list[dict[str, Any]]:
-    """Create todos concurrently (bounded); returns them in the order of ``contents``."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(content: str) -> dict[str, Any]:
-        async with gate:
-            resp = await todos.post("/todos", json={"content": content})
-            assert resp.status_code == 201, resp.text
-            return dict(resp.json())
-
-    return list(await asyncio.gather(*(one(c) for c in contents)))

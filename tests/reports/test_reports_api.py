@@ -6,7 +6,8 @@ import json
 
 import pypdf
 
-from tests.reports.client import create_todos, request_report, wait_report, wait_summary
+from tests.factories import create_todos
+from tests.reports.client import request_report, wait_report, wait_summary
 from tests.suite import Suite, User
 from tests.support import assert_problem
 

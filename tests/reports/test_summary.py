@@ -10,7 +10,8 @@ from typing import Any
 
 import aio_pika
 
-from tests.reports.client import create_todos, request_report, wait_report, wait_summary
+from tests.factories import create_todos
+from tests.reports.client import request_report, wait_report, wait_summary
 from tests.suite import Suite, User
 from tests.support import TEST_BROKER_USER, assert_problem
 

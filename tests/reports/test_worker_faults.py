@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reports.client import create_todos, request_report, wait_report
+from tests.factories import create_todos
+from tests.reports.client import request_report, wait_report
 from tests.reports.conftest import Lab, StartWorker
 from tests.suite import Suite, User
 from tests.support import assert_problem

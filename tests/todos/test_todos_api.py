@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.factories import TestIssuer, User
+from tests.factories import TestIssuer, User, create_todo, create_todos
 from tests.inprocess import InProcessService
 from tests.support import assert_problem
 
@@ -104,8 +104,7 @@ async def test_bad_inputs_are_problems(todos: InProcessService, alice: User) -> 
 
 async def test_tampered_or_foreign_cursor_is_400(todos: InProcessService, new_user: User, bob: User) -> None:
     async with todos.client(new_user) as api:
-        for i in range(3):
-            await api.post("/todos", json={"content": f"c{i}"})
+        await create_todos(api, [f"c{i}" for i in range(3)])
         cursor = (await api.get("/todos", params={"limit": 1})).json()["next_cursor"]
         assert cursor
         tampered = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
@@ -129,7 +128,7 @@ async def test_missing_or_bad_token_is_401_and_wrong_scope_403(todos: InProcessS
 
 async def test_other_users_todos_are_not_found_anywhere(todos: InProcessService, alice: User, bob: User) -> None:
     async with todos.client(alice) as a:
-        todo = (await a.post("/todos", json={"content": "alice's secret"})).json()
+        todo = await create_todo(a, "alice's secret")
     async with todos.client(bob) as b:
         assert_problem(await b.get(f"/todos/{todo['id']}"), 404)
         assert_problem(await b.patch(f"/todos/{todo['id']}", json={"content": "pwned"}), 404)
@@ -193,7 +192,7 @@ async def test_twenty_concurrent_creates_with_one_key_make_one_todo(todos: InPro
 
 async def test_service_with_read_any_scope_lists_a_users_todos(todos: InProcessService, alice: User) -> None:
     async with todos.client(alice) as a:
-        mine = (await a.post("/todos", json={"content": "for the report"})).json()
+        mine = await create_todo(a, "for the report")
     token = todos.issuer.service_token("todos:read:any")
     async with todos.client(token=token) as svc:
         listing = (await svc.get("/todos", params={"owner": alice.id, "limit": 100})).json()["items"]
