@@ -135,7 +135,8 @@ async def drop_database(name: str) -> None:
 async def delete_event_queues(
     amqp_url: str, exchange: str, prefixes: Iterable[str], retry_delays: Iterable[float], extra: Iterable[str] = ()
 ) -> None:
-    """Delete the durable queues services with these queue prefixes declared on ``exchange`` (and ``extra``).
+    """Delete the durable queues services with these queue prefixes declared on ``exchange`` (and ``extra``),
+    then the exchange and its alternate.
 
     They outlive the test otherwise. Queues that do not exist are skipped.
     """
@@ -149,6 +150,7 @@ async def delete_event_queues(
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(queue)
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.exchange_delete(alternate_exchange_name(exchange))
+        for name in (alternate_exchange_name(exchange), exchange):
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.exchange_delete(name)
