@@ -1,14 +1,15 @@
-"""The suite as real processes, for tests that cross services: auth + todos (+ reports when present).
+"""The suite as real processes, for the end-to-end tests: auth + todos + reports and its worker.
 
 One session-wide set of processes on free ports, with throwaway databases and a
-unique event exchange, so it runs beside a ``make up`` suite.
+unique event exchange, so it runs beside a ``make up`` suite. Which module runs a
+service (and its workers) comes from the supervisor's table, ``SERVICES`` in
+scripts/suite.py, so the tests start what ``make up`` starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,19 +19,34 @@ from typing import Any
 import aio_pika
 import httpx
 
-from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
 from tests.auth.conftest import auth_env
 from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
-from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
+from tests.factories import USER_SCOPES, User
+from tests.support import (
+    AMQP_URL,
+    ROOT,
+    ServiceProcess,
+    create_database,
+    delete_event_queues,
+    drop_database,
+    free_port,
+    unique,
+)
 
-USER_SCOPES = "profile todos:read todos:write reports:read reports:write"
+
+def _supervisor_table() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import suite as supervisor
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return {row.name: row for row in supervisor.SERVICES}
 
 
-@dataclass
-class User:
-    id: str
-    email: str
-    token: str = ""
+# name -> the supervisor's row (module, port, has_database, extras)
+SERVICES = _supervisor_table()
+# The services the end-to-end suite runs, in start order (auth first: the others need its keys).
+E2E_SERVICES = ("auth", "todos", "reports")
 
 
 @dataclass
@@ -67,7 +83,11 @@ class Suite:
             **self.extra_env,
         }
 
-    async def start_service(self, name: str, module: str, env: dict[str, str] | None = None) -> ServiceProcess:
+    async def start_service(
+        self, name: str, module: str | None = None, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
+        """Start ``module`` (default: the table's module of ``name``) on a free port with a new database."""
+        module = module or SERVICES[name].module
         db_name, dsn = await create_database()
         self.databases.append(db_name)
         port = free_port()
@@ -86,12 +106,13 @@ class Suite:
         self.databases.append(db_name)
         port = free_port()
         env = auth_env(port, dsn, EVENTS_EXCHANGE=self.exchange, **self.extra_env)
-        auth = ServiceProcess("services.auth", env, self.log_dir / f"auth-{port}.log")
+        auth = ServiceProcess(SERVICES["auth"].module, env, self.log_dir / f"auth-{port}.log")
         self.processes["auth"] = auth
         auth.wait_ready()
-        await self.start_service("todos", "services.todos")
-        await self.start_service("reports", "services.reports", self.reports_env())
-        await self.start_worker("reports-worker")
+        for name in E2E_SERVICES[1:]:
+            await self.start_service(name, env=self.reports_env() if name == "reports" else None)
+            for extra in SERVICES[name].extras:
+                await self.start_worker(extra.name, service=name)
 
     def gateway_env(self, ping_url: str) -> dict[str, str]:
         """A gateway's settings in front of this suite (and a ping instance): every route leads here."""
@@ -123,10 +144,11 @@ class Suite:
         self, name: str, service: str = "reports", env: dict[str, str] | None = None
     ) -> ServiceProcess:
         """A report worker for ``service`` (its database and queues), consuming once this returns."""
+        (worker,) = SERVICES["reports"].extras
         full_env = {k: v for k, v in self.envs[service].items() if k != "PORT"}
         full_env.update({"INSTANCE": name, **(env or {})})
         before = await self.queue_consumers(self.jobs_queue(service))
-        proc = ServiceProcess("services.reports.worker", full_env, self.log_dir / f"{name}-{unique('w')}.log")
+        proc = ServiceProcess(worker.module, full_env, self.log_dir / f"{name}-{unique('w')}.log")
         self.processes[name] = proc
         await self.wait_consumers(self.jobs_queue(service), before + 1, proc)
         return proc
@@ -164,19 +186,8 @@ class Suite:
         """Delete the durable queues of the uniquely named services this suite ran (they outlive it otherwise)."""
         names = {env["SERVICE_NAME"] for env in self.envs.values() if "SERVICE_NAME" in env}
         prefixes = names | {env["EVENTS_QUEUE_PREFIX"] for env in self.envs.values() if "EVENTS_QUEUE_PREFIX" in env}
-        queues: list[str] = [f"{name}.jobs" for name in names] + [unrouted_name(self.exchange)]
-        for prefix in prefixes:
-            retries = [retry_queue(prefix, delay) for delay in (0.2, 0.5)]  # EVENTS_RETRY_DELAYS above
-            queues += [events_queue(prefix), dead_letter_queue(prefix), *retries]
-        connection = await aio_pika.connect(self.amqp_url)
-        async with connection:
-            for queue in queues:
-                channel = await connection.channel()
-                with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                    await channel.queue_delete(queue)
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.exchange_delete(alternate_exchange_name(self.exchange))
+        jobs = [f"{name}.jobs" for name in names]
+        await delete_event_queues(self.amqp_url, self.exchange, prefixes, (0.2, 0.5), jobs)  # EVENTS_RETRY_DELAYS
 
     def flows(self) -> AuthFlows:
         return AuthFlows(self.auth_url)
@@ -208,7 +219,3 @@ class Suite:
         headers = {"Authorization": f"Bearer {token or user.token}"}
         async with httpx.AsyncClient(base_url=base_url or self.todos_url, headers=headers, timeout=30) as http:
             yield http
-
-
-def new_email() -> str:
-    return f"user-{secrets.token_hex(6)}@example.com"

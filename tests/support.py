@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: free ports, service processes, throwaway databases.
+"""Helpers shared by the tests: free ports, service processes, throwaway databases, problem checks.
 
 Tests start real processes (``python -m services.<name>``) on free ports with
 their own databases and exchange names, so they run beside a ``make up`` suite.
@@ -6,6 +6,7 @@ their own databases and exchange names, so they run beside a ``make up`` suite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,11 +15,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import aio_pika
 import asyncpg
+import httpx
+
+from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("QUARTET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -27,6 +33,17 @@ AMQP_URL = os.environ.get("QUARTET_TEST_AMQP", "amqp://guest:guest@127.0.0.1:567
 # (tests/events/test_producers.py checks the ownership rules with users of its own).
 TEST_BROKER_USER = unquote(urlsplit(AMQP_URL).username or "guest")
 TEST_PRODUCERS = {prefix: TEST_BROKER_USER for prefix in ("user", "todo", "report")}
+
+
+def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    """``resp`` is an RFC 9457 problem of ``status`` whose request id matches the response's; returns the body."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    assert body["status"] == status
+    assert body["request_id"] == resp.headers["x-request-id"]
+    assert {"type", "title", "detail"} <= body.keys()
+    return body
 
 
 def free_port() -> int:
@@ -113,3 +130,27 @@ async def drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def delete_event_queues(
+    amqp_url: str, exchange: str, prefixes: Iterable[str], retry_delays: Iterable[float], extra: Iterable[str] = ()
+) -> None:
+    """Delete the durable queues services with these queue prefixes declared on ``exchange`` (and ``extra``),
+    then the exchange and its alternate.
+
+    They outlive the test otherwise. Queues that do not exist are skipped.
+    """
+    delays = list(retry_delays)
+    queues = [*extra, unrouted_name(exchange)]
+    for prefix in prefixes:
+        queues += [events_queue(prefix), dead_letter_queue(prefix), *(retry_queue(prefix, d) for d in delays)]
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for queue in queues:
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(queue)
+        for name in (alternate_exchange_name(exchange), exchange):
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.exchange_delete(name)

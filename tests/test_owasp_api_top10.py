@@ -19,10 +19,10 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from tests.auth.flows import PASSWORD, WEB_CLIENT, authorization, query_of
-from tests.gateway.checks import assert_problem, raw_request
+from tests.gateway.checks import raw_request
 from tests.gateway.conftest import launch_gateway
 from tests.suite import USER_SCOPES, Suite, User
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, assert_problem
 
 
 @pytest.fixture(scope="module")

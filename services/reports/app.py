@@ -11,6 +11,7 @@ from services.kit.app import ServiceKit, create_service_app, kit_of
 from services.kit.config import ServiceSettings
 from services.kit.migrations import MigrationSource
 from services.kit.security import BEARER_SECURITY_SCHEME, install_auth
+from services.kit.security.verifier import JwksFetcher
 from services.reports.api import bp
 from services.reports.config import ReportsSettings
 from services.reports.events import HANDLERS
@@ -20,7 +21,8 @@ from services.reports.sweeper import JobSweeper
 MIGRATIONS = [events.MIGRATIONS, MigrationSource("reports", Path(__file__).parent / "migrations")]
 
 
-def create_app(settings: ServiceSettings) -> Quart:
+def create_app(settings: ServiceSettings, *, fetch_jwks: JwksFetcher | None = None) -> Quart:
+    """The app; ``fetch_jwks`` replaces the issuer's JWKS fetch (only in-process tests pass one)."""
     assert isinstance(settings, ReportsSettings)
     app = create_service_app(
         settings,
@@ -30,7 +32,7 @@ def create_app(settings: ServiceSettings) -> Quart:
         migrations=MIGRATIONS,
         security_schemes=BEARER_SECURITY_SCHEME,
     )
-    install_auth(app)
+    install_auth(app, fetch_jwks=fetch_jwks)
     events.install(app, handlers=HANDLERS)
 
     async def declare_jobs_queue(kit: ServiceKit) -> None:

@@ -1,4 +1,7 @@
-"""A real auth process per test module, on a free port, with its own throwaway database."""
+"""Auth for a test module, with its own throwaway database: a real process on a free port
+(``auth_service``), or the app in the test's own process (``auth_in_process``) for the tests
+of its handlers; a module picks the second by overriding ``auth_service`` with it.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,14 @@ import aio_pika
 import asyncpg
 import pytest
 from joserfc.jwk import JWKRegistry, Key
+from quart import Quart
 
+from services.auth.app import create_app
+from services.auth.config import AuthSettings
 from services.auth.sealing import KeyEncryptionKeys, SealedKey
 from tests.auth.flows import WORKER_SECRET, AuthFlows
+from tests.factories import TestIssuer
+from tests.inprocess import serve, settings_for
 from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
 
 # The key-encryption key of every auth process these tests start (one per test run).
@@ -27,21 +35,22 @@ FAST_HASHING = {"PASSWORD_TIME_COST": "1", "PASSWORD_MEMORY_KIB": "1024", "PASSW
 
 @dataclass
 class AuthService:
-    process: ServiceProcess
+    process: ServiceProcess | None  # None: in-process, requests go to ``app``
     dsn: str
     port: int
     exchange: str
+    app: Quart | None = None
 
     @property
     def url(self) -> str:
-        return self.process.url
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def issuer(self) -> str:
-        return self.process.url
+        return self.url
 
     def flows(self, address: str | None = None, source: str | None = None) -> AuthFlows:
-        return AuthFlows(self.url, address=address, source=source)
+        return AuthFlows(self.url, address=address, source=source, app=self.app)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)
@@ -98,16 +107,33 @@ async def start_auth(auth_db: tuple[str, str], log_dir: Path, **extra: str) -> A
         yield AuthService(proc, auth_db[1], port, exchange)
     finally:
         proc.stop()
-        connection = await aio_pika.connect(AMQP_URL)
-        async with connection:
-            channel = await connection.channel()
-            await channel.exchange_delete(exchange)
+        await delete_exchange(exchange)
+
+
+async def delete_exchange(exchange: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.exchange_delete(exchange)
 
 
 @pytest.fixture(scope="module")
 async def auth_service(auth_db: tuple[str, str], log_dir: Path) -> AsyncIterator[AuthService]:
     async for service in start_auth(auth_db, log_dir):
         yield service
+
+
+@pytest.fixture(scope="module")
+async def auth_in_process(auth_db: tuple[str, str], issuer: TestIssuer) -> AsyncIterator[AuthService]:
+    """The auth app in this process (same settings as ``auth_service``'s process), on the module's database."""
+    port, exchange = free_port(), unique("test_auth_events")  # the port only names the issuer: nothing listens
+    env = auth_env(port, auth_db[1], exchange)
+    settings = settings_for(AuthSettings, auth_db[1], **{k.lower(): v for k, v in env.items() if k != "DATABASE_URL"})
+    try:
+        async with serve(create_app(settings), issuer) as service:
+            yield AuthService(None, auth_db[1], port, exchange, service.app)
+    finally:
+        await delete_exchange(exchange)
 
 
 @pytest.fixture

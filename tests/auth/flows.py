@@ -67,8 +67,12 @@ def authorization(scope: str = "profile todos:read", **overrides: str | None) ->
 
 
 class AuthFlows:
-    def __init__(self, base_url: str, *, address: str | None = None, source: str | None = None) -> None:
-        """``address``: the client address, sent as X-Forwarded-For (the service trusts the
+    def __init__(
+        self, base_url: str, *, address: str | None = None, source: str | None = None, app: Any = None
+    ) -> None:
+        """``app``: an in-process auth app (started) to send the requests to instead of ``base_url``.
+
+        ``address``: the client address, sent as X-Forwarded-For (the service trusts the
         header from its proxies, as it does from the gateway). ``source``: connect from this
         local address (127.0.0.2, ...) instead of 127.0.0.1; with no ``address`` no
         X-Forwarded-For is sent and the peer the server sees is the client.
@@ -82,7 +86,11 @@ class AuthFlows:
             octets = (secrets.randbelow(250), secrets.randbelow(250), secrets.randbelow(250) + 1)
             self.address = address or "10.{}.{}.{}".format(*octets)
             headers["X-Forwarded-For"] = self.address
-        transport = httpx.AsyncHTTPTransport(local_address=source) if source is not None else None
+        transport: httpx.AsyncBaseTransport | None = None
+        if app is not None:
+            transport = httpx.ASGITransport(app=app)
+        elif source is not None:
+            transport = httpx.AsyncHTTPTransport(local_address=source)
         self.http = httpx.AsyncClient(base_url=base_url, timeout=20, headers=headers, transport=transport)
 
     async def __aenter__(self) -> AuthFlows:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.auth.conftest import AuthService
 from tests.auth.flows import PASSWORD, WEB_REDIRECT, AuthFlows, authorization, hidden_fields, query_of
 
 DOCS_CLIENT = "quartet-docs"
+
+
+@pytest.fixture(scope="module")
+def auth_service(auth_in_process: AuthService) -> AuthService:
+    return auth_in_process
 
 
 async def test_code_flow_with_pkce_issues_tokens_and_returns_state(flows: AuthFlows, user: dict[str, Any]) -> None:
@@ -219,8 +223,8 @@ async def test_login_from_another_site_without_the_cookie_is_refused(
     # A cross-site POST carries no SameSite=Strict cookie, even with a token it somehow read.
     form = await flows.login_form(authorization())
     fields = hidden_fields(form.text) | {"email": user["email"], "password": PASSWORD}
-    async with httpx.AsyncClient(base_url=auth_service.url) as stranger:
-        resp = await stranger.post("/auth/authorize", data=fields)
+    async with auth_service.flows() as stranger:  # a client of its own: no cookie
+        resp = await stranger.http.post("/auth/authorize", data=fields)
     assert resp.status_code == 400 and "location" not in resp.headers
 
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 
 from tests.auth.conftest import AuthService
 from tests.auth.flows import WEB_CLIENT, WORKER_CLIENT, AuthFlows
+
+
+@pytest.fixture(scope="module")
+def auth_service(auth_in_process: AuthService) -> AuthService:
+    return auth_in_process
 
 
 async def test_introspection_describes_an_active_access_token(

@@ -13,6 +13,11 @@ from tests.auth.conftest import AuthService
 from tests.auth.flows import WEB_CLIENT, WORKER_CLIENT, AuthFlows, authorization
 
 
+@pytest.fixture(scope="module")
+def auth_service(auth_in_process: AuthService) -> AuthService:
+    return auth_in_process
+
+
 async def claims_of(auth_service: AuthService, flows: AuthFlows, token: str) -> dict[str, Any]:
     jwks = KeySet.import_key_set((await flows.http.get("/.well-known/jwks.json")).json())
     decoded = jwt.decode(token, jwks, algorithms=["RS256"])

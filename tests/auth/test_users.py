@@ -14,6 +14,11 @@ from tests.auth.flows import AuthFlows
 from tests.support import AMQP_URL
 
 
+@pytest.fixture(scope="module")
+def auth_service(auth_in_process: AuthService) -> AuthService:
+    return auth_in_process
+
+
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 

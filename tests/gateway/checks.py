@@ -1,4 +1,4 @@
-"""Assertions and a raw HTTP/1.1 client for the gateway tests.
+"""A raw HTTP/1.1 client for the gateway tests.
 
 httpx normalises what it sends (dot segments, default headers); the raw client sends
 exactly the bytes a test writes, which is what hop-by-hop and traversal tests need.
@@ -7,19 +7,6 @@ exactly the bytes a test writes, which is what hop-by-hop and traversal tests ne
 from __future__ import annotations
 
 import socket
-from typing import Any
-
-import httpx
-
-
-def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = resp.json()
-    assert body["status"] == status
-    assert body["request_id"] == resp.headers["x-request-id"]
-    assert {"type", "title", "detail"} <= body.keys()
-    return body
 
 
 def raw_request(port: int, head: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:

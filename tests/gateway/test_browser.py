@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from services.kit.docs import DOCS_CSP
-from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, assert_problem
 
 ALLOWED = "http://localhost:8080"  # the default CORS_ORIGINS
 DENIED = "https://evil.example"

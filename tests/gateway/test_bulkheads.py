@@ -16,10 +16,9 @@ import httpx
 import pytest
 
 from tests.gateway.attack import dribble, sources, tally
-from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway
 from tests.suite import Suite, User
-from tests.support import ROOT, ServiceProcess
+from tests.support import ROOT, ServiceProcess, assert_problem
 
 
 def client(source: str = "127.0.0.1", **kwargs: object) -> httpx.AsyncClient:

@@ -15,11 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import launch_gateway
 from tests.gateway.test_proxy import echoed, logged
 from tests.suite import Suite, User
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, assert_problem
 
 
 @pytest.fixture(scope="module")

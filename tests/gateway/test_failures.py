@@ -7,9 +7,8 @@ import time
 
 import httpx
 
-from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway, nothing_listening
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, assert_problem
 
 
 def test_upstream_down_is_problem_502(start_gateway: StartGateway) -> None:

@@ -21,10 +21,9 @@ import httpx
 import pytest
 
 from gateway.balancer import BreakerState, Instance, Upstream
-from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway, nothing_listening
 from tests.suite import Suite, User
-from tests.support import ServiceProcess, free_port
+from tests.support import ServiceProcess, assert_problem, free_port
 
 StartInstance = Callable[[str, dict[str, str]], ServiceProcess]
 

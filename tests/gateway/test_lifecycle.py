@@ -9,9 +9,8 @@ import time
 
 import httpx
 
-from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, assert_problem
 
 
 def test_health_and_ready_do_not_need_upstreams(start_gateway: StartGateway) -> None:

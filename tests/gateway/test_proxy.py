@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.checks import assert_problem, raw_request
+from tests.gateway.checks import raw_request
 from tests.gateway.conftest import MAX_BODY_BYTES, StartGateway
-from tests.support import ServiceProcess, free_port
+from tests.support import ServiceProcess, assert_problem, free_port
 
 
 @pytest.fixture

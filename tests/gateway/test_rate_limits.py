@@ -14,10 +14,9 @@ import httpx
 import pytest
 
 from gateway.buckets import Budget, MemoryBuckets, refill
-from tests.gateway.checks import assert_problem
 from tests.gateway.conftest import StartGateway
 from tests.suite import Suite, User
-from tests.support import ServiceProcess
+from tests.support import ServiceProcess, assert_problem
 
 SLOW = str(1 / 60)
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import Key, RSAKey
@@ -33,7 +34,8 @@ from services.kit.security import (
 )
 from tests.auth.conftest import AuthService, auth_db, auth_service  # noqa: F401 - fixtures
 from tests.auth.flows import WORKER_CLIENT, WORKER_SECRET, AuthFlows
-from tests.support import free_port
+from tests.inprocess import asgi_client
+from tests.support import assert_problem, free_port
 
 AUDIENCE = "quartet"
 
@@ -259,19 +261,13 @@ def resource_app(issuer: str) -> Any:
 
 
 @pytest.fixture
-async def resource(forger: Forger) -> AsyncIterator[Any]:
+async def resource(forger: Forger) -> AsyncIterator[httpx.AsyncClient]:
     app = resource_app(forger.issuer)
-    async with app.test_app() as test_app:
-        yield test_app.test_client()
+    async with app.test_app(), asgi_client(app) as client:
+        yield client
 
 
-def assert_problem(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status_code == status
-    assert resp.headers["Content-Type"].startswith("application/problem+json")
-    return dict(resp.headers)
-
-
-async def test_require_scope_answers_401_without_a_valid_token(resource: Any, forger: Forger) -> None:
+async def test_require_scope_answers_401_without_a_valid_token(resource: httpx.AsyncClient, forger: Forger) -> None:
     missing = await resource.get("/private")
     assert_problem(missing, 401)
     assert missing.headers["WWW-Authenticate"] == 'Bearer realm="quartet"'
@@ -283,26 +279,26 @@ async def test_require_scope_answers_401_without_a_valid_token(resource: Any, fo
     bad = await resource.get("/private", headers={"Authorization": f"Bearer {expired}"})
     assert_problem(bad, 401)
     assert 'error="invalid_token"' in bad.headers["WWW-Authenticate"]
-    assert (await bad.get_json())["detail"] == "the token has expired"
+    assert bad.json()["detail"] == "the token has expired"
 
 
-async def test_require_scope_answers_403_insufficient_scope(resource: Any, forger: Forger) -> None:
+async def test_require_scope_answers_403_insufficient_scope(resource: httpx.AsyncClient, forger: Forger) -> None:
     token = forger.token(scope="todos:read")
     resp = await resource.get("/writers", headers={"Authorization": f"Bearer {token}"})
     assert_problem(resp, 403)
     assert 'error="insufficient_scope"' in resp.headers["WWW-Authenticate"]
     assert 'scope="todos:read todos:write"' in resp.headers["WWW-Authenticate"]
-    assert "insufficient_scope" in (await resp.get_json())["detail"]
+    assert "insufficient_scope" in resp.json()["detail"]
 
 
-async def test_require_scope_lets_a_valid_token_through(resource: Any, forger: Forger) -> None:
+async def test_require_scope_lets_a_valid_token_through(resource: httpx.AsyncClient, forger: Forger) -> None:
     user_id = str(uuid.uuid4())
     resp = await resource.get("/private", headers={"Authorization": f"Bearer {forger.token(sub=user_id)}"})
     assert resp.status_code == 200
-    assert await resp.get_json() == {"sub": user_id, "user_id": user_id}
+    assert resp.json() == {"sub": user_id, "user_id": user_id}
     service = forger.token(sub="reports-worker", client_id="reports-worker", scope="todos:read")
     resp = await resource.get("/private", headers={"Authorization": f"Bearer {service}"})
-    assert await resp.get_json() == {"sub": "reports-worker", "user_id": None}
+    assert resp.json() == {"sub": "reports-worker", "user_id": None}
 
 
 # --- the client-credentials token source ---------------------------------------------------------

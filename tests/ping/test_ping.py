@@ -4,40 +4,43 @@ import json
 import signal
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import ServiceProcess, free_port
+from services.ping.app import create_app
+from services.ping.config import PingSettings
+from tests.factories import TestIssuer
+from tests.inprocess import serve
+from tests.support import ServiceProcess, assert_problem, free_port
 
 
-def assert_problem(resp: httpx.Response, status: int) -> dict[str, object]:
-    assert resp.status_code == status
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["status"] == status
-    assert body["request_id"] == resp.headers["x-request-id"]
-    assert {"type", "title", "detail"} <= body.keys()
-    return dict(body)
+@pytest.fixture(scope="module")
+async def ping(issuer: TestIssuer) -> AsyncIterator[httpx.AsyncClient]:
+    """Ping in this process; the tests of the process itself (logs, signals) use ``ping_service``."""
+    settings = PingSettings(region="test-region", instance="ping-test")
+    async with serve(create_app(settings), issuer) as service, service.client() as http:
+        yield http
 
 
-def test_ping_echoes_message_with_region_and_instance(ping_service: ServiceProcess) -> None:
-    resp = httpx.get(f"{ping_service.url}/ping", params={"ECHOMSG": "hi"})
+async def test_ping_echoes_message_with_region_and_instance(ping: httpx.AsyncClient) -> None:
+    resp = await ping.get("/ping", params={"ECHOMSG": "hi"})
     assert resp.status_code == 200
     assert resp.headers["cache-control"] == "no-store"
     body = resp.json()
     assert body["message"] == "hi"
     assert body["region"] == "test-region"
-    assert body["instance"] == f"ping-{ping_service.port}"
+    assert body["instance"] == "ping-test"
     answered = datetime.fromisoformat(body["time"].replace("Z", "+00:00"))
     assert answered.tzinfo is not None
     assert abs((datetime.now(UTC) - answered).total_seconds()) < 60
 
 
-def test_missing_echomsg_echoes_empty_string(ping_service: ServiceProcess) -> None:
-    assert httpx.get(f"{ping_service.url}/ping").json()["message"] == ""
+async def test_missing_echomsg_echoes_empty_string(ping: httpx.AsyncClient) -> None:
+    assert (await ping.get("/ping")).json()["message"] == ""
 
 
 def test_request_id_given_is_returned_and_logged(ping_service: ServiceProcess) -> None:
@@ -53,73 +56,65 @@ def test_request_id_given_is_returned_and_logged(ping_service: ServiceProcess) -
     pytest.fail("request id not in the service log")
 
 
-def test_insane_request_id_is_replaced(ping_service: ServiceProcess) -> None:
-    resp = httpx.get(f"{ping_service.url}/ping", headers={"X-Request-ID": "x" * 500})
+async def test_insane_request_id_is_replaced(ping: httpx.AsyncClient) -> None:
+    resp = await ping.get("/ping", headers={"X-Request-ID": "x" * 500})
     assert resp.status_code == 200
     assert len(resp.headers["x-request-id"]) <= 128
 
 
-def test_unknown_path_is_problem_404(ping_service: ServiceProcess) -> None:
-    assert_problem(httpx.get(f"{ping_service.url}/no/such/thing"), 404)
+async def test_unknown_path_is_problem_404(ping: httpx.AsyncClient) -> None:
+    assert_problem(await ping.get("/no/such/thing"), 404)
 
 
-def test_wrong_method_is_problem_405_with_allow(ping_service: ServiceProcess) -> None:
-    resp = httpx.post(f"{ping_service.url}/ping", json={})
+async def test_wrong_method_is_problem_405_with_allow(ping: httpx.AsyncClient) -> None:
+    resp = await ping.post("/ping", json={})
     assert_problem(resp, 405)
     assert "GET" in resp.headers["allow"]
 
 
-def test_oversized_body_is_problem_413(ping_service: ServiceProcess) -> None:
-    resp = httpx.post(f"{ping_service.url}/ping", content=b"x" * (2 * 1024 * 1024))
+async def test_oversized_body_is_problem_413(ping: httpx.AsyncClient) -> None:
+    resp = await ping.post("/ping", content=b"x" * (2 * 1024 * 1024))
     assert_problem(resp, 413)
 
 
-def test_invalid_query_is_problem_422_with_errors(ping_service: ServiceProcess) -> None:
-    body = assert_problem(httpx.get(f"{ping_service.url}/ping/delay", params={"ms": "soon"}), 422)
+async def test_invalid_query_is_problem_422_with_errors(ping: httpx.AsyncClient) -> None:
+    body = assert_problem(await ping.get("/ping/delay", params={"ms": "soon"}), 422)
     assert body["errors"]
-    too_long = assert_problem(httpx.get(f"{ping_service.url}/ping", params={"ECHOMSG": "x" * 2000}), 422)
+    too_long = assert_problem(await ping.get("/ping", params={"ECHOMSG": "x" * 2000}), 422)
     assert "x" * 100 not in json.dumps(too_long)  # the input is never echoed back
 
 
-def test_delay_above_bound_is_rejected(ping_service: ServiceProcess) -> None:
-    assert_problem(httpx.get(f"{ping_service.url}/ping/delay", params={"ms": 10_000_000}), 422)
+async def test_delay_above_bound_is_rejected(ping: httpx.AsyncClient) -> None:
+    assert_problem(await ping.get("/ping/delay", params={"ms": 10_000_000}), 422)
 
 
-def test_health_ready_and_metrics(ping_service: ServiceProcess) -> None:
-    assert httpx.get(f"{ping_service.url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{ping_service.url}/readyz").status_code == 200
-    httpx.get(f"{ping_service.url}/ping")
-    metrics = httpx.get(f"{ping_service.url}/metrics").text
+async def test_health_ready_and_metrics(ping: httpx.AsyncClient) -> None:
+    assert (await ping.get("/healthz")).json() == {"status": "ok"}
+    assert (await ping.get("/readyz")).status_code == 200
+    await ping.get("/ping")
+    metrics = (await ping.get("/metrics")).text
     assert 'http_requests_total{method="GET",route="/ping",status="200"}' in metrics
     assert "http_request_duration_seconds_bucket" in metrics
     assert "http_requests_in_flight" in metrics
 
 
-def test_openapi_lists_ping_and_docs_use_no_cdn(ping_service: ServiceProcess) -> None:
-    spec = httpx.get(f"{ping_service.url}/openapi.json").json()
+async def test_openapi_lists_ping_and_docs_use_no_cdn(ping: httpx.AsyncClient) -> None:
+    spec = (await ping.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.1")
     assert "/ping" in spec["paths"]
-    docs = httpx.get(f"{ping_service.url}/docs")
+    docs = await ping.get("/docs")
     assert docs.status_code == 200
     assert "openapi.json" in docs.text
     assert 'src="http' not in docs.text and 'href="http' not in docs.text
 
 
-def test_the_delay_handler_has_its_own_deadline_and_the_others_keep_the_short_one(log_dir: Path) -> None:
-    port = free_port()
-    proc = ServiceProcess(
-        "services.ping",
-        {"PORT": str(port), "REQUEST_TIMEOUT_SECONDS": "0.5", "MAX_DELAY_MS": "1500"},
-        log_dir / f"ping-timeout-{port}.log",
-    )
-    try:
-        proc.wait_ready()
+async def test_the_delay_handler_has_its_own_deadline_and_the_others_keep_the_short_one(issuer: TestIssuer) -> None:
+    settings = PingSettings(region="test-region", request_timeout_seconds=0.5, max_delay_ms=1500)
+    async with serve(create_app(settings), issuer) as service, service.client() as http:
         # /ping/delay declares MAX_DELAY_MS + 1 s (handler_deadline): past the 0.5 s default, served.
-        resp = httpx.get(f"{proc.url}/ping/delay", params={"ms": 1000}, timeout=10)
+        resp = await http.get("/ping/delay", params={"ms": 1000})
         assert resp.status_code == 200 and resp.json()["message"] == "delayed 1000 ms"
-        assert httpx.get(f"{proc.url}/ping").status_code == 200
-    finally:
-        proc.stop()
+        assert (await http.get("/ping")).status_code == 200
 
 
 def test_sigterm_lets_in_flight_request_finish_then_exits(log_dir: Path) -> None:

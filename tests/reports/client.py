@@ -1,4 +1,4 @@
-"""Small helpers the reports tests share: poll a report or the summary, create todos fast, check problems."""
+"""Small helpers the reports tests share: request a report, poll it or the summary."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
-
-def problem(resp: httpx.Response, status: int) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["status"] == status and body["request_id"] == resp.headers["x-request-id"]
-    return dict(body)
 
 
 async def request_report(reports: httpx.AsyncClient, format: str) -> dict[str, Any]:
@@ -52,16 +44,3 @@ async def wait_summary(
             return dict(body)
         assert asyncio.get_running_loop().time() < deadline, f"summary still {body} after {timeout}s"
         await asyncio.sleep(0.1)
-
-
-async def create_todos(todos: httpx.AsyncClient, contents: list[str], concurrency: int = 16) -> list[dict[str, Any]]:
-    """Create todos concurrently (bounded); returns them in the order of ``contents``."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(content: str) -> dict[str, Any]:
-        async with gate:
-            resp = await todos.post("/todos", json={"content": content})
-            assert resp.status_code == 201, resp.text
-            return dict(resp.json())
-
-    return list(await asyncio.gather(*(one(c) for c in contents)))

@@ -16,8 +16,11 @@ import aio_pika
 import asyncpg
 import pytest
 
+from services.reports.app import MIGRATIONS, create_app
 from services.reports.config import ReportsSettings
 from services.reports.pdf_fonts import PdfFonts, load_fonts
+from tests.factories import TestIssuer
+from tests.inprocess import InProcessService, migrated_database, serve, settings_for
 from tests.suite import Suite
 from tests.support import ServiceProcess, unique
 
@@ -136,3 +139,13 @@ async def completed_events(suite: Suite) -> AsyncIterator[Callable[[], Awaitable
             return got
 
         yield read
+
+
+@pytest.fixture(scope="module")
+async def reports_app(issuer: TestIssuer) -> AsyncIterator[InProcessService]:
+    """Reports in this process with a throwaway database (no worker: for the API's own checks)."""
+    async with migrated_database(MIGRATIONS) as dsn:
+        settings = settings_for(ReportsSettings, dsn, service_name=unique("reports"))
+        app = create_app(settings, fetch_jwks=issuer.fetch_jwks)
+        async with serve(app, issuer, extra_queues=[settings.jobs_queue]) as service:
+            yield service

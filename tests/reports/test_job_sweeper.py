@@ -18,7 +18,8 @@ from services.kit.events import outbox
 from services.reports import jobs_store
 from services.reports.events import REPORT_REQUESTED
 from services.reports.sweeper import STUCK_REASON
-from tests.reports.client import create_todos, request_report, wait_report
+from tests.factories import create_todos
+from tests.reports.client import request_report, wait_report
 from tests.reports.conftest import Lab, StartWorker
 from tests.reports.test_worker_faults import wait_retrying
 from tests.suite import Suite, User

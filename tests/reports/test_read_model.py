@@ -1,4 +1,4 @@
-"""The read model's store functions against the reports database: order and repetition do not matter."""
+"""The read model's store functions against a throwaway reports database: order and repetition do not matter."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 
 from services.reports import store
-from tests.suite import Suite
+from services.reports.app import MIGRATIONS
+from tests.inprocess import MigratedDatabase
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
@@ -46,8 +47,8 @@ def history() -> list[tuple[store.TodoFact, bool]]:
 
 
 @pytest.fixture
-async def conn(suite: Suite) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(suite.envs["reports"]["DATABASE_URL"])
+async def conn(migrated_db: MigratedDatabase) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(await migrated_db(MIGRATIONS))
     try:
         yield connection
     finally:

@@ -10,9 +10,10 @@ from typing import Any
 
 import aio_pika
 
-from tests.reports.client import create_todos, problem, request_report, wait_report, wait_summary
+from tests.factories import create_todos
+from tests.reports.client import request_report, wait_report, wait_summary
 from tests.suite import Suite, User
-from tests.support import TEST_BROKER_USER
+from tests.support import TEST_BROKER_USER, assert_problem
 
 
 async def test_summary_follows_creates_finishes_and_deletes(suite: Suite, new_user: User) -> None:
@@ -122,10 +123,10 @@ async def test_deleted_account_purges_statistics_and_reports(suite: Suite, new_u
         await suite.delete_account(new_user)
         # The token still verifies (it is a signed JWT) until it expires; the data is gone.
         await wait_summary(reports, lambda s: s["total"] == 0 and s["updated_at"] is None)
-        problem(await reports.get(f"/reports/{report['id']}"), 404)
-        problem(await reports.get(f"/reports/{report['id']}/file"), 404)
+        assert_problem(await reports.get(f"/reports/{report['id']}"), 404)
+        assert_problem(await reports.get(f"/reports/{report['id']}/file"), 404)
         assert (await reports.get("/reports")).json()["items"] == []
         # ...and no new report can be queued for the deleted account.
         refused = await reports.post("/reports", json={"format": "csv"})
-        problem(refused, 403)
+        assert_problem(refused, 403)
         assert (await reports.get("/reports")).json()["items"] == []

@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.reports.client import create_todos, problem, request_report, wait_report
+from tests.factories import create_todos
+from tests.reports.client import request_report, wait_report
 from tests.reports.conftest import Lab, StartWorker
 from tests.suite import Suite, User
+from tests.support import assert_problem
 
 pytestmark = pytest.mark.slow
 
@@ -151,10 +153,10 @@ async def test_unfinished_reports_are_bounded_per_user(suite: Suite, lab: Lab, n
     async with suite.client(new_user, base_url=lab.reports_url) as reports:
         for _ in range(20):
             await request_report(reports, "csv")
-        body = problem(await reports.post("/reports", json={"format": "pdf"}), 429)
+        body = assert_problem(await reports.post("/reports", json={"format": "pdf"}), 429)
         assert "20 reports queued or running" in body["detail"]
         listed = (await reports.get("/reports", params={"limit": 100})).json()["items"]
         assert len(listed) == 20 and {r["status"] for r in listed} == {"queued"}
     async with suite.client(new_user, base_url=lab.reports_url, token=await suite.login(new_user)) as again:
-        problem(await again.post("/reports", json={"format": "json"}), 429)
+        assert_problem(await again.post("/reports", json={"format": "json"}), 429)
     await lab.purge_jobs_queue()  # so no later worker renders them

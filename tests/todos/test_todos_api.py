@@ -3,22 +3,31 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import httpx
 import pytest
 
-from tests.suite import Suite, User
+from tests.factories import TestIssuer, User, create_todo, create_todos
+from tests.inprocess import InProcessService
+from tests.support import assert_problem
 
 
-def problem(resp: httpx.Response, status: int) -> dict[str, object]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/problem+json")
-    body = resp.json()
-    assert body["request_id"] == resp.headers["x-request-id"]
-    return dict(body)
+# Every test gets users of its own: minted by the issuer the in-process todos trusts.
+@pytest.fixture
+def alice(issuer: TestIssuer) -> User:
+    return issuer.user()
 
 
-async def test_create_get_patch_finish_delete_happy_path(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+@pytest.fixture
+def bob(issuer: TestIssuer) -> User:
+    return issuer.user()
+
+
+@pytest.fixture
+def new_user(issuer: TestIssuer) -> User:
+    return issuer.user()
+
+
+async def test_create_get_patch_finish_delete_happy_path(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         created = await api.post("/todos", json={"content": "  buy milk  "})
         assert created.status_code == 201
         todo = created.json()
@@ -43,12 +52,12 @@ async def test_create_get_patch_finish_delete_happy_path(suite: Suite, alice: Us
         assert reopened.json()["is_finished"] is False and reopened.json()["finished_at"] is None
 
         assert (await api.delete(f"/todos/{todo['id']}")).status_code == 204
-        problem(await api.get(f"/todos/{todo['id']}"), 404)
-        problem(await api.delete(f"/todos/{todo['id']}"), 404)
+        assert_problem(await api.get(f"/todos/{todo['id']}"), 404)
+        assert_problem(await api.delete(f"/todos/{todo['id']}"), 404)
 
 
-async def test_list_filters_by_status_newest_first(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_list_filters_by_status_newest_first(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
         ids = [(await api.post("/todos", json={"content": f"t{i}"})).json()["id"] for i in range(5)]
         await api.put(f"/todos/{ids[1]}/finish")
         await api.put(f"/todos/{ids[3]}/finish")
@@ -72,76 +81,79 @@ async def test_list_filters_by_status_newest_first(suite: Suite, new_user: User)
         {"content": "ok", "owner_id": "someone"},
     ],
 )
-async def test_invalid_create_is_422_and_stores_nothing(suite: Suite, new_user: User, body: dict[str, object]) -> None:
-    async with suite.client(new_user) as api:
-        problem(await api.post("/todos", json=body), 422)
+async def test_invalid_create_is_422_and_stores_nothing(
+    todos: InProcessService, new_user: User, body: dict[str, object]
+) -> None:
+    async with todos.client(new_user) as api:
+        assert_problem(await api.post("/todos", json=body), 422)
         assert (await api.get("/todos")).json()["items"] == []
 
 
-async def test_bad_inputs_are_problems(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
-        problem(await api.get("/todos/not-a-uuid"), 404)
-        problem(await api.get("/todos", params={"limit": 0}), 422)
-        problem(await api.get("/todos", params={"limit": 101}), 422)
-        problem(await api.get("/todos", params={"status": "done"}), 422)
-        problem(await api.get("/todos", params={"cursor": "garbage"}), 400)
-        problem(await api.patch(f"/todos/{uuid.uuid4()}", json={"colour": "red"}), 422)
-        problem(await api.post("/todos", content=b"{not json", headers={"Content-Type": "application/json"}), 400)
+async def test_bad_inputs_are_problems(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
+        assert_problem(await api.get("/todos/not-a-uuid"), 404)
+        assert_problem(await api.get("/todos", params={"limit": 0}), 422)
+        assert_problem(await api.get("/todos", params={"limit": 101}), 422)
+        assert_problem(await api.get("/todos", params={"status": "done"}), 422)
+        assert_problem(await api.get("/todos", params={"cursor": "garbage"}), 400)
+        assert_problem(await api.patch(f"/todos/{uuid.uuid4()}", json={"colour": "red"}), 422)
+        assert_problem(
+            await api.post("/todos", content=b"{not json", headers={"Content-Type": "application/json"}), 400
+        )
 
 
-async def test_tampered_or_foreign_cursor_is_400(suite: Suite, new_user: User, bob: User) -> None:
-    async with suite.client(new_user) as api:
-        for i in range(3):
-            await api.post("/todos", json={"content": f"c{i}"})
+async def test_tampered_or_foreign_cursor_is_400(todos: InProcessService, new_user: User, bob: User) -> None:
+    async with todos.client(new_user) as api:
+        await create_todos(api, [f"c{i}" for i in range(3)])
         cursor = (await api.get("/todos", params={"limit": 1})).json()["next_cursor"]
         assert cursor
         tampered = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
-        problem(await api.get("/todos", params={"limit": 1, "cursor": tampered}), 400)
-        problem(await api.get("/todos", params={"limit": 1, "cursor": cursor, "status": "open"}), 400)
-    async with suite.client(bob) as other:
-        problem(await other.get("/todos", params={"limit": 1, "cursor": cursor}), 400)
+        assert_problem(await api.get("/todos", params={"limit": 1, "cursor": tampered}), 400)
+        assert_problem(await api.get("/todos", params={"limit": 1, "cursor": cursor, "status": "open"}), 400)
+    async with todos.client(bob) as other:
+        assert_problem(await other.get("/todos", params={"limit": 1, "cursor": cursor}), 400)
 
 
-async def test_missing_or_bad_token_is_401_and_wrong_scope_403(suite: Suite, alice: User) -> None:
-    async with httpx.AsyncClient(base_url=suite.todos_url) as anon:
+async def test_missing_or_bad_token_is_401_and_wrong_scope_403(todos: InProcessService, alice: User) -> None:
+    async with todos.client() as anon:
         resp = await anon.get("/todos")
-        problem(resp, 401)
+        assert_problem(resp, 401)
         assert resp.headers["www-authenticate"].startswith("Bearer")
-        problem(await anon.get("/todos", headers={"Authorization": "Bearer not.a.jwt"}), 401)
-    read_only = await suite.login(alice, scope="todos:read")
-    async with suite.client(alice, token=read_only) as api:
+        assert_problem(await anon.get("/todos", headers={"Authorization": "Bearer not.a.jwt"}), 401)
+    read_only = todos.issuer.token(alice.id, "todos:read")
+    async with todos.client(alice, token=read_only) as api:
         assert (await api.get("/todos")).status_code == 200
-        problem(await api.post("/todos", json={"content": "nope"}), 403)
+        assert_problem(await api.post("/todos", json={"content": "nope"}), 403)
 
 
-async def test_other_users_todos_are_not_found_anywhere(suite: Suite, alice: User, bob: User) -> None:
-    async with suite.client(alice) as a:
-        todo = (await a.post("/todos", json={"content": "alice's secret"})).json()
-    async with suite.client(bob) as b:
-        problem(await b.get(f"/todos/{todo['id']}"), 404)
-        problem(await b.patch(f"/todos/{todo['id']}", json={"content": "pwned"}), 404)
-        problem(await b.put(f"/todos/{todo['id']}/finish"), 404)
-        problem(await b.delete(f"/todos/{todo['id']}"), 404)
+async def test_other_users_todos_are_not_found_anywhere(todos: InProcessService, alice: User, bob: User) -> None:
+    async with todos.client(alice) as a:
+        todo = await create_todo(a, "alice's secret")
+    async with todos.client(bob) as b:
+        assert_problem(await b.get(f"/todos/{todo['id']}"), 404)
+        assert_problem(await b.patch(f"/todos/{todo['id']}", json={"content": "pwned"}), 404)
+        assert_problem(await b.put(f"/todos/{todo['id']}/finish"), 404)
+        assert_problem(await b.delete(f"/todos/{todo['id']}"), 404)
         listing = (await b.get("/todos", params={"limit": 100})).json()["items"]
         assert todo["id"] not in {t["id"] for t in listing}
-        problem(await b.get("/todos", params={"owner": alice.id}), 403)
-    async with suite.client(alice) as a:
+        assert_problem(await b.get("/todos", params={"owner": alice.id}), 403)
+    async with todos.client(alice) as a:
         unchanged = (await a.get(f"/todos/{todo['id']}")).json()
         assert unchanged == todo
 
 
-async def test_stale_if_match_is_412(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+async def test_stale_if_match_is_412(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         todo = (await api.post("/todos", json={"content": "v1"})).json()
         etag = (await api.get(f"/todos/{todo['id']}")).headers["etag"]
         assert (await api.patch(f"/todos/{todo['id']}", json={"content": "v2"}, headers={"If-Match": etag})).is_success
         stale = await api.patch(f"/todos/{todo['id']}", json={"content": "v3"}, headers={"If-Match": etag})
-        problem(stale, 412)
+        assert_problem(stale, 412)
         assert (await api.get(f"/todos/{todo['id']}")).json()["content"] == "v2"
 
 
-async def test_concurrent_patches_with_one_if_match_exactly_one_wins(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+async def test_concurrent_patches_with_one_if_match_exactly_one_wins(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         todo = (await api.post("/todos", json={"content": "race"})).json()
         etag = (await api.get(f"/todos/{todo['id']}")).headers["etag"]
         results = await asyncio.gather(
@@ -154,8 +166,8 @@ async def test_concurrent_patches_with_one_if_match_exactly_one_wins(suite: Suit
         assert codes == [200] + [412] * 9
 
 
-async def test_idempotency_key_replays_first_response(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_idempotency_key_replays_first_response(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
         key = str(uuid.uuid4())
         first = await api.post("/todos", json={"content": "once"}, headers={"Idempotency-Key": key})
         again = await api.post("/todos", json={"content": "once"}, headers={"Idempotency-Key": key})
@@ -163,12 +175,12 @@ async def test_idempotency_key_replays_first_response(suite: Suite, new_user: Us
         assert again.json() == first.json()
         assert again.headers["location"] == first.headers["location"]
         assert again.headers["idempotent-replayed"] == "true"
-        problem(await api.post("/todos", json={"content": "other"}, headers={"Idempotency-Key": key}), 422)
+        assert_problem(await api.post("/todos", json={"content": "other"}, headers={"Idempotency-Key": key}), 422)
         assert len((await api.get("/todos")).json()["items"]) == 1
 
 
-async def test_twenty_concurrent_creates_with_one_key_make_one_todo(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
+async def test_twenty_concurrent_creates_with_one_key_make_one_todo(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
         key = str(uuid.uuid4())
         results = await asyncio.gather(
             *(api.post("/todos", json={"content": "burst"}, headers={"Idempotency-Key": key}) for _ in range(20))
@@ -178,30 +190,30 @@ async def test_twenty_concurrent_creates_with_one_key_make_one_todo(suite: Suite
         assert len((await api.get("/todos", params={"limit": 100})).json()["items"]) == 1
 
 
-async def test_service_with_read_any_scope_lists_a_users_todos(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as a:
-        mine = (await a.post("/todos", json={"content": "for the report"})).json()
-    token = await suite.service_token("todos:read:any")
-    async with httpx.AsyncClient(base_url=suite.todos_url, headers={"Authorization": f"Bearer {token}"}) as svc:
+async def test_service_with_read_any_scope_lists_a_users_todos(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as a:
+        mine = await create_todo(a, "for the report")
+    token = todos.issuer.service_token("todos:read:any")
+    async with todos.client(token=token) as svc:
         listing = (await svc.get("/todos", params={"owner": alice.id, "limit": 100})).json()["items"]
         assert mine["id"] in {t["id"] for t in listing}
-        problem(await svc.post("/todos", json={"content": "no"}), 403)
+        assert_problem(await svc.post("/todos", json={"content": "no"}), 403)
 
 
-async def test_control_characters_in_content_are_422_not_500(suite: Suite, new_user: User) -> None:
-    async with suite.client(new_user) as api:
-        problem(await api.post("/todos", json={"content": "a\u0000b"}), 422)
+async def test_control_characters_in_content_are_422_not_500(todos: InProcessService, new_user: User) -> None:
+    async with todos.client(new_user) as api:
+        assert_problem(await api.post("/todos", json={"content": "a\u0000b"}), 422)
         todo = (await api.post("/todos", json={"content": "line one\nline two"})).json()
         assert todo["content"] == "line one\nline two"
-        problem(await api.patch(f"/todos/{todo['id']}", json={"content": "x\u0000"}), 422)
+        assert_problem(await api.patch(f"/todos/{todo['id']}", json={"content": "x\u0000"}), 422)
         assert (await api.get(f"/todos/{todo['id']}")).json()["content"] == "line one\nline two"
 
 
-async def test_empty_patch_changes_nothing(suite: Suite, alice: User) -> None:
-    async with suite.client(alice) as api:
+async def test_empty_patch_changes_nothing(todos: InProcessService, alice: User) -> None:
+    async with todos.client(alice) as api:
         todo = (await api.post("/todos", json={"content": "steady"})).json()
         etag = (await api.get(f"/todos/{todo['id']}")).headers["etag"]
         same = await api.patch(f"/todos/{todo['id']}", json={}, headers={"If-Match": etag})
         assert same.status_code == 200 and same.headers["etag"] == etag
         assert same.json()["updated_at"] == todo["updated_at"]
-        problem(await api.patch(f"/todos/{uuid.uuid4()}", json={}), 404)
+        assert_problem(await api.patch(f"/todos/{uuid.uuid4()}", json={}), 404)

@@ -8,6 +8,8 @@ from typing import Any
 import aio_pika
 import httpx
 
+from tests.factories import TestIssuer
+from tests.inprocess import InProcessService
 from tests.suite import Suite, User
 
 
@@ -27,15 +29,18 @@ async def collect(queue: aio_pika.abc.AbstractQueue, count: int, timeout: float 
     return got
 
 
-async def test_each_change_emits_exactly_one_event_with_the_envelope(suite: Suite, new_user: User) -> None:
-    connection = await aio_pika.connect(suite.amqp_url)
+async def test_each_change_emits_exactly_one_event_with_the_envelope(
+    todos: InProcessService, issuer: TestIssuer
+) -> None:
+    new_user = issuer.user()
+    connection = await aio_pika.connect(todos.settings.amqp_url)
     async with connection:
         channel = await connection.channel()
-        exchange = await channel.get_exchange(suite.exchange)
+        exchange = await channel.get_exchange(todos.settings.events_exchange)
         queue = await channel.declare_queue(f"test.todos.{uuid.uuid4().hex}", exclusive=True, auto_delete=True)
         await queue.bind(exchange, routing_key="todo.#")
         rid = f"rid-{uuid.uuid4().hex}"
-        async with suite.client(new_user) as api:
+        async with todos.client(new_user) as api:
             todo = (await api.post("/todos", json={"content": "evented"}, headers={"X-Request-ID": rid})).json()
             await api.patch(f"/todos/{todo['id']}", json={"content": "evented 2"})
             await api.put(f"/todos/{todo['id']}/finish")
