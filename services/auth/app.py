@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from services.auth.oauth.bridge import SyncBridge
 from services.auth.oauth.server import QuartetAuthorizationServer
 from services.auth.oauth.storage import OAuthStorage
 from services.auth.passwords import Passwords
-from services.auth.runtime import RUNTIME_KEY, AuthRuntime
+from services.auth.runtime import AuthRuntime, AuthState
 from services.auth.seed import seed_clients
 from services.auth.signing import KeyRing
 from services.auth.store import grants
@@ -26,7 +25,7 @@ from services.auth.throttle import LoginThrottle
 from services.kit import events
 from services.kit.app import ServiceKit, create_service_app, kit_of
 from services.kit.client_address import parse_networks
-from services.kit.config import ServiceSettings
+from services.kit.db import Database
 from services.kit.events import MIGRATIONS as EVENT_MIGRATIONS
 from services.kit.logging import get_logger
 from services.kit.migrations import MigrationSource
@@ -38,8 +37,8 @@ MIGRATIONS = [EVENT_MIGRATIONS, MigrationSource("auth", Path(__file__).parent / 
 JANITOR_INTERVAL_SECONDS = 600
 
 
-def create_app(settings: ServiceSettings) -> Quart:
-    assert isinstance(settings, AuthSettings)
+def create_app(settings: AuthSettings) -> Quart:
+    state = AuthState(settings)
     app = create_service_app(
         settings,
         blueprints=[users.bp, authorize.bp, oauth.bp, wellknown.bp],
@@ -47,21 +46,35 @@ def create_app(settings: ServiceSettings) -> Quart:
         description="OAuth2 authorization server (code + PKCE, refresh, client credentials), users and keys.",
         migrations=MIGRATIONS,
         security_schemes=BEARER_SECURITY_SCHEME,
+        state=state,
     )
     kit = kit_of(app)
-    kit.on_start.append(_start)
-    kit.on_stop.append(_stop)
+
+    async def start(kit: ServiceKit) -> None:
+        state.started = await _start_runtime(settings, kit.database)
+
+    async def stop(kit: ServiceKit) -> None:
+        rt, state.started = state.started, None
+        if rt is not None:
+            rt.bridge.close()
+            rt.passwords.close()
+
+    kit.on_start.append(start)
+    kit.on_stop.append(stop)
+    kit.run_in_background("auth-janitor", lambda: _janitor(kit.database, state))
     # The auth service checks its own tokens (GET /auth/me) with the kit verifier, reading
     # the keys from its database instead of over HTTP.
-    install_auth(app, audience=settings.access_token_audience, issuer=settings.issuer, fetch_jwks=_jwks_of(kit))
+    install_auth(
+        app,
+        audience=settings.access_token_audience,
+        issuer=settings.issuer,
+        fetch_jwks=lambda: state.runtime.keys.jwks(),
+    )
     events.install(app, handlers=HANDLERS)  # relays user.registered / user.deleted; consumes nothing
     return app
 
 
-async def _start(kit: ServiceKit) -> None:
-    settings = kit.settings
-    assert isinstance(settings, AuthSettings)
-    db = kit.database
+async def _start_runtime(settings: AuthSettings, db: Database) -> AuthRuntime:
     passwords = Passwords(settings)
     await passwords.start()
     keks = settings.key_encryption_keys()
@@ -75,7 +88,7 @@ async def _start(kit: ServiceKit) -> None:
     keys = KeyRing(db, token_ttl, keks)
     bridge = SyncBridge(settings.oauth_threads, settings.oauth_storage_timeout_seconds)
     bridge.bind(asyncio.get_running_loop())
-    kit.extras[RUNTIME_KEY] = AuthRuntime(
+    return AuthRuntime(
         settings=settings,
         db=db,
         passwords=passwords,
@@ -87,39 +100,16 @@ async def _start(kit: ServiceKit) -> None:
         devices=devices,
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
-    kit.extras["auth_janitor"] = asyncio.create_task(_janitor(kit), name="auth-janitor")
 
 
-async def _stop(kit: ServiceKit) -> None:
-    janitor = kit.extras.pop("auth_janitor", None)
-    if janitor is not None:
-        janitor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await janitor
-    rt = kit.extras.pop(RUNTIME_KEY, None)
-    if isinstance(rt, AuthRuntime):
-        rt.bridge.close()
-        rt.passwords.close()
-
-
-def _jwks_of(kit: ServiceKit):  # type: ignore[no-untyped-def]
-    async def fetch() -> dict[str, object]:
-        rt = kit.extras[RUNTIME_KEY]
-        assert isinstance(rt, AuthRuntime)
-        return await rt.keys.jwks()
-
-    return fetch
-
-
-async def _janitor(kit: ServiceKit) -> None:
+async def _janitor(db: Database, state: AuthState) -> None:
     """Forget expired codes, tokens and login counters now and then (bounded tables)."""
     while True:
         await asyncio.sleep(JANITOR_INTERVAL_SECONDS)
         try:
-            rt = kit.extras[RUNTIME_KEY]
-            async with kit.database.transaction() as conn:
+            async with db.transaction() as conn:
                 deleted = await grants.delete_expired(conn, timedelta(days=1))
-                await rt.throttle.forget_stale(conn)
+                await state.runtime.throttle.forget_stale(conn)
             log.info("expired grants removed", rows=deleted)
         except Exception as error:  # keep cleaning next time; the service works without it
             log.warning("janitor failed", error=f"{type(error).__name__}: {error}")

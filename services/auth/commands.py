@@ -17,7 +17,6 @@ import asyncpg
 
 from services.auth.config import AuthSettings
 from services.auth.key_lifecycle import revoke, rotate
-from services.kit.config import ServiceSettings
 from services.kit.db import Connection
 from services.kit.logging import get_logger
 from services.kit.migrations import migrate
@@ -25,10 +24,9 @@ from services.kit.migrations import migrate
 T = TypeVar("T")
 
 
-async def rotate_keys(settings: ServiceSettings, args: Sequence[str]) -> int:
+async def rotate_keys(settings: AuthSettings, args: Sequence[str]) -> int:
     """New tokens are signed with the new key once it is active; old keys stay published until
     their last token has expired, then this command prunes them."""
-    assert isinstance(settings, AuthSettings)
     parser = argparse.ArgumentParser(prog="python -m services.auth rotate-keys")
     parser.add_argument(
         "--activate-in",
@@ -53,9 +51,8 @@ async def rotate_keys(settings: ServiceSettings, args: Sequence[str]) -> int:
     return 0
 
 
-async def revoke_key(settings: ServiceSettings, args: Sequence[str]) -> int:
+async def revoke_key(settings: AuthSettings, args: Sequence[str]) -> int:
     """Remove keys from the table and the JWKS now; prints the kid that signs from now on."""
-    assert isinstance(settings, AuthSettings)
     parser = argparse.ArgumentParser(
         prog="python -m services.auth revoke-key",
         description="Emergency: stop publishing these keys, so every token they signed is refused. "

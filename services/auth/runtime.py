@@ -1,4 +1,9 @@
-"""The auth service's working parts, built at start and attached to the app (``kit.extras["auth"]``)."""
+"""The auth service's state: its settings, and the working parts built when the app starts.
+
+``create_app`` builds one :class:`AuthState`; its start hook fills in the
+:class:`AuthRuntime` (those parts need the database: signing keys, login secrets,
+seeded clients). Handlers reach them through :func:`runtime`.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,9 @@ from services.auth.oauth.server import QuartetAuthorizationServer
 from services.auth.passwords import Passwords
 from services.auth.signing import KeyRing
 from services.auth.throttle import LoginThrottle
-from services.kit.app import current_kit
 from services.kit.client_address import Network
+from services.kit.context import current_state
 from services.kit.db import Database
-
-RUNTIME_KEY = "auth"
 
 
 @dataclass
@@ -33,8 +36,18 @@ class AuthRuntime:
     trusted_proxies: tuple[Network, ...]
 
 
+@dataclass
+class AuthState:
+    settings: AuthSettings
+    started: AuthRuntime | None = None  # set while the app runs
+
+    @property
+    def runtime(self) -> AuthRuntime:
+        if self.started is None:
+            raise RuntimeError("the auth runtime is not started")
+        return self.started
+
+
 def runtime() -> AuthRuntime:
-    found = current_kit().extras.get(RUNTIME_KEY)
-    if not isinstance(found, AuthRuntime):
-        raise RuntimeError("the auth runtime is not started")
-    return found
+    """The working parts of the auth app handling the current request."""
+    return current_state(AuthState).runtime

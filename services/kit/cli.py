@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from quart import Quart
@@ -14,14 +14,15 @@ from services.kit.config import ServiceSettings
 from services.kit.logging import configure_logging, get_logger
 from services.kit.migrations import MigrationSource, migrate
 
-Command = Callable[[ServiceSettings, Sequence[str]], Coroutine[Any, Any, int]]
+S = TypeVar("S", bound=ServiceSettings)
+Command = Callable[[S, Sequence[str]], Coroutine[Any, Any, int]]
 
 
 def main(
-    settings_type: type[ServiceSettings],
-    create_app: Callable[[ServiceSettings], Quart],
+    settings_type: type[S],
+    create_app: Callable[[S], Quart],
     migrations: Sequence[MigrationSource] = (),
-    commands: Mapping[str, Command] | None = None,
+    commands: Mapping[str, Command[S]] | None = None,
     argv: Sequence[str] | None = None,
 ) -> int:
     """Run the command named on the command line (default ``serve``); returns the exit code."""

@@ -7,15 +7,16 @@ from typing import Any
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
-from services.kit.app import current_kit, handler_deadline
+from services.kit.app import handler_deadline
 from services.ping.config import PingSettings
 from services.ping.schemas import PingQuery, PingReply, delay_query
+from services.ping.state import ping_state
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _reply(message: str) -> PingReply:
-    settings = current_kit().settings
+    settings = ping_state().settings
     return PingReply(message=message, region=settings.region, instance=settings.instance, time=datetime.now(UTC))
 
 

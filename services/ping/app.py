@@ -3,16 +3,16 @@ from __future__ import annotations
 from quart import Quart
 
 from services.kit.app import create_service_app
-from services.kit.config import ServiceSettings
 from services.ping.api import blueprint
 from services.ping.config import PingSettings
+from services.ping.state import PingState
 
 
-def create_app(settings: ServiceSettings) -> Quart:
-    assert isinstance(settings, PingSettings)
+def create_app(settings: PingSettings) -> Quart:
     return create_service_app(
         settings,
         blueprints=[blueprint(settings)],
         title="Quartet ping",
         description="Echo and latency diagnostics. Public: no token needed.",
+        state=PingState(settings),
     )

@@ -7,21 +7,15 @@ from uuid import UUID
 from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request, validate_response
 
-from services.kit.app import current_db, current_kit, handler_deadline
+from services.kit.app import current_db, handler_deadline
 from services.kit.contract import links, responses
 from services.kit.problem import Problem
 from services.kit.security import current_user_id, require_scope
 from services.reports import events, jobs_store, store
-from services.reports.config import ReportsSettings
 from services.reports.schemas import Report, ReportList, ReportListQuery, ReportRequest, SummaryOut
+from services.reports.state import reports_state
 
 bp = Blueprint("reports", __name__)
-
-
-def _settings() -> ReportsSettings:
-    settings = current_kit().settings
-    assert isinstance(settings, ReportsSettings)
-    return settings
 
 
 def _report(row: jobs_store.JobRow) -> Report:
@@ -47,7 +41,7 @@ async def get_summary() -> SummaryOut:
 async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, str]]:
     """Queue a report; the worker renders it. 429 while the caller has too many unfinished ones."""
     owner = current_user_id()
-    limit = _settings().max_unfinished_jobs
+    limit = reports_state().settings.max_unfinished_jobs
     async with current_db().transaction() as conn:
         try:
             row = await jobs_store.create_job(conn, owner, data.format, max_unfinished=limit)

@@ -18,7 +18,6 @@ LOCKED`` besides) takes the unfinished jobs without progress for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -44,7 +43,7 @@ class Swept:
 
 
 class JobSweeper:
-    """Runs :meth:`sweep` every ``job_sweep_interval_seconds`` until stopped."""
+    """Runs :meth:`sweep` every ``job_sweep_interval_seconds`` (:meth:`run`, the app's background task)."""
 
     def __init__(self, settings: ReportsSettings, db: Database, registry: CollectorRegistry) -> None:
         self._settings = settings
@@ -52,20 +51,9 @@ class JobSweeper:
         self._swept = Counter(
             "report_jobs_swept", "Stuck report jobs handled by the sweeper", ["outcome"], registry=registry
         )
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="reports-job-sweeper")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Sweep every interval until cancelled; a failed round is logged and the next one comes."""
         while True:
             await asyncio.sleep(self._settings.job_sweep_interval_seconds)
             try:

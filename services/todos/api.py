@@ -9,36 +9,20 @@ from quart import Blueprint, Response, request
 from quart_schema import document_response, validate_querystring, validate_request, validate_response
 
 from services.kit import idempotency
-from services.kit.app import current_db, current_kit
+from services.kit.app import current_db
 from services.kit.contract import links, responses
 from services.kit.db import Connection
 from services.kit.idempotency import IdempotentRequest
 from services.kit.problem import Problem
 from services.kit.security import current_caller, current_user_id, insufficient_scope, require_scope
 from services.todos import events, store
-from services.todos.config import TodosSettings
-from services.todos.cursor import BadCursor, CursorCodec
+from services.todos.cursor import BadCursor
 from services.todos.schemas import Todo, TodoCreate, TodoListQuery, TodoPage, TodoPatch
+from services.todos.state import todos_state
 
 bp = Blueprint("todos", __name__)
 
 _STATUS_FILTER = {"all": None, "open": False, "finished": True}
-
-
-def _settings() -> TodosSettings:
-    settings = current_kit().settings
-    assert isinstance(settings, TodosSettings)
-    return settings
-
-
-def _cursors() -> CursorCodec:
-    codec = current_kit().extras.get("cursor_codec")
-    if codec is None:
-        codec = current_kit().extras["cursor_codec"] = CursorCodec(
-            _settings().cursor_secret.get_secret_value().encode()
-        )
-    assert isinstance(codec, CursorCodec)
-    return codec
 
 
 def _todo(row: store.TodoRow) -> Todo:
@@ -68,7 +52,7 @@ async def list_todos(query_args: TodoListQuery) -> Response:
     owner = query_args.owner or current_user_id()
     scope = f"{owner}:{query_args.status}"
     try:
-        after = _cursors().decode(query_args.cursor, scope) if query_args.cursor else None
+        after = todos_state().cursors.decode(query_args.cursor, scope) if query_args.cursor else None
     except BadCursor:
         raise Problem(400, "the cursor is not valid for this listing") from None
     async with current_db().connection() as conn:
@@ -76,7 +60,7 @@ async def list_todos(query_args: TodoListQuery) -> Response:
             conn, owner, after=after, is_finished=_STATUS_FILTER[query_args.status], limit=query_args.limit + 1
         )
     page, more = rows[: query_args.limit], len(rows) > query_args.limit
-    next_cursor = _cursors().encode(page[-1].position, scope) if more else None
+    next_cursor = todos_state().cursors.encode(page[-1].position, scope) if more else None
     # The hot path: rows from our own database need no validation, and pydantic's JSON
     # serializer is several times faster than dumping through the generic JSON provider.
     body = TodoPage.model_construct(items=[Todo.model_construct(**r.public()) for r in page], next_cursor=next_cursor)
@@ -105,7 +89,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
     idem = IdempotentRequest.of(request.headers.get(idempotency.HEADER), data.content)
     async with current_db().transaction() as conn:
         await _refuse_deleted(conn, owner)
-        if (replay := await idem.claim(conn, store, owner, _settings().idempotency_ttl_hours)) is not None:
+        if (replay := await idem.claim(conn, store, owner, todos_state().settings.idempotency_ttl_hours)) is not None:
             return Todo.model_validate(replay.body), replay.status, replay.headers
         row = await _create(conn, owner, data.content)
         await events.todo_created(conn, owner, row)
@@ -115,7 +99,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
 
 
 async def _create(conn: Connection, owner: UUID, content: str) -> store.TodoRow:
-    limit = _settings().max_todos_per_user
+    limit = todos_state().settings.max_todos_per_user
     row = await store.create_todo(conn, owner, content, limit)
     if row is None:
         raise Problem(409, f"you already have {limit} todos, the most one user may have; delete some to add more")

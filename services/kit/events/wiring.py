@@ -6,12 +6,10 @@ from collections.abc import Mapping
 
 from quart import Quart
 
-from services.kit.app import ServiceKit, kit_of
+from services.kit.context import ServiceKit, kit_of
 from services.kit.events.bus import EventBus
 from services.kit.events.envelope import Handler
 from services.kit.events.options import EventOptions
-
-BUS_KEY = "event_bus"
 
 
 def install(app: Quart, *, handlers: Mapping[str, Handler] | None = None, options: EventOptions | None = None) -> None:
@@ -28,18 +26,16 @@ def install(app: Quart, *, handlers: Mapping[str, Handler] | None = None, option
             prefetch=min(settings.events_prefetch, settings.db_pool_max),
             retry_delays=settings.events_retry_delays,
         )
-        bus = EventBus(settings, kit.database, kit.registry, handlers, options=chosen)
-        kit.extras[BUS_KEY] = bus
-        await bus.start()
+        kit.bus = EventBus(settings, kit.database, kit.registry, handlers, options=chosen)
+        await kit.bus.start()
 
     async def stop(kit: ServiceKit) -> None:
-        bus = kit.extras.pop(BUS_KEY, None)
-        if isinstance(bus, EventBus):
+        bus, kit.bus = kit.bus, None
+        if bus is not None:
             await bus.stop()
 
     async def broker_ready() -> None:
-        bus = kit.extras.get(BUS_KEY)
-        if not isinstance(bus, EventBus) or not bus.ready():
+        if kit.bus is None or not kit.bus.ready():
             raise ConnectionError("broker not connected")
 
     kit.on_start.append(start)

@@ -16,8 +16,6 @@ Bearer``; a valid token without every required scope answers 403 (RFC 6750 §3.1
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -25,14 +23,13 @@ from typing import Any, ParamSpec, TypeVar
 import aiohttp
 from quart import Quart, g, request
 
-from services.kit.app import ServiceKit, current_kit, kit_of
+from services.kit.context import ServiceKit, current_kit, kit_of
 from services.kit.contract import BEARER_SCHEME_NAME as BEARER_SCHEME_NAME
 from services.kit.contract import mark_scopes
 from services.kit.security.challenge import insufficient_scope, verified_claims
 from services.kit.security.verifier import Claims, JwksFetcher, TokenVerifier
 from services.kit.tracing import request_id_trace_config
 
-VERIFIER_KEY = "token_verifier"
 DEFAULT_AUDIENCE = "quartet"
 BEARER_SECURITY_SCHEME: dict[str, Any] = {
     BEARER_SCHEME_NAME: {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}
@@ -51,13 +48,14 @@ def install_auth(
     fetch_jwks: JwksFetcher | None = None,
     leeway: int = 30,
 ) -> None:
-    """Create a :class:`TokenVerifier` when the app starts (``kit.extras["token_verifier"]``).
+    """Create a :class:`TokenVerifier` when the app starts (``kit.verifier``).
 
     The issuer defaults to ``settings.issuer`` (``PUBLIC_URL``, else ``AUTH_URL``) and the
     JWKS to ``<AUTH_URL>/.well-known/jwks.json`` (the internal address). The verifier gets its
-    own small aiohttp session (closed at stop) unless ``fetch_jwks`` supplies the keys, and a
-    task refetching the JWKS every ``settings.jwks_refresh_seconds``. Lifetime cap and cache
-    time come from ``settings.token_max_lifetime_seconds`` and ``token_cache_seconds``.
+    own small aiohttp session (``kit.verifier_session``, closed at stop) unless ``fetch_jwks``
+    supplies the keys, and a background task ``jwks-refresh`` refetching the JWKS every
+    ``settings.jwks_refresh_seconds``. Lifetime cap and cache time come from
+    ``settings.token_max_lifetime_seconds`` and ``token_cache_seconds``.
     """
     kit = kit_of(app)
 
@@ -65,45 +63,38 @@ def install_auth(
         settings = kit.settings
         iss = issuer or settings.issuer
         url = jwks_url or f"{settings.auth_url.rstrip('/')}/.well-known/jwks.json"
-        session: aiohttp.ClientSession | None = None
         if fetch_jwks is None:
-            session = aiohttp.ClientSession(
+            kit.verifier_session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=4),
                 timeout=aiohttp.ClientTimeout(total=5, connect=2),
                 raise_for_status=False,
                 trace_configs=[request_id_trace_config()],  # a JWKS refresh names the request that caused it
             )
-            kit.extras["token_verifier_session"] = session
-        verifier = TokenVerifier(
+        verifier = kit.verifier = TokenVerifier(
             iss,
             audience,
             url,
-            session,
+            kit.verifier_session,
             leeway,
             fetch_jwks=fetch_jwks,
             refresh_seconds=settings.jwks_refresh_seconds,
             cache_seconds=settings.token_cache_seconds,
             max_lifetime_seconds=settings.token_max_lifetime_seconds,
         )
-        kit.extras[VERIFIER_KEY] = verifier
         await verifier.refresh()  # warm the cache; a failure here is retried on first use
-        kit.extras["token_verifier_refresh"] = asyncio.create_task(verifier.keep_fresh(), name="jwks-refresh")
+        kit.tasks.start("jwks-refresh", verifier.keep_fresh)
 
     async def stop(kit: ServiceKit) -> None:
-        task = kit.extras.pop("token_verifier_refresh", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        session = kit.extras.pop("token_verifier_session", None)
+        # The refresh task is stopped already (the kit stops tasks before the stop hooks).
+        session, kit.verifier_session = kit.verifier_session, None
         if session is not None:
             await session.close()
 
     async def keys_loaded() -> None:
         # Not ready until tokens can be judged: before the issuer's keys arrive every
         # request would get 503, so load balancers should not send any yet.
-        verifier = kit.extras.get(VERIFIER_KEY)
-        if not isinstance(verifier, TokenVerifier):
+        verifier = kit.verifier
+        if verifier is None:
             raise RuntimeError("token verifier not started")
         if not verifier.has_keys:
             await verifier.refresh()
@@ -116,8 +107,8 @@ def install_auth(
 
 
 def current_verifier() -> TokenVerifier:
-    verifier = current_kit().extras.get(VERIFIER_KEY)
-    if not isinstance(verifier, TokenVerifier):
+    verifier = current_kit().verifier
+    if verifier is None:
         raise RuntimeError("install_auth(app) was not called for this service")
     return verifier
 
