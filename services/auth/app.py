@@ -41,12 +41,12 @@ def create_app(settings: AuthSettings) -> Quart:
     state = AuthState(settings)
     app = create_service_app(
         settings,
+        state=state,
         blueprints=[users.bp, authorize.bp, oauth.bp, wellknown.bp],
         title="Quartet auth",
         description="OAuth2 authorization server (code + PKCE, refresh, client credentials), users and keys.",
         migrations=MIGRATIONS,
         security_schemes=BEARER_SECURITY_SCHEME,
-        state=state,
     )
     kit = kit_of(app)
 

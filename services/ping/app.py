@@ -11,8 +11,8 @@ from services.ping.state import PingState
 def create_app(settings: PingSettings) -> Quart:
     return create_service_app(
         settings,
+        state=PingState(settings),
         blueprints=[blueprint(settings)],
         title="Quartet ping",
         description="Echo and latency diagnostics. Public: no token needed.",
-        state=PingState(settings),
     )

@@ -24,10 +24,10 @@ def create_app(settings: ReportsSettings, *, fetch_jwks: JwksFetcher | None = No
     """The app; ``fetch_jwks`` replaces the issuer's JWKS fetch (only in-process tests pass one)."""
     app = create_service_app(
         settings,
+        state=ReportsState(settings),
         blueprints=[bp],
         title="Quartet reports",
         description="Live statistics of each user's todos, and CSV / PDF / JSON reports rendered by a worker.",
-        state=ReportsState(settings),
         migrations=MIGRATIONS,
         security_schemes=BEARER_SECURITY_SCHEME,
     )
