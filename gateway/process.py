@@ -12,21 +12,17 @@ from aiohttp import web
 from gateway.app import HEALTH, create_app, create_metrics_app
 from gateway.config import GatewaySettings
 from services.kit.logging import get_logger
-from services.kit.runner import Until
+from services.kit.runner import Process, Until
 
 log = get_logger("gateway")
 
 
-class GatewayProcess:
+class GatewayProcess(Process[GatewaySettings]):
     """The gateway's aiohttp app and its private metrics listener, as a runner process."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.app = create_app(settings)  # after setup_tracing: the server instrumentation wraps it
-
-    @property
-    def drain_delay_seconds(self) -> float:
-        return self.settings.drain_delay_seconds
 
     def begin_drain(self) -> None:
         self.app[HEALTH].start_draining()

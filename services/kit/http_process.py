@@ -15,7 +15,7 @@ from quart import Quart
 
 from services.kit.app import kit_of
 from services.kit.config import ServiceSettings
-from services.kit.runner import Until
+from services.kit.runner import Process, S, Until
 
 
 def hypercorn_config(settings: ServiceSettings) -> Config:
@@ -33,16 +33,12 @@ def hypercorn_config(settings: ServiceSettings) -> Config:
     return config
 
 
-class HttpProcess:
+class HttpProcess(Process[S]):
     """Serves a kit app (``create_app(settings)``) on ``settings.host:settings.port``."""
 
-    def __init__(self, app: Quart, settings: ServiceSettings) -> None:
+    def __init__(self, app: Quart, settings: S) -> None:
+        super().__init__(settings)
         self.app = app
-        self.settings = settings
-
-    @property
-    def drain_delay_seconds(self) -> float:
-        return self.settings.drain_delay_seconds
 
     def begin_drain(self) -> None:
         kit_of(self.app).draining = True

@@ -1,7 +1,7 @@
 """One way to run a process of the suite: HTTP services, the gateway and workers.
 
 :func:`main` (or :func:`run`, once the settings are read) owns the lifecycle; what
-differs between kinds of process lives in a small :class:`Process` adapter
+differs between kinds of process lives in a small :class:`Process` subclass
 (hypercorn for the services, :mod:`services.kit.http_process`; aiohttp for the
 gateway; the report worker's consumer):
 
@@ -24,7 +24,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -41,20 +41,24 @@ class CannotStart(Exception):
     """The process must not start (a missing font, say); the message says why, for stderr."""
 
 
-class Process(Protocol):
-    """What the runner runs: one adapter per kind of process."""
+class Process(Generic[S]):
+    """What the runner runs: one small adapter per kind of process overrides :meth:`serve`."""
+
+    def __init__(self, settings: S) -> None:
+        self.settings = settings
 
     @property
     def drain_delay_seconds(self) -> float:
-        """How long readiness says 503 before the listener closes (0 for a worker)."""
-        ...
+        """How long readiness says 503 before the listener closes (a worker says 0)."""
+        return self.settings.drain_delay_seconds
 
     def begin_drain(self) -> None:
-        """Turn readiness to 503 (or stop looking ready); keep serving."""
+        """Turn readiness to 503; keep serving (nothing to do for a process without readiness)."""
 
     async def serve(self, until: Until) -> None:
         """Start, serve until ``until()`` returns, then stop taking work, let the work in
         flight finish within ``shutdown_grace_seconds``, run the stop hooks and return."""
+        raise NotImplementedError
 
 
 def read_settings(settings_type: type[S]) -> S | None:
@@ -66,7 +70,7 @@ def read_settings(settings_type: type[S]) -> S | None:
         return None
 
 
-def main(settings_type: type[S], build: Callable[[S], Process], *, role: str = "") -> int:
+def main(settings_type: type[S], build: Callable[[S], Process[S]], *, role: str = "") -> int:
     """Read the settings, configure logging and :func:`run`; the exit code.
 
     ``role`` names a process beside its service's HTTP one (``"worker"``: logs and
@@ -80,7 +84,7 @@ def main(settings_type: type[S], build: Callable[[S], Process], *, role: str = "
     return run(settings, build, name)
 
 
-def run(settings: S, build: Callable[[S], Process], name: str | None = None) -> int:
+def run(settings: S, build: Callable[[S], Process[S]], name: str | None = None) -> int:
     """Set up tracing, build the process and serve it until SIGTERM, then drain; the exit code."""
     import uvloop  # uvloop and tracing only in processes that serve
 
@@ -93,11 +97,11 @@ def run(settings: S, build: Callable[[S], Process], name: str | None = None) -> 
         log.error("not started", error=str(error))
         print(error, file=sys.stderr)
         return 2
-    uvloop.run(serve_until_signalled(process, settings))
+    uvloop.run(serve_until_signalled(process))
     return 0
 
 
-async def serve_until_signalled(process: Process, settings: ServiceSettings) -> None:
+async def serve_until_signalled(process: Process[Any]) -> None:
     """Serve ``process``; SIGTERM or SIGINT begins the drain (a second signal changes nothing)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -109,7 +113,9 @@ async def serve_until_signalled(process: Process, settings: ServiceSettings) -> 
             return
         draining = True
         delay = process.drain_delay_seconds
-        log.info("draining", signal=sig.name, delay_seconds=delay, grace_seconds=settings.shutdown_grace_seconds)
+        log.info(
+            "draining", signal=sig.name, delay_seconds=delay, grace_seconds=process.settings.shutdown_grace_seconds
+        )
         process.begin_drain()
         loop.call_later(delay, stop.set)
 

@@ -218,20 +218,17 @@ async def _settle(message: AbstractIncomingMessage, *, requeue: bool | None = No
         log.warning("could not settle the job message; it will be redelivered", error=f"{type(error).__name__}")
 
 
-class WorkerProcess:
+class WorkerProcess(runner.Process[ReportsSettings]):
     """The worker as a process of the kit's runner: its fonts are loaded before it starts."""
 
     drain_delay_seconds = 0.0  # nothing routes to a worker: it stops taking jobs at once
 
     def __init__(self, settings: ReportsSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         try:
             self.fonts = load_fonts(settings)  # before taking any job: a report must not fail for a missing font
         except FontUnavailable as error:
             raise runner.CannotStart(f"reports worker cannot start: {error}") from error
-
-    def begin_drain(self) -> None:
-        """Nothing to do: the worker serves no readiness; it stops consuming when told to stop."""
 
     async def serve(self, until: runner.Until) -> None:
         settings = self.settings
