@@ -119,6 +119,11 @@ async def serve_until_signalled(process: Process[Any]) -> None:
         process.begin_drain()
         loop.call_later(delay, stop.set)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
         loop.add_signal_handler(sig, begin_drain, sig)
-    await process.serve(stop.wait)
+    try:
+        await process.serve(stop.wait)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
