@@ -7,12 +7,12 @@ import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
 from quart import Quart
 
 from services.kit.config import ServiceSettings
 from services.kit.logging import configure_logging, get_logger
 from services.kit.migrations import MigrationSource, migrate
+from services.kit.runner import read_settings
 
 S = TypeVar("S", bound=ServiceSettings)
 Command = Callable[[S, Sequence[str]], Coroutine[Any, Any, int]]
@@ -28,21 +28,17 @@ def main(
     """Run the command named on the command line (default ``serve``); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     name = args.pop(0) if args else "serve"
-    try:
-        settings = settings_type()
-    except ValidationError as error:
-        print(f"invalid configuration:\n{error}", file=sys.stderr)
+    settings = read_settings(settings_type)
+    if settings is None:
         return 2
     configure_logging(settings.service_name, settings.log_level)
     log = get_logger("kit.cli")
     extra = dict(commands or {})
     if name == "serve":
-        from services.kit.runner import run  # hypercorn and uvloop only when serving
-        from services.kit.tracing import setup_tracing
+        from services.kit.http_process import HttpProcess  # hypercorn only when serving
+        from services.kit.runner import run
 
-        setup_tracing(settings)  # before the app is built: the factory wraps it when tracing is on
-        run(create_app(settings), settings)
-        return 0
+        return run(settings, lambda s: HttpProcess(create_app(s), s))
     if name == "migrate":
         if settings.database_url is None:
             log.info("no database, nothing to migrate")

@@ -8,6 +8,8 @@ unfinished job, so the sweeper can tell a stuck job from a slow one.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.kit.db import Connection
+from services.kit.db import Connection, Database
 from services.reports import store
 
 # Jobs --------------------------------------------------------------------------------------------
@@ -137,6 +139,19 @@ async def unlock_job(conn: Connection, job_id: UUID) -> None:
     await conn.execute(f"SELECT pg_advisory_unlock({_JOB_LOCK})", job_id)
 
 
+@asynccontextmanager
+async def job_lock(db: Database, job_id: UUID) -> AsyncIterator[bool]:
+    """Hold the job's lock on a pooled connection of its own; yields ``False`` when another worker holds it."""
+    async with db.connection() as conn:
+        if not await try_lock_job(conn, job_id):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            await unlock_job(conn, job_id)
+
+
 # What the worker runs (by job id: the job arrived from our own queue) -----------------------------
 
 
@@ -168,12 +183,12 @@ async def set_progress(conn: Connection, job_id: UUID, progress: int, todo_count
     )
 
 
-async def note_retry(conn: Connection, job_id: UUID, message: str) -> None:
+async def note_retry(conn: Connection, job_id: UUID, attempt: int, attempts: int, reason: str) -> None:
     """Show why a running job waits (todos away, say); a worker retrying is alive, so this counts as progress."""
     await conn.execute(
         "UPDATE report_jobs SET error = $2, progressed_at = clock_timestamp() WHERE id = $1 AND status = 'running'",
         job_id,
-        message[:1000],
+        f"retrying ({attempt} of {attempts} attempts failed): {reason}"[:1000],
     )
 
 

@@ -16,9 +16,10 @@ A job's ``error`` is shown to its owner, so it holds only fixed phrases, one per
 of failure (todos unreachable, refused, too many todos, rendering, poison job); the
 detail (hosts, ports, statuses, exception types) goes to the log with the job id.
 
-Past 300 lines on purpose, for now: about a third of it is the process lifecycle and
-its own AMQP connection (``_connect``, ``run``, ``main``), which issue 13 item 2 replaces
-with the kit's runner and broker; splitting it out first would only move that code twice.
+The process runs under the kit's runner (settings, logging, tracing, signals); it
+consumes through the kit's supervised broker connection, which declares the jobs
+queue and starts consuming again on every reconnect. On SIGTERM it stops taking
+jobs at once and lets the job in hand finish within ``shutdown_grace_seconds``.
 """
 
 from __future__ import annotations
@@ -26,26 +27,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import signal
 import sys
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import aio_pika
 import aiohttp
 import structlog
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiohttp import web
 from pydantic import ValidationError
 
+from services.kit import runner
 from services.kit.db import Connection, Database
 from services.kit.events import Event, EventBus, MalformedEvent, ProducerCheck
-from services.kit.logging import configure_logging, get_logger
+from services.kit.events.broker import QueueSubscription
+from services.kit.logging import get_logger
 from services.kit.metrics import new_registry, serve_metrics
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
-from services.kit.tracing import request_id_trace_config, setup_tracing
+from services.kit.tracing import request_id_trace_config
 from services.reports import events, jobs_store, store
 from services.reports.app import MIGRATIONS
 from services.reports.config import ReportsSettings
@@ -132,14 +133,9 @@ class Worker:
             log.info("job settled", outcome=outcome.value, redelivered=message.redelivered)
 
     async def run_job(self, job_id: UUID) -> Outcome:
-        """Run one job under its advisory lock (released when this connection ends, even by a crash)."""
-        async with self.db.connection() as lock:
-            if not await jobs_store.try_lock_job(lock, job_id):
-                return Outcome.BUSY
-            try:
-                return await self._run_locked(job_id)
-            finally:
-                await jobs_store.unlock_job(lock, job_id)
+        """Run one job under its advisory lock (released when its connection ends, even by a crash)."""
+        async with jobs_store.job_lock(self.db, job_id) as locked:
+            return await self._run_locked(job_id) if locked else Outcome.BUSY
 
     async def _run_locked(self, job_id: UUID) -> Outcome:
         async with self.db.transaction() as conn:
@@ -183,8 +179,7 @@ class Worker:
 
         async def note_retry(attempt: int, attempts: int, reason: str) -> None:
             async with self.db.connection() as conn:
-                message = f"retrying ({attempt} of {attempts} attempts failed): {reason}"
-                await jobs_store.note_retry(conn, job.id, message)
+                await jobs_store.note_retry(conn, job.id, attempt, attempts, reason)
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):
             todos.extend(page)
@@ -223,42 +218,57 @@ async def _settle(message: AbstractIncomingMessage, *, requeue: bool | None = No
         log.warning("could not settle the job message; it will be redelivered", error=f"{type(error).__name__}")
 
 
-async def _connect(settings: ReportsSettings, stop: asyncio.Event) -> AbstractRobustConnection | None:
-    delay = 0.5
-    while not stop.is_set():
+class WorkerProcess(runner.Process[ReportsSettings]):
+    """The worker as a process of the kit's runner: its fonts are loaded before it starts."""
+
+    drain_delay_seconds = 0.0  # nothing routes to a worker: it stops taking jobs at once
+
+    def __init__(self, settings: ReportsSettings) -> None:
+        super().__init__(settings)
         try:
-            return await aio_pika.connect_robust(
-                settings.amqp_url,
-                timeout=10,
-                client_properties={"connection_name": f"reports-worker:{settings.instance}"},
+            self.fonts = load_fonts(settings)  # before taking any job: a report must not fail for a missing font
+        except FontUnavailable as error:
+            raise runner.CannotStart(f"reports worker cannot start: {error}") from error
+
+    async def serve(self, until: runner.Until) -> None:
+        settings = self.settings
+        assert settings.database_url is not None
+        await migrate(settings.database_url, MIGRATIONS, wait_seconds=settings.db_startup_timeout_seconds)
+        async with contextlib.AsyncExitStack() as stack:
+            db = Database(settings)
+            await db.open()
+            stack.push_async_callback(db.close)
+            # X-Request-ID of the job's request on every call (todos, token endpoint); traceparent via tracing.
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=10), trace_configs=[request_id_trace_config()]
             )
-        except Exception as error:
-            log.warning("broker unreachable", error=f"{type(error).__name__}: {error}", retry_in=delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, 10.0)
-    return None
+            stack.push_async_callback(session.close)
+            worker = Worker(settings, db, TodosClient(settings, session, _tokens(settings, session)), self.fonts)
+
+            async def declare(channel: AbstractChannel) -> AbstractQueue:
+                return await declare_jobs_queue(channel, settings)
+
+            # The relay publishes the report.completed events this worker writes; the same
+            # connection consumes the jobs (prefetch 1, so jobs spread over workers).
+            registry = new_registry()
+            bus = EventBus(settings, db, registry)
+            bus.watch_queues([settings.jobs_queue])
+            jobs = QueueSubscription(declare, worker.on_message, prefetch=1)
+            bus.on_connect(jobs.setup)
+            await bus.start()
+            stack.push_async_callback(bus.stop)
+            metrics = await serve_metrics(registry, settings.host, settings.worker_metrics_port)
+            stack.push_async_callback(metrics.cleanup)
+            log.info("worker metrics", url=f"http://{settings.host}:{_bound_port(metrics)}/metrics")
+            await until()
+            log.info("worker stopping")
+            await jobs.cancel()
+            await worker.stop()
+        log.info("worker stopped")
 
 
-async def serve(settings: ReportsSettings, fonts: PdfFonts) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    assert settings.database_url is not None
-    await migrate(settings.database_url, MIGRATIONS, wait_seconds=settings.db_startup_timeout_seconds)
-    db = Database(settings)
-    await db.open()
-    # Relay only (no handlers): publishes the report.completed events this worker writes.
-    registry = new_registry()
-    bus = EventBus(settings, db, registry)
-    bus.watch_queues([settings.jobs_queue])
-    await bus.start()
-    metrics = await serve_metrics(registry, settings.host, settings.worker_metrics_port)
-    log.info("worker metrics", url=f"http://{settings.host}:{_bound_port(metrics)}/metrics")
-    # X-Request-ID of the job's request on every call (todos, token endpoint); traceparent via tracing.
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=10), trace_configs=[request_id_trace_config()])
-    tokens = ClientCredentialsTokenSource(
+def _tokens(settings: ReportsSettings, session: aiohttp.ClientSession) -> ClientCredentialsTokenSource:
+    return ClientCredentialsTokenSource(
         settings.auth_url.rstrip("/") + "/auth/token",
         settings.worker_client_id,
         settings.reports_worker_client_secret.get_secret_value(),
@@ -266,52 +276,15 @@ async def serve(settings: ReportsSettings, fonts: PdfFonts) -> None:
         session,
         timeout_seconds=settings.fetch_timeout_seconds,
     )
-    worker = Worker(settings, db, TodosClient(settings, session, tokens), fonts)
-    connection = await _connect(settings, stop)
-    try:
-        if connection is not None:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=1)
-            queue = await declare_jobs_queue(channel, settings)
-            tag = await queue.consume(worker.on_message)
-            log.info("worker consuming", queue=settings.jobs_queue)
-            await stop.wait()
-            log.info("worker stopping")
-            with contextlib.suppress(Exception):
-                await queue.cancel(tag, timeout=5)
-            await worker.stop()
-    finally:
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), timeout=5)
-        await bus.stop()
-        await metrics.cleanup()
-        await session.close()
-        await db.close()
-        log.info("worker stopped")
 
 
-def _bound_port(runner: web.AppRunner) -> int:
-    addresses = runner.addresses
+def _bound_port(listener: web.AppRunner) -> int:
+    addresses = listener.addresses
     return int(addresses[0][1]) if addresses else 0
 
 
 def main() -> int:
-    try:
-        settings = ReportsSettings()
-    except ValidationError as error:
-        print(f"invalid configuration:\n{error}", file=sys.stderr)
-        return 2
-    configure_logging(f"{settings.service_name}-worker", settings.log_level)
-    try:
-        fonts = load_fonts(settings)  # before taking any job: a report must not fail for a missing font
-    except FontUnavailable as error:
-        log.error("PDF fonts unavailable; worker not started", error=str(error))
-        print(f"reports worker cannot start: {error}", file=sys.stderr)
-        return 2
-    setup_tracing(settings, f"{settings.service_name}-worker")
-    asyncio.run(serve(settings, fonts))
-    return 0
+    return runner.main(ReportsSettings, WorkerProcess, role="worker")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +30,35 @@ async def wait_retrying(reports: httpx.AsyncClient, report_id: str, timeout: flo
         assert body["status"] in ("queued", "running"), body
         assert asyncio.get_running_loop().time() < deadline, f"report still {body} after {timeout}s"
         await asyncio.sleep(0.05)
+
+
+def close_broker_connections(name_prefix: str) -> int:
+    """Close, from the broker's side, the client connections whose ``connection_name`` starts with ``name_prefix``."""
+
+    def rabbitmqctl(*args: str) -> str:
+        return subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, text=True, timeout=30).stdout
+
+    listed = rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers", "--quiet")
+    pids = [line.split("\t")[0] for line in listed.splitlines() if f'{{"connection_name","{name_prefix}' in line]
+    for pid in pids:
+        rabbitmqctl("close_connection", pid, "closed by a test")
+    return len(pids)
+
+
+async def test_a_worker_consumes_again_after_its_broker_connection_drops_and_stops_with_0(
+    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+) -> None:
+    worker = await workers("phoenix")
+    queue = suite.jobs_queue(lab.reports_name)
+    service = suite.envs[lab.reports_name]["SERVICE_NAME"]
+    assert await asyncio.to_thread(close_broker_connections, f"{service}:phoenix-") == 1
+    await suite.wait_consumers(queue, 1, worker)  # declared and consumed again on the new connection
+    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+        done = await wait_report(reports, (await request_report(reports, "json"))["id"])
+    assert done["status"] == "done", done
+    worker.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.proc.wait, 20) == 0
+    assert '"worker stopped"' in worker.logs()
 
 
 async def test_todos_down_during_a_job_is_retried_until_it_returns(

@@ -2,7 +2,8 @@
 
 One connection per process, supervised by a task: connect, open the publishing
 channel, declare the events exchange (and its alternate exchange), run every
-registered setup (the consumer declares its queues and starts consuming there),
+registered setup (the consumer declares its queues and starts consuming there; a
+worker's :class:`QueueSubscription` does the same for its work queue),
 then wait until the connection or any of its channels closes, and start over
 after a growing pause. So after a broker restart the exchange, queues, bindings
 and consumers are all declared afresh. Publications that fail meanwhile stay in the outbox.
@@ -16,7 +17,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
 
 from services.kit.config import ServiceSettings
 from services.kit.events.metrics import EventMetrics
@@ -220,6 +227,46 @@ class Broker:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), timeout=5)
+
+
+class QueueSubscription:
+    """Consume one queue on the broker's connection: declared and consumed afresh on every (re)connect.
+
+    Register :meth:`setup` with ``on_connect`` (of the :class:`Broker` or the event
+    bus) before starting it. ``declare`` declares the queue (and its bindings) on the
+    channel; ``on_message`` gets every delivery, with at most ``prefetch`` unacked.
+    """
+
+    def __init__(
+        self,
+        declare: Callable[[AbstractChannel], Awaitable[AbstractQueue]],
+        on_message: Callable[[AbstractIncomingMessage], Awaitable[Any]],
+        *,
+        prefetch: int,
+    ) -> None:
+        self._declare = declare
+        self._on_message = on_message
+        self._prefetch = prefetch
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+        self._cancelled = False
+
+    async def setup(self, connection: AbstractConnection) -> Sequence[AbstractChannel]:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        queue = await self._declare(channel)
+        if not self._cancelled:
+            self._queue, self._tag = queue, await queue.consume(self._on_message)
+            log.info("consuming", queue=queue.name)
+        return [channel]
+
+    async def cancel(self) -> None:
+        """Take no more deliveries (messages delivered meanwhile are the handler's to give back)."""
+        self._cancelled = True
+        queue, tag, self._tag = self._queue, self._tag, None
+        if queue is not None and tag is not None:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag, timeout=5)
 
 
 async def wait_first(*awaitables: Awaitable[Any], timeout: float | None = None) -> None:  # noqa: ASYNC109

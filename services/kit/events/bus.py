@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from services.kit.config import ServiceSettings
 from services.kit.db import Database
-from services.kit.events.broker import Broker, dead_letter_queue, events_queue, retry_queue
+from services.kit.events.broker import Broker, Setup, dead_letter_queue, events_queue, retry_queue
 from services.kit.events.consumer import EventConsumer
 from services.kit.events.depths import QueueDepths
 from services.kit.events.envelope import Handler
@@ -73,6 +73,10 @@ class EventBus:
     async def wait_ready(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - a bounded wait
         """Wait until :meth:`ready`; False after ``timeout`` seconds."""
         return await self._broker.wait_ready(timeout)
+
+    def on_connect(self, setup: Setup) -> None:
+        """Run ``setup`` on every broker (re)connect (a worker's queue subscription); call before :meth:`start`."""
+        self._broker.on_connect(setup)
 
     def watch_queues(self, queues: Sequence[str]) -> None:
         """Report the depth of these queues too (``events_queue_messages``); call before :meth:`start`."""

@@ -1,0 +1,47 @@
+"""A kit service as a :class:`services.kit.runner.Process`: its Quart app under hypercorn.
+
+Draining sets ``kit.draining`` (``/readyz`` answers 503); when the runner says stop,
+hypercorn closes the listener, gives requests in flight up to
+``shutdown_grace_seconds`` and then runs the app's ``after_serving`` (the kit's stop hooks).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart
+
+from services.kit.app import kit_of
+from services.kit.config import ServiceSettings
+from services.kit.runner import Process, S, Until
+
+
+def hypercorn_config(settings: ServiceSettings) -> Config:
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.keep_alive_timeout = settings.keep_alive_seconds
+    # Hypercorn closes a kept-alive connection after 1,000 requests by default; the gateway's
+    # pooled connections would then race that close (connection reset → 502). Make it rare.
+    config.keep_alive_max_requests = 1_000_000
+    config.graceful_timeout = settings.shutdown_grace_seconds
+    config.read_timeout = 60  # a client that sends nothing for a minute is dropped
+    config.h11_max_incomplete_size = 64 * 1024  # bounded request line + headers
+    config.accesslog = None  # the app logs one JSON line per request itself
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our JSON handler
+    return config
+
+
+class HttpProcess(Process[S]):
+    """Serves a kit app (``create_app(settings)``) on ``settings.host:settings.port``."""
+
+    def __init__(self, app: Quart, settings: S) -> None:
+        super().__init__(settings)
+        self.app = app
+
+    def begin_drain(self) -> None:
+        kit_of(self.app).draining = True
+
+    async def serve(self, until: Until) -> None:
+        await serve(self.app, hypercorn_config(self.settings), shutdown_trigger=until)
