@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.table import append_record, print_table  # noqa: E402
 from tests.auth.flows import AuthFlows  # noqa: E402  (the same client-side flow the tests drive)
 
-RESULTS = ROOT / "bench" / "results"
 USER_SCOPES = "profile todos:read todos:write"
 
 
@@ -94,10 +92,7 @@ def main() -> None:
 
         costs = tracing_cost.run(run_wrk, token, args.connections, args.duration)
         tracing_cost.report(costs)
-        RESULTS.mkdir(exist_ok=True)
-        record = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "connections": args.connections}
-        with (RESULTS / "tracing.jsonl").open("a") as out:
-            out.write(json.dumps({**record, "duration": args.duration, "results": costs}) + "\n")
+        append_record("tracing.jsonl", args.connections, duration=args.duration, results=costs)
         return
     scenarios = {
         "baseline (gateway /ping)": (f"{args.gateway}/ping?ECHOMSG=hi", None),
@@ -108,17 +103,8 @@ def main() -> None:
     for name, (url, tok) in scenarios.items():
         print(f"==> {name}: {args.connections} connections, {args.duration}s", flush=True)
         results[name] = wrk(binary, url, tok, args.connections, args.duration)
-    base = results["baseline (gateway /ping)"]["rps"]
-    print(f"\n{'scenario':32} {'req/s':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}")
-    for name, r in results.items():
-        print(
-            f"{name:32} {r['rps']:9.0f} {r['rps'] / base:7.2f} {r.get('p50_ms', 0):8.1f} {r.get('p99_ms', 0):8.1f}"
-            f" {r['non_2xx']:8.0f} {r['socket_errors']:8.0f}"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    record = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "connections": args.connections}
-    with (RESULTS / "todos-read.jsonl").open("a") as out:
-        out.write(json.dumps({**record, "results": results}) + "\n")
+    print_table("scenario", 32, results, base="baseline (gateway /ping)", last=("sock err", "socket_errors", 8))
+    append_record("todos-read.jsonl", args.connections, results=results)
 
 
 if __name__ == "__main__":

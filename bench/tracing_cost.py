@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import suite as supervisor  # noqa: E402
 
+from bench.table import print_table  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
 MODES: dict[str, dict[str, str]] = {
@@ -138,10 +139,4 @@ def run(
 
 
 def report(results: dict[str, dict[str, float]]) -> None:
-    base = results["off"]["rps"]
-    print(f"\n{'tracing':14} {'req/s':>9} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'OTLP KB':>9}")
-    for mode, r in results.items():
-        print(
-            f"{mode:14} {r['rps']:9.0f} {r['rps'] / base:7.2f} {r.get('p50_ms', 0):8.1f} {r.get('p99_ms', 0):8.1f}"
-            f" {r['non_2xx']:8.0f} {r['exported_kb']:9.0f}"
-        )
+    print_table("tracing", 14, results, base="off", last=("OTLP KB", "exported_kb", 9))

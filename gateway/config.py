@@ -14,15 +14,12 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from gateway.routing import ROUTE_NAMES
-from services.kit.config import ServiceSettings
+from services.kit.config import CommaList, ServiceSettings, split_commas
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The services the gateway routes to; the routing table in gateway.routing names them.
 UPSTREAM_NAMES = ("auth", "todos", "ping", "reports")
-
-# A comma-separated env value, parsed by the validators below instead of as JSON.
-CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 class GatewaySettings(ServiceSettings):
@@ -138,7 +135,7 @@ class GatewaySettings(ServiceSettings):
     @field_validator("auth_urls", "todos_urls", "ping_urls", "reports_urls", mode="before")
     @classmethod
     def _upstream_urls(cls, value: Any) -> tuple[str, ...]:
-        urls = _split(value)
+        urls = split_commas(value)
         if not urls:
             raise ValueError("at least one upstream URL is required")
         for url in urls:
@@ -149,7 +146,7 @@ class GatewaySettings(ServiceSettings):
     @field_validator("ping_regions", mode="before")
     @classmethod
     def _regions(cls, value: Any) -> tuple[str, ...]:
-        regions = _split(value)
+        regions = split_commas(value)
         for region in regions:
             name, sep, url = region.partition("=")
             if not sep or not name.strip() or not (url.startswith("/") or url.startswith(("http://", "https://"))):
@@ -162,17 +159,17 @@ class GatewaySettings(ServiceSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> tuple[str, ...]:
-        return tuple(origin.rstrip("/") for origin in _split(value))
+        return tuple(origin.rstrip("/") for origin in split_commas(value))
 
     @field_validator("docs_scopes", mode="before")
     @classmethod
     def _scopes(cls, value: Any) -> tuple[str, ...]:
-        return tuple(_split(value))
+        return tuple(split_commas(value))
 
     @field_validator("rate_limit_exempt", "trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> tuple[str, ...]:
-        networks = _split(value)
+        networks = split_commas(value)
         for network in networks:
             ipaddress.ip_network(network, strict=False)  # ValueError when it is not a CIDR
         return tuple(networks)
@@ -185,7 +182,7 @@ class GatewaySettings(ServiceSettings):
         if not isinstance(value, str):
             return value
         timeouts: dict[str, str] = {}
-        for item in _split(value):
+        for item in split_commas(value):
             name, sep, seconds = item.partition("=")
             if not sep:
                 raise ValueError(f"expected name=seconds, got {item!r}")
@@ -223,9 +220,3 @@ class GatewaySettings(ServiceSettings):
         """Where the signing keys are fetched from: the auth service's internal address, not the issuer
         (the issuer may be this gateway's own public URL)."""
         return self.jwks_url or f"{self.auth_url.rstrip('/')}/.well-known/jwks.json"
-
-
-def _split(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return [str(part).strip() for part in value if str(part).strip()]

@@ -16,14 +16,13 @@ a dictionary look-up.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.background import background_task
 from gateway.config import GatewaySettings
 from gateway.headers import has_dot_segments
 from gateway.middleware import EXCHANGE
@@ -65,13 +64,8 @@ class EdgeAuth:
             await self.verifier.refresh()
             await self.verifier.keep_fresh()
 
-        task = asyncio.create_task(warm_then_keep_fresh())
-        try:
+        async with background_task(warm_then_keep_fresh()):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def middleware(self, on_reject: Callable[[int], None]) -> Middleware:
         @web.middleware

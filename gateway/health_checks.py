@@ -9,12 +9,12 @@ waiting for a request to try it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
 
+from gateway.background import background_task
 from gateway.balancer import Instance, Upstream
 from gateway.config import GatewaySettings
 from gateway.metrics import GatewayMetrics
@@ -42,13 +42,8 @@ class HealthChecks:
         for upstream in self._upstreams:
             for instance in upstream.instances:
                 self._metrics.healthy.labels(route=upstream.name, upstream=instance.url).set(1)
-        task = asyncio.create_task(self._loop())
-        try:
+        async with background_task(self._loop()):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _loop(self) -> None:
         # A round starts every interval (or when the previous one ended, if it took longer):

@@ -1,15 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
 
 from services.auth.sealing import KeyEncryptionKeys, decode_kek, kek_id
 from services.kit.client_address import parse_networks
-from services.kit.config import ServiceSettings, is_loopback_url
-
-CommaList = Annotated[tuple[str, ...], NoDecode]
+from services.kit.config import CommaList, ServiceSettings, is_loopback_url, split_commas
 
 # Public in the source: good enough on a developer machine, refused anywhere else.
 DEFAULT_WORKER_SECRET = "quartet-dev-reports-worker-secret"  # noqa: S105
@@ -88,9 +83,7 @@ class AuthSettings(ServiceSettings):
     )
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return tuple(split_commas(value)) if isinstance(value, str) else value
 
     @field_validator("trusted_proxies")
     @classmethod

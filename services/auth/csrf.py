@@ -9,13 +9,13 @@ every instance accepts every instance's tokens.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 import time
 
 from quart import Response
+
+from services.auth.signed_cookie import mac, set_strict_cookie
 
 COOKIE_NAME = "quartet_csrf"
 COOKIE_PATH = "/auth/authorize"
@@ -43,16 +43,7 @@ class CsrfTokens:
         return expires.isdigit() and int(expires) > time.time()
 
     def set_cookie(self, response: Response, token: str, *, secure: bool) -> None:
-        response.set_cookie(
-            COOKIE_NAME,
-            token,
-            max_age=self.ttl_seconds,
-            path=COOKIE_PATH,
-            secure=secure,
-            httponly=True,
-            samesite="Strict",
-        )
+        set_strict_cookie(response, COOKIE_NAME, token, max_age=self.ttl_seconds, path=COOKIE_PATH, secure=secure)
 
     def _mac(self, nonce: str, expires: str) -> str:
-        digest = hmac.new(self._key, f"{nonce}.{expires}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return mac(self._key, nonce, expires)

@@ -15,14 +15,14 @@ The key is a secret in the auth database, so every instance accepts every instan
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 import time
 from uuid import UUID
 
 from quart import Response
+
+from services.auth.signed_cookie import mac, set_strict_cookie
 
 COOKIE_NAME = "quartet_device"
 COOKIE_PATH = "/auth/authorize"
@@ -59,19 +59,10 @@ class DeviceCookies:
         return _SEPARATOR.join([token, *others][:MAX_TOKENS])
 
     def set_cookie(self, response: Response, value: str, *, secure: bool) -> None:
-        response.set_cookie(
-            COOKIE_NAME,
-            value,
-            max_age=self.ttl_seconds,
-            path=COOKIE_PATH,
-            secure=secure,
-            httponly=True,
-            samesite="Strict",
-        )
+        set_strict_cookie(response, COOKIE_NAME, value, max_age=self.ttl_seconds, path=COOKIE_PATH, secure=secure)
 
     def _mac(self, user_id: UUID, nonce: str, expires: str) -> str:
-        digest = hmac.new(self._key, f"{user_id}.{nonce}.{expires}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return mac(self._key, user_id, nonce, expires)
 
 
 def _tokens(cookie: str | None) -> list[str]:

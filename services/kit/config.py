@@ -16,15 +16,32 @@ import ipaddress
 import os
 import re
 import socket
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 # Names the dotenv file instead of ./.env; empty for none (the tests keep a developer's .env out).
 ENV_FILE_VARIABLE = "QUARTET_ENV_FILE"
 DEFAULT_ENV_FILE = ".env"
+
+# A comma-separated env value (``A,B``): a settings class splits it with split_commas in a
+# ``mode="before"`` validator instead of reading it as JSON.
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def split_commas(value: Any) -> list[str]:
+    """The stripped, non-empty items of a comma-separated string (or of a sequence given as is)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(part).strip() for part in value if str(part).strip()]
 
 
 def is_loopback_host(host: str) -> bool:

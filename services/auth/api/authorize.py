@@ -41,27 +41,23 @@ REFUSALS = {
 }
 
 
-@bp.get("/auth/authorize")
+@bp.route("/auth/authorize", methods=["GET", "POST"])
 @hide
-async def authorize_form() -> Response:
-    """Show the sign-in form for a valid authorization request."""
+async def authorize() -> Response:
+    """GET: the sign-in form for a valid authorization request. POST: check the credentials;
+    on success redirect to the client with ``code`` and ``state``."""
     rt = runtime()
     snap = await snapshot(rt.settings.issuer)
     grant = await _validate(rt, snap)
     if isinstance(grant, Response):
         return grant
+    if request.method == "POST":
+        return await _submit(rt, snap, grant)
     return _form(rt, snap, grant, rt.csrf.issue(), new_cookie=True)
 
 
-@bp.post("/auth/authorize")
-@hide
-async def authorize_submit() -> Response:
-    """Check the credentials; on success redirect to the client with ``code`` and ``state``."""
-    rt = runtime()
-    snap = await snapshot(rt.settings.issuer)
-    grant = await _validate(rt, snap)
-    if isinstance(grant, Response):
-        return grant
+async def _submit(rt: AuthRuntime, snap: RequestSnapshot, grant: Any) -> Response:
+    """The form came back: its CSRF token, then the sign-in (limits first, then the credentials)."""
     csrf_token = snap.form.get("csrf_token", "")
     if not rt.csrf.valid(request.cookies.get(COOKIE_NAME), csrf_token):
         return _form(rt, snap, grant, rt.csrf.issue(), new_cookie=True, error=FORM_EXPIRED, status=400)

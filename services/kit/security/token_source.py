@@ -40,10 +40,10 @@ class ClientCredentialsTokenSource:
         self.token_url = token_url
         self.client_id = client_id
         self.scope = scope
-        self._secret = client_secret
+        self._authorization = _basic_authorization(client_id, client_secret)
         self._session = session
         self._margin = refresh_margin_seconds
-        self._timeout = timeout_seconds
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._token: str | None = None
         self._valid_until = 0.0
         self._lock = asyncio.Lock()
@@ -63,11 +63,6 @@ class ClientCredentialsTokenSource:
         self._token = None
         self._valid_until = 0.0
 
-    def _basic_auth(self) -> str:
-        # RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding.
-        pair = f"{quote(self.client_id, safe='')}:{quote(self._secret, safe='')}"
-        return "Basic " + base64.b64encode(pair.encode()).decode()
-
     async def _fetch(self) -> tuple[str, float]:
         started = time.monotonic()
         form = {"grant_type": "client_credentials", "scope": self.scope}
@@ -75,8 +70,8 @@ class ClientCredentialsTokenSource:
             async with self._session.post(
                 self.token_url,
                 data=form,
-                headers={"Accept": "application/json", "Authorization": self._basic_auth()},
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"Accept": "application/json", "Authorization": self._authorization},
+                timeout=self._timeout,
             ) as response:
                 body = await response.json(content_type=None)
                 status = response.status
@@ -89,3 +84,9 @@ class ClientCredentialsTokenSource:
         valid_for = max(0.0, expires_in - self._margin)
         log.info("service token fetched", client_id=self.client_id, expires_in=expires_in)
         return body["access_token"], started + valid_for
+
+
+def _basic_authorization(client_id: str, client_secret: str) -> str:
+    # RFC 6749 §2.3.1: id and secret are form-urlencoded before the Basic encoding.
+    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()

@@ -3,11 +3,11 @@
 A :class:`TokenVerifier` checks a bearer token locally, without calling the auth
 service: the signature against the issuer's JWKS (fetched, cached, refreshed when
 an unknown ``kid`` shows up, at most once per ``min_refresh_seconds``, and on a
-schedule of ``refresh_seconds`` — :meth:`TokenVerifier.keep_fresh`), and the
-claims (``iss``, ``aud``, ``exp``/``nbf``/``iat`` with a small leeway, ``typ``
-``at+jwt``). The algorithm comes from the key, never from the token: a token whose
-``alg`` differs from its key's (``none``, ``HS256`` signed with a public key...) is
-rejected before any signature check.
+schedule of ``refresh_seconds`` — :meth:`TokenVerifier.keep_fresh`; see
+:mod:`services.kit.security.jwks`), and the claims (``iss``, ``aud``,
+``exp``/``nbf``/``iat`` with a small leeway, ``typ`` ``at+jwt``). The algorithm comes
+from the key, never from the token: a token whose ``alg`` differs from its key's
+(``none``, ``HS256`` signed with a public key...) is rejected before any signature check.
 
 Containment of a stolen or misused key: a token living longer than
 ``max_lifetime_seconds`` (``exp - iat``, and ``exp - now``) is refused even with a good
@@ -17,13 +17,11 @@ a ``kid`` gone from the JWKS (``revoke-key``), its cached tokens are dropped at 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
-import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -31,22 +29,23 @@ from uuid import UUID
 import aiohttp
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
+from joserfc.jwk import Key
 
-from services.kit.logging import get_logger
+from services.kit.security.jwks import ALLOWED_ALGORITHMS, JwksFetcher, JwksKeys, http_fetcher, parse_jwks
 from services.kit.security.token_cache import TokenCache
 
-__all__ = ["Claims", "InvalidToken", "KeysUnavailable", "TokenCache", "TokenVerifier", "parse_jwks"]
+__all__ = [
+    "Claims",
+    "InvalidToken",
+    "JwksFetcher",
+    "KeysUnavailable",
+    "TokenCache",
+    "TokenVerifier",
+    "parse_jwks",
+]
 
-log = get_logger("kit.security")
-
-# Asymmetric algorithms only: a shared-secret or unsigned token is never an access token here.
-ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256", "EdDSA", "Ed25519"})
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MAX_TOKEN_BYTES = 8 * 1024
-MAX_JWKS_BYTES = 256 * 1024
-
-JwksFetcher = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 class InvalidToken(Exception):
@@ -87,43 +86,6 @@ class Claims:
 
     def has_scopes(self, *scopes: str) -> bool:
         return self.scopes.issuperset(scopes)
-
-
-def key_algorithm(key: Key) -> str | None:
-    """The one algorithm a JWK may verify: its ``alg`` member, else implied by its type."""
-    declared = key.get("alg")
-    if isinstance(declared, str):
-        return declared if declared in ALLOWED_ALGORITHMS else None
-    if isinstance(key, RSAKey):
-        return "RS256"
-    if isinstance(key, ECKey) and key.get("crv") == "P-256":
-        return "ES256"
-    if isinstance(key, OKPKey) and key.get("crv") == "Ed25519":
-        return "Ed25519"
-    return None
-
-
-def parse_jwks(document: Mapping[str, Any]) -> dict[str, tuple[Key, str]]:
-    """``kid`` → (public key, algorithm) for every usable signing key of a JWKS document."""
-    keys: dict[str, tuple[Key, str]] = {}
-    entries = document.get("keys")
-    if not isinstance(entries, list):
-        raise ValueError("a JWKS document needs a 'keys' list")
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
-            continue
-        if entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
-            continue
-        public = {k: v for k, v in entry.items() if k not in {"d", "p", "q", "dp", "dq", "qi"}}
-        try:
-            key = JWKRegistry.import_key(public)
-        except (JoseError, ValueError, TypeError):
-            log.warning("skipping a JWKS key that does not import", kid=entry["kid"])
-            continue
-        alg = key_algorithm(key)
-        if alg is not None:
-            keys[entry["kid"]] = (key, alg)
-    return keys
 
 
 def unverified_header(token: str) -> dict[str, Any]:
@@ -167,30 +129,29 @@ class TokenVerifier:
         max_lifetime_seconds: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if session is None and fetch_jwks is None:
-            raise ValueError("TokenVerifier needs an aiohttp session or a fetch_jwks function")
+        if fetch_jwks is None:
+            if session is None:
+                raise ValueError("TokenVerifier needs an aiohttp session or a fetch_jwks function")
+            fetch_jwks = http_fetcher(jwks_url, session)
         self.issuer = issuer
         self.audience = audience
-        self.jwks_url = jwks_url
         self.leeway = leeway
-        self._session = session
-        self._fetch_override = fetch_jwks
-        self._min_refresh = min_refresh_seconds
-        self._refresh_every = refresh_seconds
         self.max_lifetime_seconds = max_lifetime_seconds
         self._clock = clock
-        self._fetch_timeout = fetch_timeout_seconds
-        self._keys: dict[str, tuple[Key, str]] = {}
-        self._fetched_at = float("-inf")  # last successful fetch
-        self._attempted_at = float("-inf")  # last attempt, successful or not
-        self._lock = asyncio.Lock()
-        self._last_fetch_failed = False
         self.cache = TokenCache(cache_size, clock, cache_seconds)
+        self.keys = JwksKeys(
+            jwks_url,
+            fetch_jwks,
+            self.cache,
+            min_refresh_seconds=min_refresh_seconds,
+            refresh_seconds=refresh_seconds,
+            fetch_timeout_seconds=fetch_timeout_seconds,
+        )
 
     @property
     def has_keys(self) -> bool:
         """Whether the issuer's keys have been fetched at least once."""
-        return bool(self._keys)
+        return self.keys.loaded
 
     async def verify(self, token: str) -> Claims:
         """Return the claims of a valid access token; raise :class:`InvalidToken` otherwise."""
@@ -198,9 +159,13 @@ class TokenVerifier:
         if cached is not None:
             return cached
         claims, kid = await self._verify(token)
-        if kid in self._keys:  # not if a refresh removed the key while this token was checked
+        if kid in self.keys:  # not if a refresh removed the key while this token was checked
             self.cache.put(token, claims, kid)
         return claims
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Fetch the JWKS now (unless one was tried less than ``min_refresh_seconds`` ago)."""
+        await self.keys.refresh(force=force)
 
     async def keep_fresh(self) -> None:
         """Refetch the JWKS every ``refresh_seconds`` (with a little jitter) until cancelled.
@@ -209,12 +174,7 @@ class TokenVerifier:
         being accepted (and its cached tokens are dropped) within one period, even when no
         token with an unknown ``kid`` ever asks for a refresh.
         """
-        while True:
-            await asyncio.sleep(self._refresh_every * random.uniform(0.8, 1.0))
-            try:
-                await self.refresh(force=True)
-            except Exception as error:  # never let the schedule die; refresh() logs fetch failures
-                log.warning("scheduled JWKS refresh failed", error=f"{type(error).__name__}: {error}")
+        await self.keys.keep_fresh()
 
     async def _verify(self, token: str) -> tuple[Claims, str]:
         header = unverified_header(token)
@@ -246,56 +206,13 @@ class TokenVerifier:
                 f"the token's lifetime is longer than accepted here ({int(self.max_lifetime_seconds)} s at most)"
             )
 
-    async def refresh(self, *, force: bool = False) -> None:
-        """Fetch the JWKS now (unless one was tried less than ``min_refresh_seconds`` ago)."""
-        async with self._lock:
-            # After a failed fetch (the issuer starting, say) try again soon, not after the full window.
-            window = min(1.0, self._min_refresh) if self._last_fetch_failed else self._min_refresh
-            if not force and time.monotonic() - self._attempted_at < window:
-                return
-            self._attempted_at = time.monotonic()
-            try:
-                document = await asyncio.wait_for(self._fetch(), timeout=self._fetch_timeout)
-                keys = parse_jwks(document)
-            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-                # Keep serving with the keys we have; the next unknown kid tries again.
-                log.warning("JWKS refresh failed", url=self.jwks_url, error=f"{type(error).__name__}: {error}")
-                self._last_fetch_failed = True
-                return
-            self._last_fetch_failed = False
-            gone = set(self._keys) - set(keys)
-            self._keys = keys
-            self._fetched_at = time.monotonic()
-            dropped = self.cache.drop_kids(gone)
-            if gone:
-                log.warning("signing keys left the JWKS", kids=sorted(gone), cached_tokens_dropped=dropped)
-            log.info("JWKS refreshed", url=self.jwks_url, kids=sorted(keys))
-
     async def _key(self, kid: str) -> tuple[Key, str]:
-        stale = time.monotonic() - self._fetched_at > self._refresh_every
-        if kid not in self._keys or stale:
-            await self.refresh()
-        found = self._keys.get(kid)
-        if found is None and self._last_fetch_failed:
+        found = await self.keys.get(kid)
+        if found is None and self.keys.last_fetch_failed:
             raise KeysUnavailable("the issuer's keys cannot be fetched right now")
         if found is None:
             raise InvalidToken("the token was signed with an unknown key")
         return found
-
-    async def _fetch(self) -> Mapping[str, Any]:
-        if self._fetch_override is not None:
-            return await self._fetch_override()
-        session = self._session() if callable(self._session) else self._session
-        assert session is not None
-        async with session.get(self.jwks_url, headers={"Accept": "application/json"}) as response:
-            response.raise_for_status()
-            body = await response.content.read(MAX_JWKS_BYTES + 1)
-        if len(body) > MAX_JWKS_BYTES:
-            raise ValueError("the JWKS document is too large")
-        document = json.loads(body)
-        if not isinstance(document, dict):
-            raise ValueError("the JWKS document is not an object")
-        return document
 
     def _claims_registry(self) -> jwt.JWTClaimsRegistry:
         return jwt.JWTClaimsRegistry(
