@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from services.kit.db import Connection
+from services.kit.db import Connection, Database
 from services.kit.events import Event, EventBus, EventOptions, Handler, outbox
 from services.kit.events.broker import dead_letter_queue, events_queue
 from tests.commands import run_python, succeeded
@@ -56,20 +56,29 @@ def fast(**changes: Any) -> EventOptions:
 
 
 @dataclass(frozen=True)
-class Consumer:
+class Running:
+    """A service of the test's own on the event bus: its name, database, bus, pool and metrics."""
+
     service: str
     dsn: str
     bus: EventBus
+    db: Database
     registry: CollectorRegistry
 
 
-async def start_consumer(database: Dsn, make_bus: MakeBus, handler: Handler, options: EventOptions = FAST) -> Consumer:
+async def start_producer(database: Dsn, make_bus: MakeBus) -> Running:
+    """A producer service of its own (the outbox relay running), on a new database."""
+    dsn = await database()
+    service = unique("producer")
+    return Running(service, dsn, *await make_bus(service, dsn))
+
+
+async def start_consumer(database: Dsn, make_bus: MakeBus, handler: Handler, options: EventOptions = FAST) -> Running:
     """A consumer service of its own handling ``thing.happened``, on a new database with an ``effects`` table."""
     dsn = await database()
     await effects_table(dsn)
     service = unique("consumer")
-    bus, _, registry = await make_bus(service, dsn, {"thing.happened": handler}, options)
-    return Consumer(service, dsn, bus, registry)
+    return Running(service, dsn, *await make_bus(service, dsn, {"thing.happened": handler}, options))
 
 
 async def publish_with_id(broker: Broker, event: dict[str, Any]) -> None:
@@ -85,9 +94,9 @@ async def until_dead_lettered(broker: Broker, service: str) -> None:
 
 
 async def test_rolled_back_event_is_never_published(broker: Broker, database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
     probe = await broker.probe()
-    _, db, _ = await make_bus(unique("producer"), dsn)
+    producer = await start_producer(database, make_bus)
+    dsn, db = producer.dsn, producer.db
 
     class Boom(Exception):
         pass
@@ -106,10 +115,9 @@ async def test_rolled_back_event_is_never_published(broker: Broker, database: Ds
 async def test_committed_event_is_published_once_with_its_envelope(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
     probe = await broker.probe()
-    service = unique("producer")
-    _, db, registry = await make_bus(service, dsn)
+    producer = await start_producer(database, make_bus)
+    service, dsn, db, registry = producer.service, producer.dsn, producer.db, producer.registry
     subject = uuid.uuid4()
 
     with structlog.contextvars.bound_contextvars(request_id="req-abc"):
@@ -143,9 +151,7 @@ async def test_committed_event_is_published_once_with_its_envelope(
 
 
 async def test_outbox_add_refuses_to_run_outside_a_transaction(database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
-    _, db, _ = await make_bus(unique("producer"), dsn)
-    async with db.connection() as conn:
+    async with (await start_producer(database, make_bus)).db.connection() as conn:
         try:
             await outbox.add(conn, "thing.happened", subject="u", data={})
         except RuntimeError:
@@ -157,9 +163,9 @@ async def test_outbox_add_refuses_to_run_outside_a_transaction(database: Dsn, ma
 async def test_unroutable_event_stays_in_the_outbox_until_a_queue_is_bound(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
-    _, db, registry = await make_bus(unique("producer"), dsn)
-    async with db.transaction() as conn:
+    producer = await start_producer(database, make_bus)
+    dsn, registry = producer.dsn, producer.registry
+    async with producer.db.transaction() as conn:
         event_id = await outbox.add(conn, "nobody.listens", subject="u", data={})
 
     async def returned() -> bool:
@@ -452,9 +458,8 @@ async def test_handler_that_hangs_is_timed_out_and_retried_like_a_failure(
 
 
 async def test_relay_polls_for_rows_written_without_a_notify(broker: Broker, database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
     probe = await broker.probe()
-    await make_bus(unique("producer"), dsn)
+    dsn = (await start_producer(database, make_bus)).dsn
     await scalar(
         dsn,
         """
