@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +12,10 @@ import httpx
 import pytest
 
 from tests.auth.flows import AuthFlows
+from tests.commands import run_python, succeeded
 from tests.gateway.conftest import launch_gateway
 from tests.suite import USER_SCOPES, Suite
-from tests.support import ROOT, ServiceProcess
+from tests.support import ServiceProcess
 
 EMAIL = "demo@quartet.localhost"
 PASSWORD = "quartet-demo-password"
@@ -46,18 +44,8 @@ async def run_seed(suite: Suite, gateway: ServiceProcess) -> str:
         "TODOS_DATABASE_URL": suite.envs["todos"]["DATABASE_URL"],
         "PYTHONUNBUFFERED": "1",
     }
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "scripts/seed.py", "--gateway", gateway.url],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    done = await asyncio.to_thread(run_python, "scripts/seed.py", "--gateway", gateway.url, env=env, timeout=240)
+    return succeeded(done)
 
 
 async def demo_client(gateway: ServiceProcess) -> httpx.AsyncClient:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -17,23 +14,20 @@ from services.kit.security import InvalidToken, TokenVerifier
 from services.kit.security.verifier import unverified_header
 from tests.auth.conftest import AuthService, auth_env
 from tests.auth.flows import AuthFlows
-from tests.support import ROOT
+from tests.commands import Done, last_line, run_python
 
 TTL = timedelta(minutes=15)
 
 
+def auth_command(auth_service: AuthService, *args: str) -> Done:
+    """``python -m services.auth <args>`` with the settings (database, KEK) of ``auth_service``."""
+    env = auth_env(auth_service.port, auth_service.dsn, auth_service.exchange)
+    return run_python("-m", "services.auth", *args, env=env)
+
+
 def rotate_keys(auth_service: AuthService, *args: str) -> str:
-    env = {**os.environ, **auth_env(auth_service.port, auth_service.dsn, auth_service.exchange)}
-    done = subprocess.run(
-        [sys.executable, "-m", "services.auth", "rotate-keys", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    """Run ``rotate-keys``; returns the kid of the new key."""
+    return last_line(auth_command(auth_service, "rotate-keys", *args))
 
 
 async def service_token(flows: AuthFlows) -> str:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,28 +12,15 @@ import pytest
 
 from services.kit.security import InvalidToken, TokenVerifier
 from services.kit.security.verifier import unverified_header
-from tests.auth.conftest import AuthService, auth_env, start_auth
-from tests.auth.test_keys import published_kids, rotate_keys, service_token
-from tests.support import ROOT, create_database, drop_database
-
-
-def revoke_key(service: AuthService, *kids: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **auth_env(service.port, service.dsn, service.exchange)}
-    return subprocess.run(
-        [sys.executable, "-m", "services.auth", "revoke-key", *kids],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.auth.conftest import AuthService, start_auth
+from tests.auth.test_keys import auth_command, published_kids, rotate_keys, service_token
+from tests.commands import last_line
+from tests.support import create_database, drop_database
 
 
 def revoked(service: AuthService, *kids: str) -> str:
-    done = revoke_key(service, *kids)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    """Run ``revoke-key``; returns the kid that signs afterwards."""
+    return last_line(auth_command(service, "revoke-key", *kids))
 
 
 @pytest.fixture
@@ -117,6 +101,6 @@ async def test_revoking_a_retired_key_keeps_the_signing_key(service: AuthService
 async def test_an_unknown_kid_is_an_error_and_changes_nothing(service: AuthService) -> None:
     async with service.flows() as flows:
         before = await published_kids(flows)
-        done = revoke_key(service, "no-such-kid")
+        done = auth_command(service, "revoke-key", "no-such-kid")
         assert done.returncode == 2 and "no signing key with kid no-such-kid" in done.stderr
         assert await published_kids(flows) == before

@@ -12,8 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +19,16 @@ import aiohttp
 import pytest
 from joserfc.jwk import JWKRegistry
 
+from services.auth.app import MIGRATIONS
 from services.auth.sealing import KeyEncryptionKeys, SealedKey, kek_id
 from services.auth.signing import generate_key
 from services.kit.security import TokenVerifier
 from services.kit.security.verifier import unverified_header
 from tests.auth.conftest import SIGNING_KEK, AuthService, auth_env, start_auth
 from tests.auth.test_keys import rotate_keys, service_token
-from tests.support import ROOT, create_database, drop_database, free_port
+from tests.commands import refuses_to_start
+from tests.inprocess import MigratedDatabase
+from tests.support import free_port
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 
@@ -81,12 +82,10 @@ async def test_a_database_dump_contains_no_private_key_material(auth_service: Au
 
 
 @pytest.fixture
-async def own_db() -> AsyncIterator[tuple[str, str]]:
-    name, dsn = await create_database()
-    try:
-        yield name, dsn
-    finally:
-        await drop_database(name)
+async def own_db(migrated_db: MigratedDatabase) -> tuple[str, str]:
+    """A database of this test's own, auth's migrations applied (dropped after the test): (name, dsn)."""
+    dsn = await migrated_db(MIGRATIONS)
+    return dsn.rsplit("/", 1)[-1], dsn
 
 
 async def test_plaintext_keys_from_before_are_sealed_at_start_and_old_keks_rewrapped(
@@ -122,19 +121,9 @@ async def test_plaintext_keys_from_before_are_sealed_at_start_and_old_keks_rewra
             assert (await verifier.verify(token)).client_id == "reports-worker"
 
     # Without the KEK that now seals the keys, auth refuses to start and says what to do.
-    env = auth_env(free_port(), own_db[1])  # the old KEK only
-    done = subprocess.run(
-        [sys.executable, "-m", "services.auth", "serve"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert "SIGNING_KEK does not hold" in done.stdout + done.stderr
-    assert "rotate-keys" in done.stdout + done.stderr
+    said = refuses_to_start("services.auth", auth_env(free_port(), own_db[1]))  # the old KEK only
+    assert "SIGNING_KEK does not hold" in said
+    assert "rotate-keys" in said
 
 
 def test_a_sealed_key_opens_only_under_its_own_kid_and_kek() -> None:

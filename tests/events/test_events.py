@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
-from services.kit.db import Connection
-from services.kit.events import Event, EventOptions, outbox
+from services.kit.db import Connection, Database
+from services.kit.events import Event, EventBus, EventOptions, Handler, outbox
 from services.kit.events.broker import dead_letter_queue, events_queue
+from tests.commands import run_python, succeeded
 from tests.events.conftest import FAST, PRODUCERS_ENV, Broker, MakeBus, scalar, wait_for
-from tests.support import AMQP_URL, ROOT, unique
+from tests.support import AMQP_URL, unique
 
 Dsn = Callable[[], Awaitable[str]]
 
@@ -50,13 +50,53 @@ async def effects(dsn: str) -> int:
     return int(await scalar(dsn, "SELECT count(*) FROM effects"))  # type: ignore[arg-type]
 
 
+def fast(**changes: Any) -> EventOptions:
+    """The tests' quick options (FAST), with ``changes``."""
+    return replace(FAST, **changes)
+
+
+@dataclass(frozen=True)
+class Running:
+    """A service of the test's own on the event bus: its name, database, bus, pool and metrics."""
+
+    service: str
+    dsn: str
+    bus: EventBus
+    db: Database
+    registry: CollectorRegistry
+
+
+async def start_producer(database: Dsn, make_bus: MakeBus) -> Running:
+    """A producer service of its own (the outbox relay running), on a new database."""
+    dsn = await database()
+    service = unique("producer")
+    return Running(service, dsn, *await make_bus(service, dsn))
+
+
+async def start_consumer(database: Dsn, make_bus: MakeBus, handler: Handler, options: EventOptions = FAST) -> Running:
+    """A consumer service of its own handling ``thing.happened``, on a new database with an ``effects`` table."""
+    dsn = await database()
+    await effects_table(dsn)
+    service = unique("consumer")
+    return Running(service, dsn, *await make_bus(service, dsn, {"thing.happened": handler}, options))
+
+
+async def publish_with_id(broker: Broker, event: dict[str, Any]) -> None:
+    """Publish ``event`` as a ``thing.happened`` message whose message id is the event's id."""
+    await broker.publish_raw(json.dumps(event).encode(), "thing.happened", message_id=event["id"])
+
+
+async def until_dead_lettered(broker: Broker, service: str) -> None:
+    await wait_for(lambda: _true(broker.count(dead_letter_queue(service))), what="the dead letter")
+
+
 # --- outbox and relay --------------------------------------------------------------
 
 
 async def test_rolled_back_event_is_never_published(broker: Broker, database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
     probe = await broker.probe()
-    _, db, _ = await make_bus(unique("producer"), dsn)
+    producer = await start_producer(database, make_bus)
+    dsn, db = producer.dsn, producer.db
 
     class Boom(Exception):
         pass
@@ -75,10 +115,9 @@ async def test_rolled_back_event_is_never_published(broker: Broker, database: Ds
 async def test_committed_event_is_published_once_with_its_envelope(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
     probe = await broker.probe()
-    service = unique("producer")
-    _, db, registry = await make_bus(service, dsn)
+    producer = await start_producer(database, make_bus)
+    service, dsn, db, registry = producer.service, producer.dsn, producer.db, producer.registry
     subject = uuid.uuid4()
 
     with structlog.contextvars.bound_contextvars(request_id="req-abc"):
@@ -112,9 +151,7 @@ async def test_committed_event_is_published_once_with_its_envelope(
 
 
 async def test_outbox_add_refuses_to_run_outside_a_transaction(database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
-    _, db, _ = await make_bus(unique("producer"), dsn)
-    async with db.connection() as conn:
+    async with (await start_producer(database, make_bus)).db.connection() as conn:
         try:
             await outbox.add(conn, "thing.happened", subject="u", data={})
         except RuntimeError:
@@ -126,9 +163,9 @@ async def test_outbox_add_refuses_to_run_outside_a_transaction(database: Dsn, ma
 async def test_unroutable_event_stays_in_the_outbox_until_a_queue_is_bound(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
-    _, db, registry = await make_bus(unique("producer"), dsn)
-    async with db.transaction() as conn:
+    producer = await start_producer(database, make_bus)
+    dsn, registry = producer.dsn, producer.registry
+    async with producer.db.transaction() as conn:
         event_id = await outbox.add(conn, "nobody.listens", subject="u", data={})
 
     async def returned() -> bool:
@@ -162,7 +199,7 @@ async def test_several_relays_on_one_database_publish_each_event_once(
     dsn = await database()
     probe = await broker.probe()
     service = unique("producer")
-    options = EventOptions(**{**FAST.__dict__, "relay_batch_size": 20})
+    options = fast(relay_batch_size=20)
     (_, db, _), _, _ = (
         await make_bus(service, dsn, options=options),
         await make_bus(service, dsn, options=options),
@@ -192,9 +229,8 @@ async def test_several_relays_on_one_database_publish_each_event_once(
 
 
 async def test_same_event_delivered_twice_has_one_effect(broker: Broker, database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
-    await effects_table(dsn)
-    _, _, registry = await make_bus(unique("consumer"), dsn, {"thing.happened": record_effect})
+    consumer = await start_consumer(database, make_bus, record_effect)
+    dsn, registry = consumer.dsn, consumer.registry
     body = json.dumps(envelope()).encode()
     await broker.publish_raw(body, "thing.happened")
     await broker.publish_raw(body, "thing.happened")
@@ -212,8 +248,6 @@ async def test_same_event_delivered_twice_has_one_effect(broker: Broker, databas
 async def test_handler_failing_twice_then_succeeding_has_one_effect_after_the_retry_delays(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
-    await effects_table(dsn)
     calls: list[float] = []
 
     async def flaky(conn: Connection, event: Event) -> None:
@@ -222,9 +256,8 @@ async def test_handler_failing_twice_then_succeeding_has_one_effect_after_the_re
         if len(calls) <= 2:
             raise RuntimeError(f"transient failure {len(calls)}")
 
-    options = EventOptions(**{**FAST.__dict__, "retry_delays": (0.3, 0.6, 5.0)})
-    service = unique("consumer")
-    _, _, registry = await make_bus(service, dsn, {"thing.happened": flaky}, options)
+    consumer = await start_consumer(database, make_bus, flaky, fast(retry_delays=(0.3, 0.6, 5.0)))
+    service, dsn, registry = consumer.service, consumer.dsn, consumer.registry
     await broker.publish_raw(json.dumps(envelope()).encode(), "thing.happened")
 
     await wait_for(lambda: _true(scalar(dsn, "SELECT count(*) FROM effects")), what="the effect")
@@ -240,19 +273,16 @@ async def test_handler_failing_twice_then_succeeding_has_one_effect_after_the_re
 async def test_handler_that_always_fails_ends_in_the_dlq_with_its_error(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
-    await effects_table(dsn)
-
     async def broken(conn: Connection, event: Event) -> None:
         await record_effect(conn, event)
         raise ValueError("cannot handle this one")
 
-    service = unique("consumer")
-    _, _, registry = await make_bus(service, dsn, {"thing.happened": broken})
+    consumer = await start_consumer(database, make_bus, broken)
+    service, dsn, registry = consumer.service, consumer.dsn, consumer.registry
     event = envelope()
-    await broker.publish_raw(json.dumps(event).encode(), "thing.happened", message_id=event["id"])
+    await publish_with_id(broker, event)
 
-    await wait_for(lambda: _true(broker.count(dead_letter_queue(service))), what="the dead letter")
+    await until_dead_lettered(broker, service)
     [dead] = await broker.get_all(dead_letter_queue(service))
     assert json.loads(dead.body)["id"] == event["id"]
     assert dead.headers["x-error"] == "ValueError: cannot handle this one"
@@ -268,11 +298,9 @@ async def test_handler_that_always_fails_ends_in_the_dlq_with_its_error(
 async def test_malformed_messages_go_to_the_dlq_at_once_and_the_consumer_keeps_going(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
-    await effects_table(dsn)
-    options = EventOptions(**{**FAST.__dict__, "retry_delays": (30.0,)})  # a retry would show as a 30 s stall
-    service = unique("consumer")
-    _, _, registry = await make_bus(service, dsn, {"thing.happened": record_effect}, options)
+    # A retry would show as a 30 s stall.
+    consumer = await start_consumer(database, make_bus, record_effect, fast(retry_delays=(30.0,)))
+    service, dsn, registry = consumer.service, consumer.dsn, consumer.registry
     bad = [
         b"not json at all",
         b"\xff\xfe",
@@ -325,8 +353,6 @@ async def test_correlation_id_is_carried_into_the_consumer_log_context(
 async def test_stop_lets_the_in_flight_handler_finish_and_acks_it(
     broker: Broker, database: Dsn, make_bus: MakeBus
 ) -> None:
-    dsn = await database()
-    await effects_table(dsn)
     started = asyncio.Event()
 
     async def slow(conn: Connection, event: Event) -> None:
@@ -334,8 +360,8 @@ async def test_stop_lets_the_in_flight_handler_finish_and_acks_it(
         await asyncio.sleep(0.7)
         await record_effect(conn, event)
 
-    service = unique("consumer")
-    bus, _, _ = await make_bus(service, dsn, {"thing.happened": slow})
+    consumer = await start_consumer(database, make_bus, slow)
+    service, dsn, bus = consumer.service, consumer.dsn, consumer.bus
     await broker.publish_raw(json.dumps(envelope()).encode(), "thing.happened")
     await asyncio.wait_for(started.wait(), 10)
     await bus.stop()
@@ -345,8 +371,6 @@ async def test_stop_lets_the_in_flight_handler_finish_and_acks_it(
 
 
 async def test_dlq_command_lists_and_replays_dead_letters(broker: Broker, database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
-    await effects_table(dsn)
     healthy = False
 
     async def until_fixed(conn: Connection, event: Event) -> None:
@@ -354,29 +378,16 @@ async def test_dlq_command_lists_and_replays_dead_letters(broker: Broker, databa
             raise RuntimeError("downstream is broken")
         await record_effect(conn, event)
 
-    service = unique("consumer")
-    await make_bus(service, dsn, {"thing.happened": until_fixed})
+    consumer = await start_consumer(database, make_bus, until_fixed)
+    service, dsn = consumer.service, consumer.dsn
     event = envelope()
-    await broker.publish_raw(json.dumps(event).encode(), "thing.happened", message_id=event["id"])
-    await wait_for(lambda: _true(broker.count(dead_letter_queue(service))), what="the dead letter")
+    await publish_with_id(broker, event)
+    await until_dead_lettered(broker, service)
 
     def cli(*args: str) -> list[dict[str, Any]]:
-        env = {
-            **os.environ,
-            "AMQP_URL": AMQP_URL,
-            "EVENTS_EXCHANGE": broker.exchange_name,
-            "EVENTS_PRODUCERS": PRODUCERS_ENV,
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "services.kit.events", "dlq", "--service", service, *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return [json.loads(line) for line in done.stdout.splitlines()]
+        env = {"AMQP_URL": AMQP_URL, "EVENTS_EXCHANGE": broker.exchange_name, "EVENTS_PRODUCERS": PRODUCERS_ENV}
+        done = run_python("-m", "services.kit.events", "dlq", "--service", service, *args, env=env, timeout=30)
+        return [json.loads(line) for line in succeeded(done).splitlines()]
 
     listed = await asyncio.to_thread(cli)
     assert listed[0]["message_id"] == event["id"]
@@ -392,13 +403,8 @@ async def test_dlq_command_lists_and_replays_dead_letters(broker: Broker, databa
     await wait_for(lambda: _true(scalar(dsn, "SELECT count(*) FROM effects")), what="the replayed effect")
     assert await broker.count(dead_letter_queue(service)) == 0
 
-    missing = subprocess.run(
-        [sys.executable, "-m", "services.kit.events", "dlq", "--service", unique("nobody")],
-        cwd=ROOT,
-        env={**os.environ, "AMQP_URL": AMQP_URL},
-        capture_output=True,
-        text=True,
-        timeout=30,
+    missing = run_python(
+        "-m", "services.kit.events", "dlq", "--service", unique("nobody"), env={"AMQP_URL": AMQP_URL}, timeout=30
     )
     assert missing.returncode == 2 and "no queue" in missing.stderr
 
@@ -442,20 +448,18 @@ async def test_handler_that_hangs_is_timed_out_and_retried_like_a_failure(
         calls += 1
         await asyncio.sleep(60)
 
-    options = EventOptions(**{**FAST.__dict__, "handler_timeout": 0.2, "retry_delays": (0.1,)})
     service = unique("consumer")
-    await make_bus(service, dsn, {"thing.happened": hangs}, options)
+    await make_bus(service, dsn, {"thing.happened": hangs}, fast(handler_timeout=0.2, retry_delays=(0.1,)))
     await broker.publish_raw(json.dumps(envelope()).encode(), "thing.happened")
-    await wait_for(lambda: _true(broker.count(dead_letter_queue(service))), what="the dead letter")
+    await until_dead_lettered(broker, service)
     [dead] = await broker.get_all(dead_letter_queue(service))
     assert dead.headers["x-error"].startswith("TimeoutError")
     assert calls == 2
 
 
 async def test_relay_polls_for_rows_written_without_a_notify(broker: Broker, database: Dsn, make_bus: MakeBus) -> None:
-    dsn = await database()
     probe = await broker.probe()
-    await make_bus(unique("producer"), dsn)
+    dsn = (await start_producer(database, make_bus)).dsn
     await scalar(
         dsn,
         """
@@ -475,7 +479,7 @@ async def test_published_outbox_rows_and_old_inbox_rows_are_pruned_after_the_ret
 ) -> None:
     dsn = await database()
     await effects_table(dsn)
-    options = EventOptions(**{**FAST.__dict__, "retention": 0.5, "prune_interval": 0.2, "relay_poll_interval": 0.2})
+    options = fast(retention=0.5, prune_interval=0.2, relay_poll_interval=0.2)
     _, db, _ = await make_bus(unique("service"), dsn, {"thing.happened": record_effect}, options)
     async with db.transaction() as conn:
         await outbox.add(conn, "thing.happened", subject="u", data={})

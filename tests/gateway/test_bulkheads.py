@@ -17,6 +17,7 @@ import pytest
 
 from tests.gateway.attack import dribble, sources, tally
 from tests.gateway.conftest import StartGateway
+from tests.gateway.upstreams import suite_upstreams
 from tests.suite import Suite, User
 from tests.support import ROOT, ServiceProcess, assert_problem
 
@@ -81,15 +82,7 @@ async def test_a_dribbled_body_is_408_and_holds_no_upstream_slot(
 async def test_a_token_subject_has_its_own_cap_wherever_it_comes_from(
     start_gateway: StartGateway, suite: Suite, alice: User, bob: User
 ) -> None:
-    gateway = start_gateway(
-        {
-            "AUTH_URL": suite.auth_url,
-            "AUTH_URLS": suite.auth_url,
-            "TODOS_URLS": suite.todos_url,
-            "IN_FLIGHT_PER_SUBJECT": "1",
-            "BODY_READ_TIMEOUT_SECONDS": "3",
-        }
-    )
+    gateway = start_gateway(suite_upstreams(suite, IN_FLIGHT_PER_SUBJECT="1", BODY_READ_TIMEOUT_SECONDS="3"))
     # alice's one slot is held by a body she is still sending from one machine...
     held = asyncio.create_task(
         dribble(gateway.url, "/todos", "127.0.0.4", length=100, headers=f"Authorization: Bearer {alice.token}\r\n")
@@ -142,14 +135,7 @@ async def test_a_flood_of_slow_calls_and_dribbled_bodies_leaves_a_users_reads_al
     The reads are measured once the gateway has shed what it sheds (the attacker says when):
     the burst of a thousand connections costs gateway CPU for a moment, which no bulkhead
     in one process isolates (docs/reliability.md gives the numbers)."""
-    gateway = start_gateway(
-        {
-            "AUTH_URL": suite.auth_url,
-            "AUTH_URLS": suite.auth_url,
-            "TODOS_URLS": suite.todos_url,
-            "PING_URLS": ping_service.url,
-        }
-    )
+    gateway = start_gateway(suite_upstreams(suite, PING_URLS=ping_service.url))
     await reads(gateway.url, alice.token, 1)  # warm: connections, the token cache
     base_latencies, base_failures = await reads(gateway.url, alice.token, 4)
 

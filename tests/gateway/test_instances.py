@@ -120,6 +120,38 @@ class Stream:
         return dict(sorted(Counter(answer.status for answer in list(self.results)).items()))
 
 
+def balanced_pings(
+    start_gateway: StartGateway, start_instance: StartInstance, first: str, second: str, **settings: str
+) -> tuple[ServiceProcess, ServiceProcess]:
+    """Two ping instances that say they are ``first`` and ``second``, and a gateway with ``settings``
+    balancing /ping over them: (the ``first`` instance, the gateway)."""
+    a = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": first})
+    b = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": second})
+    return a, start_gateway({"PING_URLS": f"{a.url},{b.url}", **settings})
+
+
+def mortal_and_survivor(start_instance: StartInstance) -> tuple[ServiceProcess, ServiceProcess]:
+    """Two echo upstreams. "mortal" exits on /die after reading the request (as if killed after
+    committing); "survivor" answers /die 404, as a replayed request for something deleted would."""
+    mortal = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port()), "ECHO_MORTAL": "1"})
+    survivor = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port())})
+    return mortal, survivor
+
+
+def until_the_mortal_dies(mortal: ServiceProcess, send: Callable[[], httpx.Response]) -> httpx.Response:
+    """``send()`` (at most four times) until the request reaches ``mortal`` and it exits: that request's answer.
+    Tries that reach the survivor first must get its own 404."""
+    for _ in range(4):
+        resp = send()
+        try:
+            mortal.proc.wait(1)  # its exit may be reaped a moment after the answer
+            return resp
+        except subprocess.TimeoutExpired:
+            pass
+        assert resp.status_code == 404  # the survivor's own answer
+    raise AssertionError("the mortal instance never got the request")
+
+
 def environment_of(proc: ServiceProcess) -> dict[str, str]:
     """The environment a running process was started with (to start its twin)."""
     raw = Path(f"/proc/{proc.proc.pid}/environ").read_bytes()
@@ -169,17 +201,16 @@ async def test_sigkill_one_todos_instance_the_other_serves_and_a_restart_brings_
 def test_sigstop_times_out_as_504_opens_the_breaker_and_sigcont_closes_it(
     start_gateway: StartGateway, start_instance: StartInstance
 ) -> None:
-    a = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "stopped"})
-    b = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "running"})
-    gateway = start_gateway(
-        {
-            "PING_URLS": f"{a.url},{b.url}",
-            "UPSTREAM_ROUTE_TIMEOUTS": "ping=1",
-            "BREAKER_FAILURES": "2",
-            "BREAKER_OPEN_SECONDS": "4",
-            # Only the breaker acts here; the health checks have their own test.
-            "HEALTH_CHECK_INTERVAL_SECONDS": "600",
-        }
+    a, gateway = balanced_pings(
+        start_gateway,
+        start_instance,
+        "stopped",
+        "running",
+        UPSTREAM_ROUTE_TIMEOUTS="ping=1",
+        BREAKER_FAILURES="2",
+        BREAKER_OPEN_SECONDS="4",
+        # Only the breaker acts here; the health checks have their own test.
+        HEALTH_CHECK_INTERVAL_SECONDS="600",
     )
     url = f"{gateway.url}/ping"
     assert {httpx.get(url).json()["instance"] for _ in range(4)} == {"stopped", "running"}
@@ -217,9 +248,8 @@ def test_sigstop_times_out_as_504_opens_the_breaker_and_sigcont_closes_it(
 def test_sigstop_for_20_s_nobody_waits_past_the_deadline_and_sigcont_rejoins(
     start_gateway: StartGateway, start_instance: StartInstance
 ) -> None:
-    a = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "stopped"})
-    b = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "running"})
-    gateway = start_gateway({"PING_URLS": f"{a.url},{b.url}"})  # the default deadline and health checks
+    # The default deadline and health checks.
+    a, gateway = balanced_pings(start_gateway, start_instance, "stopped", "running")
     deadline = 6.0  # the ping route's: GatewaySettings.upstream_timeout_seconds
     with Stream(f"{gateway.url}/ping", {}) as stream:
         wait_for(lambda: {r.instance for r in stream.results} == {"stopped", "running"}, what="both answering")
@@ -267,24 +297,12 @@ def test_an_idempotent_request_is_retried_on_another_instance(
 def test_an_instance_dying_mid_request_replays_only_safe_methods(
     start_gateway: StartGateway, start_instance: StartInstance, method: str, replayed: bool
 ) -> None:
-    # "mortal" exits on /die after reading the request (as if killed after committing);
-    # "survivor" answers /die 404, as a replayed DELETE of something deleted would.
-    mortal = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port()), "ECHO_MORTAL": "1"})
-    survivor = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port())})
+    mortal, survivor = mortal_and_survivor(start_instance)
     gateway = start_gateway({"AUTH_URLS": f"{mortal.url},{survivor.url}", "HEALTH_CHECK_INTERVAL_SECONDS": "600"})
     with httpx.Client(timeout=10) as client:
         # Kept-alive connections to both: the fatal request goes out on a reused one.
         assert {client.get(f"{gateway.url}/auth/warm").status_code for _ in range(4)} == {200}
-        for _ in range(4):
-            resp = client.request(method, f"{gateway.url}/auth/die")
-            try:
-                mortal.proc.wait(1)  # its exit may be reaped a moment after the answer
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            assert resp.status_code == 404  # the survivor's own answer
-        else:
-            raise AssertionError("the mortal instance never got the request")
+        resp = until_the_mortal_dies(mortal, lambda: client.request(method, f"{gateway.url}/auth/die"))
     if replayed:
         # A GET that got no byte of an answer on a reused connection is harmless to repeat.
         assert resp.status_code == 404
@@ -306,8 +324,7 @@ def test_a_post_is_replayed_only_with_an_idempotency_key(
     replayed: bool,
 ) -> None:
     # As above, on the todos route, whose service replays the first answer for a key.
-    mortal = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port()), "ECHO_MORTAL": "1"})
-    survivor = start_instance("tests.gateway.echo_upstream", {"PORT": str(free_port())})
+    mortal, survivor = mortal_and_survivor(start_instance)
     gateway = start_gateway(
         {
             "AUTH_URL": suite.auth_url,
@@ -317,16 +334,7 @@ def test_a_post_is_replayed_only_with_an_idempotency_key(
     )
     headers = {"Authorization": f"Bearer {alice.token}", **({"Idempotency-Key": key} if key else {})}
     with httpx.Client(timeout=10, headers=headers) as client:
-        for _ in range(4):
-            resp = client.post(f"{gateway.url}/todos/die", json={"content": "once"})
-            try:
-                mortal.proc.wait(1)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            assert resp.status_code == 404
-        else:
-            raise AssertionError("the mortal instance never got the request")
+        resp = until_the_mortal_dies(mortal, lambda: client.post(f"{gateway.url}/todos/die", json={"content": "once"}))
     if replayed:
         assert resp.status_code == 404  # the survivor's answer to the same request
         assert metric(gateway, "gateway_upstream_retries_total", route="todos") == 1
@@ -338,15 +346,8 @@ def test_a_post_is_replayed_only_with_an_idempotency_key(
 def test_an_instance_failing_its_health_check_gets_no_traffic(
     start_gateway: StartGateway, start_instance: StartInstance
 ) -> None:
-    a = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "sick"})
-    b = start_instance("services.ping", {"PORT": str(free_port()), "INSTANCE": "well"})
-    gateway = start_gateway(
-        {
-            "PING_URLS": f"{a.url},{b.url}",
-            "HEALTH_CHECK_INTERVAL_SECONDS": "0.3",
-            "HEALTH_CHECK_TIMEOUT_SECONDS": "0.3",
-        }
-    )
+    quick_checks = {"HEALTH_CHECK_INTERVAL_SECONDS": "0.3", "HEALTH_CHECK_TIMEOUT_SECONDS": "0.3"}
+    a, gateway = balanced_pings(start_gateway, start_instance, "sick", "well", **quick_checks)
     a.signal(signal.SIGSTOP)
     try:
         wait_for(lambda: metric(gateway, "gateway_upstream_healthy", upstream=a.url) == 0, what="a unhealthy")

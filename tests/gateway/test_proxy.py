@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.commands import serving
 from tests.gateway.checks import raw_request
 from tests.gateway.conftest import MAX_BODY_BYTES, StartGateway
 from tests.support import ServiceProcess, assert_problem, free_port
@@ -21,12 +22,8 @@ from tests.support import ServiceProcess, assert_problem, free_port
 def second_ping(log_dir: Path) -> Iterator[ServiceProcess]:
     port = free_port()
     env = {"PORT": str(port), "INSTANCE": f"ping-{port}"}
-    proc = ServiceProcess("services.ping", env, log_dir / f"ping-{port}.log")
-    try:
-        proc.wait_ready()
+    with serving("services.ping", env, log_dir / f"ping-{port}.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def echoed(resp: httpx.Response) -> tuple[dict[str, object], dict[str, list[str]]]:

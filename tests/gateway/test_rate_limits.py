@@ -15,6 +15,7 @@ import pytest
 
 from gateway.buckets import Budget, MemoryBuckets, refill
 from tests.gateway.conftest import StartGateway
+from tests.gateway.upstreams import suite_upstreams
 from tests.suite import Suite, User
 from tests.support import ServiceProcess, assert_problem
 
@@ -23,6 +24,16 @@ SLOW = str(1 / 60)
 
 def client_from(address: str) -> httpx.Client:
     return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10)
+
+
+def address_budget(ping: ServiceProcess, burst: int, **settings: str) -> dict[str, str]:
+    """Gateway settings: ping routed to ``ping``, each client address allowed ``burst`` requests, slowly refilled."""
+    return {
+        "PING_URLS": ping.url,
+        "RATE_LIMIT_ADDRESS_PER_SECOND": SLOW,
+        "RATE_LIMIT_ADDRESS_BURST": str(burst),
+        **settings,
+    }
 
 
 def assert_limited(resp: httpx.Response) -> None:
@@ -36,9 +47,7 @@ def assert_limited(resp: httpx.Response) -> None:
 def test_address_budget_answers_429_and_other_clients_are_unaffected(
     start_gateway: StartGateway, ping_service: ServiceProcess
 ) -> None:
-    gateway = start_gateway(
-        {"PING_URLS": ping_service.url, "RATE_LIMIT_ADDRESS_PER_SECOND": SLOW, "RATE_LIMIT_ADDRESS_BURST": "3"}
-    )
+    gateway = start_gateway(address_budget(ping_service, 3))
     with client_from("127.0.0.2") as greedy, client_from("127.0.0.3") as other:
         passed = [greedy.get(f"{gateway.url}/ping") for _ in range(3)]
         assert [resp.status_code for resp in passed] == [200] * 3
@@ -56,14 +65,7 @@ def test_address_budget_answers_429_and_other_clients_are_unaffected(
 def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(
     start_gateway: StartGateway, ping_service: ServiceProcess
 ) -> None:
-    gateway = start_gateway(
-        {
-            "PING_URLS": ping_service.url,
-            "RATE_LIMIT_ADDRESS_PER_SECOND": SLOW,
-            "RATE_LIMIT_ADDRESS_BURST": "2",
-            "TRUSTED_PROXIES": "127.0.0.4/32",
-        }
-    )
+    gateway = start_gateway(address_budget(ping_service, 2, TRUSTED_PROXIES="127.0.0.4/32"))
     with client_from("127.0.0.4") as proxy:
         first = {"X-Forwarded-For": "198.51.100.1"}
         assert [proxy.get(f"{gateway.url}/ping", headers=first).status_code for _ in range(2)] == [200, 200]
@@ -78,14 +80,7 @@ def test_behind_a_trusted_proxy_the_forwarded_client_is_limited(
 def test_ipv6_clients_in_one_64_share_a_budget(start_gateway: StartGateway, ping_service: ServiceProcess) -> None:
     # A host on IPv6 holds a whole /64: rotating through its addresses buys no fresh bucket.
     # This machine has no routed IPv6, so the v6 clients arrive through a trusted proxy.
-    gateway = start_gateway(
-        {
-            "PING_URLS": ping_service.url,
-            "RATE_LIMIT_ADDRESS_PER_SECOND": SLOW,
-            "RATE_LIMIT_ADDRESS_BURST": "2",
-            "TRUSTED_PROXIES": "127.0.0.14/32",
-        }
-    )
+    gateway = start_gateway(address_budget(ping_service, 2, TRUSTED_PROXIES="127.0.0.14/32"))
     with client_from("127.0.0.14") as proxy:
 
         def ping_from(client: str) -> httpx.Response:
@@ -149,14 +144,7 @@ def test_registration_and_token_endpoints_share_the_login_budget(
 
 
 def test_exempt_addresses_are_never_limited(start_gateway: StartGateway, ping_service: ServiceProcess) -> None:
-    gateway = start_gateway(
-        {
-            "PING_URLS": ping_service.url,
-            "RATE_LIMIT_ADDRESS_PER_SECOND": SLOW,
-            "RATE_LIMIT_ADDRESS_BURST": "1",
-            "RATE_LIMIT_EXEMPT": "127.0.0.7/32",
-        }
-    )
+    gateway = start_gateway(address_budget(ping_service, 1, RATE_LIMIT_EXEMPT="127.0.0.7/32"))
     with client_from("127.0.0.7") as client:
         assert {client.get(f"{gateway.url}/ping").status_code for _ in range(5)} == {200}
 
@@ -164,15 +152,7 @@ def test_exempt_addresses_are_never_limited(start_gateway: StartGateway, ping_se
 async def test_subject_budget_limits_one_user_not_another(
     start_gateway: StartGateway, suite: Suite, alice: User, bob: User
 ) -> None:
-    gateway = start_gateway(
-        {
-            "AUTH_URL": suite.auth_url,
-            "AUTH_URLS": suite.auth_url,
-            "TODOS_URLS": suite.todos_url,
-            "RATE_LIMIT_SUBJECT_PER_SECOND": SLOW,
-            "RATE_LIMIT_SUBJECT_BURST": "2",
-        }
-    )
+    gateway = start_gateway(suite_upstreams(suite, RATE_LIMIT_SUBJECT_PER_SECOND=SLOW, RATE_LIMIT_SUBJECT_BURST="2"))
     alice_headers = {"Authorization": f"Bearer {alice.token}"}
     # Alice from two addresses shares one budget: it follows her token, not her address.
     with client_from("127.0.0.8") as first, client_from("127.0.0.9") as second:
@@ -195,13 +175,7 @@ def redis_is_running() -> bool:
 def test_gateways_sharing_redis_share_the_budget(start_gateway: StartGateway, ping_service: ServiceProcess) -> None:
     # Redis outlives the test: a random client address (forwarded by a trusted proxy)
     # gives this run a bucket of its own.
-    env = {
-        "PING_URLS": ping_service.url,
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "RATE_LIMIT_ADDRESS_PER_SECOND": SLOW,
-        "RATE_LIMIT_ADDRESS_BURST": "3",
-        "TRUSTED_PROXIES": "127.0.0.10/32",
-    }
+    env = address_budget(ping_service, 3, REDIS_URL="redis://127.0.0.1:6379/0", TRUSTED_PROXIES="127.0.0.10/32")
     one, two = start_gateway(env), start_gateway(env)
     client_ip = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
     headers = {"X-Forwarded-For": client_ip}
@@ -216,14 +190,7 @@ def test_redis_down_lets_requests_pass(start_gateway: StartGateway, ping_service
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead_port = s.getsockname()[1]
-    gateway = start_gateway(
-        {
-            "PING_URLS": ping_service.url,
-            "REDIS_URL": f"redis://127.0.0.1:{dead_port}/0",
-            "RATE_LIMIT_ADDRESS_BURST": "1",
-            "RATE_LIMIT_ADDRESS_PER_SECOND": SLOW,
-        }
-    )
+    gateway = start_gateway(address_budget(ping_service, 1, REDIS_URL=f"redis://127.0.0.1:{dead_port}/0"))
     assert {httpx.get(f"{gateway.url}/ping").status_code for _ in range(3)} == {200}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -15,7 +15,15 @@ from services.kit.config import ServiceSettings
 from services.kit.security import TokenVerifier
 from services.kit.security.verifier import Claims, TokenCache
 from tests.auth.conftest import AuthService, auth_db, auth_service  # noqa: F401 - fixtures
-from tests.kit.test_security import AUDIENCE, Forger, forger, rejected, resource_app  # noqa: F401 - fixtures
+from tests.kit.test_security import (  # noqa: F401 - fixtures
+    AUDIENCE,
+    Forger,
+    forger,
+    rejected,
+    resource_app,
+    session,
+    verifier,
+)
 
 TEN_YEARS = 10 * 365 * 24 * 3600
 
@@ -28,24 +36,32 @@ class Clock:
         return self.now
 
 
-def verifier_for(service: AuthService, session: aiohttp.ClientSession, **options: Any) -> TokenVerifier:
-    return TokenVerifier(service.issuer, AUDIENCE, f"{service.url}/.well-known/jwks.json", session, **options)
+MakeVerifier = Callable[..., TokenVerifier]
+
+
+@pytest.fixture
+def verifier_of(auth_service: AuthService, session: aiohttp.ClientSession) -> MakeVerifier:  # noqa: F811
+    """``verifier_of(**options)``: a TokenVerifier with ``options`` that fetches the auth service's JWKS."""
+
+    def make(**options: Any) -> TokenVerifier:
+        jwks_url = f"{auth_service.url}/.well-known/jwks.json"
+        return TokenVerifier(auth_service.issuer, AUDIENCE, jwks_url, session, **options)
+
+    return make
 
 
 async def test_a_ten_year_token_signed_by_a_valid_key_is_refused(
-    auth_service: AuthService,  # noqa: F811
+    verifier: TokenVerifier,  # noqa: F811
     forger: Forger,  # noqa: F811
 ) -> None:
     now = int(time.time())
-    async with aiohttp.ClientSession() as session:
-        verifier = verifier_for(auth_service, session)
-        assert await verifier.verify(forger.token(iat=now, exp=now + 3600))  # the default cap, exactly
-        await rejected(verifier, forger.token(iat=now, exp=now + TEN_YEARS), "lifetime is longer")
-        await rejected(verifier, forger.token(iat=now, exp=now + 3601), "lifetime is longer")
-        # Backdating iat does not help: the lifetime counts from iat.
-        await rejected(verifier, forger.token(iat=now - TEN_YEARS, exp=now + 60), "lifetime is longer")
-        # The refusal is remembered by nobody: the cache holds only accepted tokens.
-        assert len(verifier.cache) == 1
+    assert await verifier.verify(forger.token(iat=now, exp=now + 3600))  # the default cap, exactly
+    await rejected(verifier, forger.token(iat=now, exp=now + TEN_YEARS), "lifetime is longer")
+    await rejected(verifier, forger.token(iat=now, exp=now + 3601), "lifetime is longer")
+    # Backdating iat does not help: the lifetime counts from iat.
+    await rejected(verifier, forger.token(iat=now - TEN_YEARS, exp=now + 60), "lifetime is longer")
+    # The refusal is remembered by nobody: the cache holds only accepted tokens.
+    assert len(verifier.cache) == 1
 
 
 async def test_the_lifetime_cap_is_a_setting_of_every_service(forger: Forger) -> None:  # noqa: F811
@@ -64,32 +80,30 @@ async def test_the_lifetime_cap_is_a_setting_of_every_service(forger: Forger) ->
 
 
 async def test_a_stricter_cap_refuses_an_ordinary_access_token(
-    auth_service: AuthService,  # noqa: F811
+    verifier_of: MakeVerifier,
     forger: Forger,  # noqa: F811
 ) -> None:
     now = int(time.time())
-    async with aiohttp.ClientSession() as session:
-        strict = verifier_for(auth_service, session, max_lifetime_seconds=600)
-        await rejected(strict, forger.token(iat=now, exp=now + 900), "600 s at most")
+    strict = verifier_of(max_lifetime_seconds=600)
+    await rejected(strict, forger.token(iat=now, exp=now + 900), "600 s at most")
 
 
 async def test_a_cached_token_is_trusted_only_for_the_cache_time(
-    auth_service: AuthService,  # noqa: F811
+    verifier_of: MakeVerifier,
     forger: Forger,  # noqa: F811
 ) -> None:
     clock = Clock()
     now = int(clock.now)
     token = forger.token(iat=now, exp=now + 900)
-    async with aiohttp.ClientSession() as session:
-        verifier = verifier_for(auth_service, session, cache_seconds=60, clock=clock)
-        claims = await verifier.verify(token)
-        clock.now += 59
-        assert verifier.cache.get(token) is claims
-        assert await verifier.verify(token) is claims  # served from the cache, not checked again
-        clock.now += 2  # 61 s after it was cached, 14 minutes before it expires
-        assert verifier.cache.get(token) is None
-        again = await verifier.verify(token)  # checked again (signature, key, claims), cached anew
-        assert again == claims and again is not claims
+    caching = verifier_of(cache_seconds=60, clock=clock)
+    claims = await caching.verify(token)
+    clock.now += 59
+    assert caching.cache.get(token) is claims
+    assert await caching.verify(token) is claims  # served from the cache, not checked again
+    clock.now += 2  # 61 s after it was cached, 14 minutes before it expires
+    assert caching.cache.get(token) is None
+    again = await caching.verify(token)  # checked again (signature, key, claims), cached anew
+    assert again == claims and again is not claims
 
 
 def test_cache_entries_end_at_the_cap_or_the_expiry_whichever_comes_first() -> None:
@@ -114,33 +128,33 @@ def test_cache_entries_end_at_the_cap_or_the_expiry_whichever_comes_first() -> N
 async def test_a_key_leaving_the_jwks_drops_its_cached_tokens(
     auth_service: AuthService,  # noqa: F811
     forger: Forger,  # noqa: F811
+    session: aiohttp.ClientSession,  # noqa: F811
 ) -> None:
-    async with aiohttp.ClientSession() as session:
-        published: dict[str, Any] = {}
+    published: dict[str, Any] = {}
 
-        async def fetch() -> Mapping[str, Any]:
-            if "document" in published:
-                return dict(published["document"])
-            async with session.get(f"{auth_service.url}/.well-known/jwks.json") as resp:
-                return dict(await resp.json())
+    async def fetch() -> Mapping[str, Any]:
+        if "document" in published:
+            return dict(published["document"])
+        async with session.get(f"{auth_service.url}/.well-known/jwks.json") as resp:
+            return dict(await resp.json())
 
-        verifier = TokenVerifier(auth_service.issuer, AUDIENCE, "unused", fetch_jwks=fetch, min_refresh_seconds=0)
-        tokens = [forger.token(sub=str(uuid.uuid4())) for _ in range(3)]
-        for token in tokens:
-            await verifier.verify(token)
-        assert len(verifier.cache) == 3
+    refreshing = TokenVerifier(auth_service.issuer, AUDIENCE, "unused", fetch_jwks=fetch, min_refresh_seconds=0)
+    tokens = [forger.token(sub=str(uuid.uuid4())) for _ in range(3)]
+    for token in tokens:
+        await refreshing.verify(token)
+    assert len(refreshing.cache) == 3
 
-        published["document"] = {"keys": []}  # the issuer revoked the key
-        await verifier.refresh(force=True)
-        assert len(verifier.cache) == 0
-        for token in tokens:
-            await rejected(verifier, token, "unknown key")
+    published["document"] = {"keys": []}  # the issuer revoked the key
+    await refreshing.refresh(force=True)
+    assert len(refreshing.cache) == 0
+    for token in tokens:
+        await rejected(refreshing, token, "unknown key")
 
-        del published["document"]  # a refresh that still lists the key drops nothing
-        await verifier.refresh(force=True)
-        await verifier.verify(tokens[0])
-        await verifier.refresh(force=True)
-        assert verifier.cache.get(tokens[0]) is not None
+    del published["document"]  # a refresh that still lists the key drops nothing
+    await refreshing.refresh(force=True)
+    await refreshing.verify(tokens[0])
+    await refreshing.refresh(force=True)
+    assert refreshing.cache.get(tokens[0]) is not None
 
 
 @pytest.mark.parametrize("name", ["token_max_lifetime_seconds", "token_cache_seconds", "jwks_refresh_seconds"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import pytest
@@ -18,11 +17,9 @@ from services.kit.events import outbox
 from services.reports import jobs_store
 from services.reports.events import REPORT_REQUESTED
 from services.reports.sweeper import STUCK_REASON
-from tests.factories import create_todos
-from tests.reports.client import request_report, wait_report
+from tests.reports.client import CompletedEvents, add_todos, hold_mid_fetch, reports_api, request_report, wait_report
 from tests.reports.conftest import Lab, StartWorker
-from tests.reports.test_worker_faults import wait_retrying
-from tests.suite import Suite, User
+from tests.suite import User
 
 pytestmark = pytest.mark.slow
 
@@ -47,11 +44,10 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float 
 
 
 async def test_a_job_whose_message_was_lost_is_published_again_and_completes_once(
-    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+    lab: Lab, workers: StartWorker, new_user: User
 ) -> None:
-    async with suite.client(new_user, base_url=lab.todos_url) as todos:
-        await create_todos(todos, [f"swept {i}" for i in range(3)])
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+    await add_todos(lab, new_user, [f"swept {i}" for i in range(3)])
+    async with reports_api(lab, new_user) as reports:
         report = await request_report(reports, "csv")  # no worker runs: the message waits in the queue
         await lose_messages(lab, 1)
         await lab.fetch(AGE, [report["id"]])
@@ -67,12 +63,11 @@ async def test_a_job_whose_message_was_lost_is_published_again_and_completes_onc
 
 
 async def test_a_job_stuck_past_its_bounds_is_failed_with_a_fixed_reason(
-    suite: Suite,
     lab: Lab,
     new_user: User,
-    completed_events: Callable[[], Awaitable[list[dict[str, Any]]]],
+    completed_events: CompletedEvents,
 ) -> None:
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+    async with reports_api(lab, new_user) as reports:
         too_old, too_often = [(await request_report(reports, f))["id"] for f in ("pdf", "json")]
         await lose_messages(lab, 2)
         await lab.fetch(
@@ -94,8 +89,8 @@ async def test_a_job_stuck_past_its_bounds_is_failed_with_a_fixed_reason(
     assert await lab.jobs_waiting() == 0  # failed, not published again
 
 
-async def test_a_job_a_live_worker_holds_is_not_swept(suite: Suite, lab: Lab, new_user: User) -> None:
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+async def test_a_job_a_live_worker_holds_is_not_swept(lab: Lab, new_user: User) -> None:
+    async with reports_api(lab, new_user) as reports:
         held, free = [(await request_report(reports, "csv"))["id"] for _ in range(2)]
     await lose_messages(lab, 2)
     worker = await asyncpg.connect(lab.suite.envs[lab.reports_name]["DATABASE_URL"])  # as a worker would
@@ -113,19 +108,15 @@ async def test_a_job_a_live_worker_holds_is_not_swept(suite: Suite, lab: Lab, ne
 
 
 async def test_a_duplicate_message_for_a_running_job_is_harmless(
-    suite: Suite,
     lab: Lab,
     workers: StartWorker,
     new_user: User,
-    completed_events: Callable[[], Awaitable[list[dict[str, Any]]]],
+    completed_events: CompletedEvents,
 ) -> None:
     first, second = await workers("busy"), await workers("idle")
-    async with suite.client(new_user, base_url=lab.todos_url) as todos:
-        await create_todos(todos, [f"twice {i}" for i in range(12)])
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
-        lab.stop_todos()  # holds the job mid-fetch
-        report = await request_report(reports, "json")
-        await wait_retrying(reports, report["id"])
+    await add_todos(lab, new_user, [f"twice {i}" for i in range(12)])
+    async with reports_api(lab, new_user) as reports:
+        report = await hold_mid_fetch(lab, reports, "json")
         # What a sweep writes for a job it thinks stuck: a second report.requested, through the outbox.
         conn = await asyncpg.connect(lab.suite.envs[lab.reports_name]["DATABASE_URL"])
         try:

@@ -5,31 +5,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.factories import create_todos
-from tests.reports.client import request_report, wait_report
+from tests.reports.client import CompletedEvents, add_todos, hold_mid_fetch, reports_api, request_report, wait_report
 from tests.reports.conftest import Lab, StartWorker
 from tests.suite import Suite, User
 from tests.support import assert_problem
 
 pytestmark = pytest.mark.slow
-
-
-async def wait_retrying(reports: httpx.AsyncClient, report_id: str, timeout: float = 20) -> dict[str, Any]:
-    """Poll until the job is running and says it is retrying (the todos service is away)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        body = (await reports.get(f"/reports/{report_id}")).json()
-        if body["status"] == "running" and (body["error"] or "").startswith("retrying"):
-            return dict(body)
-        assert body["status"] in ("queued", "running"), body
-        assert asyncio.get_running_loop().time() < deadline, f"report still {body} after {timeout}s"
-        await asyncio.sleep(0.05)
 
 
 def close_broker_connections(name_prefix: str) -> int:
@@ -53,7 +38,7 @@ async def test_a_worker_consumes_again_after_its_broker_connection_drops_and_sto
     service = suite.envs[lab.reports_name]["SERVICE_NAME"]
     assert await asyncio.to_thread(close_broker_connections, f"{service}:phoenix-") == 1
     await suite.wait_consumers(queue, 1, worker)  # declared and consumed again on the new connection
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+    async with reports_api(lab, new_user) as reports:
         done = await wait_report(reports, (await request_report(reports, "json"))["id"])
     assert done["status"] == "done", done
     worker.signal(signal.SIGTERM)
@@ -62,27 +47,24 @@ async def test_a_worker_consumes_again_after_its_broker_connection_drops_and_sto
 
 
 async def test_todos_down_during_a_job_is_retried_until_it_returns(
-    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+    lab: Lab, workers: StartWorker, new_user: User
 ) -> None:
     await workers("patient")
-    async with suite.client(new_user, base_url=lab.todos_url) as todos:
-        await create_todos(todos, [f"patience {i}" for i in range(25)], concurrency=6)
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
-        lab.stop_todos()
-        report = await request_report(reports, "csv")
-        running = await wait_retrying(reports, report["id"])
+    await add_todos(lab, new_user, [f"patience {i}" for i in range(25)], concurrency=6)
+    async with reports_api(lab, new_user) as reports:
+        running = await hold_mid_fetch(lab, reports, "csv")
         assert running["error"].endswith("the todos service could not be reached"), running
         assert lab.todos_url.removeprefix("http://") not in running["error"]  # no internal host or port
         lab.start_todos()
-        done = await wait_report(reports, report["id"])
+        done = await wait_report(reports, running["id"])
     assert done["status"] == "done" and done["todo_count"] == 25 and done["error"] is None, done
 
 
 async def test_todos_down_past_the_budget_fails_the_job_with_a_reason(
-    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+    lab: Lab, workers: StartWorker, new_user: User
 ) -> None:
     await workers("impatient", FETCH_ATTEMPTS="3")
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+    async with reports_api(lab, new_user) as reports:
         lab.stop_todos()
         report = await request_report(reports, "pdf")
         failed = await wait_report(reports, report["id"])
@@ -94,19 +76,15 @@ async def test_todos_down_past_the_budget_fails_the_job_with_a_reason(
 
 
 async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
-    suite: Suite,
     lab: Lab,
     workers: StartWorker,
     new_user: User,
-    completed_events: Callable[[], Awaitable[list[dict[str, Any]]]],
+    completed_events: CompletedEvents,
 ) -> None:
     doomed = await workers("doomed")
-    async with suite.client(new_user, base_url=lab.todos_url) as todos:
-        await create_todos(todos, [f"survivor {i}" for i in range(15)], concurrency=6)
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
-        lab.stop_todos()  # holds the job mid-fetch, so the kill lands while it runs
-        report = await request_report(reports, "pdf")
-        await wait_retrying(reports, report["id"])
+    await add_todos(lab, new_user, [f"survivor {i}" for i in range(15)], concurrency=6)
+    async with reports_api(lab, new_user) as reports:
+        report = await hold_mid_fetch(lab, reports, "pdf")  # so the kill lands while the job runs
         doomed.proc.kill()
         doomed.proc.wait(5)
         lab.start_todos()
@@ -128,21 +106,18 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes_once(
     assert len(mine) == 1 and mine[0]["data"]["status"] == "done" and mine[0]["subject"] == new_user.id
 
 
-async def test_two_workers_share_a_burst_of_jobs(
-    suite: Suite, lab: Lab, workers: StartWorker, new_user: User, bob: User
-) -> None:
+async def test_two_workers_share_a_burst_of_jobs(lab: Lab, workers: StartWorker, new_user: User, bob: User) -> None:
     await workers("left")
     await workers("right")
     for user in (new_user, bob):
-        async with suite.client(user, base_url=lab.todos_url) as todos:
-            await create_todos(todos, [f"burst {i}" for i in range(40)], concurrency=6)
+        await add_todos(lab, user, [f"burst {i}" for i in range(40)], concurrency=6)
     ids: list[str] = []
     for user in (new_user, bob):
-        async with suite.client(user, base_url=lab.reports_url) as reports:
+        async with reports_api(lab, user) as reports:
             ids += [(await request_report(reports, fmt))["id"] for fmt in ("csv", "json", "pdf", "csv", "json")]
     finished: list[dict[str, Any]] = []
     for user in (new_user, bob):
-        async with suite.client(user, base_url=lab.reports_url) as reports:
+        async with reports_api(lab, user) as reports:
             for report in (await reports.get("/reports")).json()["items"]:
                 if report["id"] in ids:
                     finished.append(await wait_report(reports, report["id"]))
@@ -157,9 +132,9 @@ async def test_two_workers_share_a_burst_of_jobs(
 
 
 async def test_a_job_that_keeps_killing_workers_is_failed_not_retried_forever(
-    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
+    lab: Lab, workers: StartWorker, new_user: User
 ) -> None:
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+    async with reports_api(lab, new_user) as reports:
         report = await request_report(reports, "json")
         # As if three workers had died during this job (the message is waiting: no worker runs yet).
         await lab.fetch("UPDATE report_jobs SET attempts = 3, status = 'running' WHERE id = $1::uuid", report["id"])
@@ -168,20 +143,17 @@ async def test_a_job_that_keeps_killing_workers_is_failed_not_retried_forever(
     assert failed["status"] == "failed" and failed["error"].startswith("gave up after 3 unfinished attempts"), failed
 
 
-async def test_a_report_past_the_todo_bound_fails_saying_so(
-    suite: Suite, lab: Lab, workers: StartWorker, new_user: User
-) -> None:
+async def test_a_report_past_the_todo_bound_fails_saying_so(lab: Lab, workers: StartWorker, new_user: User) -> None:
     await workers("strict", MAX_REPORT_TODOS="5")
-    async with suite.client(new_user, base_url=lab.todos_url) as todos:
-        await create_todos(todos, [f"too many {i}" for i in range(12)], concurrency=6)
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+    await add_todos(lab, new_user, [f"too many {i}" for i in range(12)], concurrency=6)
+    async with reports_api(lab, new_user) as reports:
         failed = await wait_report(reports, (await request_report(reports, "csv"))["id"])
     assert failed["status"] == "failed" and failed["error"] == "more than 5 todos: too many for one report", failed
 
 
 async def test_unfinished_reports_are_bounded_per_user(suite: Suite, lab: Lab, new_user: User) -> None:
     # No worker runs here, so every accepted job stays queued and the bound (20 in the lab) is exact.
-    async with suite.client(new_user, base_url=lab.reports_url) as reports:
+    async with reports_api(lab, new_user) as reports:
         for _ in range(20):
             await request_report(reports, "csv")
         body = assert_problem(await reports.post("/reports", json={"format": "pdf"}), 429)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from pydantic import ValidationError
 
 from services.todos.config import DEFAULT_CURSOR_SECRET, TodosSettings
-from tests.support import ROOT, free_port
+from tests.commands import refuses_to_start
+from tests.support import free_port
 
 _OFF_LOOPBACK = [
     {"HOST": "0.0.0.0"},
@@ -33,16 +30,5 @@ def test_the_built_in_secret_still_serves_a_developer_machine() -> None:
 
 
 def test_the_service_refuses_to_start_with_the_default_off_loopback() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "CURSOR_SECRET"}
-    env.update({"PORT": str(free_port()), "HOST": "0.0.0.0"})
-    done = subprocess.run(
-        [sys.executable, "-m", "services.todos", "serve"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert "CURSOR_SECRET" in done.stderr + done.stdout
+    env = {"PORT": str(free_port()), "HOST": "0.0.0.0"}
+    assert "CURSOR_SECRET" in refuses_to_start("services.todos", env, without={"CURSOR_SECRET"})
