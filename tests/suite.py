@@ -109,6 +109,11 @@ def launch_gateway(log_dir: Path, env: Mapping[str, str]) -> ServiceProcess:
     return launch(table.GATEWAY.name, {**upstreams, **own, **env}, log_dir)
 
 
+def _url_of(name: str) -> Any:
+    """A property of :class:`Suite`: the base URL of its process ``name``."""
+    return property(lambda suite: suite.processes[name].url)
+
+
 @dataclass
 class Suite:
     log_dir: Path
@@ -121,21 +126,11 @@ class Suite:
     # Given to every process of this suite (e.g. OTEL_* variables for a traced suite).
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def auth_url(self) -> str:
-        return self.processes["auth"].url
-
-    @property
-    def todos_url(self) -> str:
-        return self.processes["todos"].url
-
-    @property
-    def reports_url(self) -> str:
-        return self.processes["reports"].url
-
-    @property
-    def gateway_url(self) -> str:
-        return self.processes["gateway"].url
+    # Where this suite's processes answer.
+    auth_url = _url_of("auth")
+    todos_url = _url_of("todos")
+    reports_url = _url_of("reports")
+    gateway_url = _url_of("gateway")
 
     def common_env(self) -> dict[str, str]:
         return {
@@ -160,7 +155,7 @@ class Suite:
         for name in E2E_SERVICES[1:]:
             await self.start_service(name, env=self.reports_env() if name == "reports" else None)
             for extra in SERVICES[name].extras:
-                await self.start_worker(extra.name, service=name)
+                await self.start_worker(extra.name, service=name, of=name)
         if ping is not None:
             self.processes["ping"] = launch_ping(self.log_dir, **ping)
         if gateway is not None:
