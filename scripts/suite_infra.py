@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 from suite_procs import RUN_DIR, port_answers
@@ -31,8 +32,9 @@ class InfraError(Exception):
     """PostgreSQL or RabbitMQ could not be reached or started."""
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
+    """Where a server listens (parsed from its URL)."""
+
     host: str
     port: int
 

@@ -10,8 +10,8 @@ import structlog
 
 from tests.factories import TestIssuer
 from tests.inprocess import MigratedDatabase, migrated_databases
-from tests.suite import Suite, User
-from tests.support import ServiceProcess, free_port
+from tests.suite import Suite, User, launch_ping, running
+from tests.support import ServiceProcess
 
 # A developer's .env must not change what the tests start or construct (tests that are about
 # .env name their file). An explicit QUARTET_ENV_FILE in the caller's environment still wins.
@@ -40,28 +40,15 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ping_service(log_dir: Path) -> Iterator[ServiceProcess]:
     """A real ping process on a free port, shared by a test module."""
-    port = free_port()
-    proc = ServiceProcess(
-        "services.ping",
-        {"PORT": str(port), "REGION": "test-region", "INSTANCE": f"ping-{port}"},
-        log_dir / f"ping-{port}.log",
-    )
-    try:
-        proc.wait_ready()
+    with launch_ping(log_dir) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="session")
 async def suite(log_dir: Path) -> AsyncIterator[Suite]:
     """auth + todos (+ reports) as real processes, shared by the whole test session."""
-    running = Suite(log_dir)
-    try:
-        await running.start()
-        yield running
-    finally:
-        await running.stop()
+    async with running(Suite(log_dir)) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,12 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
 
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def wait_ready(self, path: str = "/readyz", timeout: float = 30.0) -> None:
         import urllib.error
         import urllib.request

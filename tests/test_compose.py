@@ -1,6 +1,6 @@
 """compose.yaml and the Dockerfile describe the whole suite (no Docker engine here: we parse them).
 
-The service list is checked against the table of scripts/suite.py, so the two ways
+The service list is checked against the table of scripts/suite_table.py, so the two ways
 of running the suite cannot drift apart.
 """
 
@@ -27,18 +27,18 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import broker_policy  # noqa: E402
 import suite  # noqa: E402
 import suite_broker  # noqa: E402
+import suite_table  # noqa: E402
 
 from services.kit.config import DEFAULT_EVENT_PRODUCERS  # noqa: E402
 
 INFRA = {"postgres", "rabbitmq", "redis"}
 # The trace backend and the metrics server (docs/observability.md).
 OBSERVABILITY = {"jaeger", "prometheus"}
-APP_SERVICES = {s.name for s in suite.SERVICES} | {e.name for s in suite.SERVICES for e in s.extras} | {"gateway"}
-WORKERS = {e.name for s in suite.SERVICES for e in s.extras}
-HTTP_PORTS = {s.name: s.port for s in (*suite.SERVICES, suite.GATEWAY)}
-MODULES = {s.name: s.module for s in (*suite.SERVICES, suite.GATEWAY)} | {
-    e.name: e.module for s in suite.SERVICES for e in s.extras
-}
+# Every process of the suite's table (services, workers, the gateway) -> its module.
+MODULES = suite_table.modules()
+APP_SERVICES = set(MODULES)
+WORKERS = set(suite_table.workers())
+HTTP_PORTS = {s.name: s.port for s in (*suite_table.SERVICES, suite_table.GATEWAY)}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,7 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_compose_runs_every_service_of_the_suite_with_postgres_and_rabbitmq(services: dict[str, Any]) -> None:
+    # Every process of the table, and nothing the table does not know besides the servers.
     assert set(services) == INFRA | OBSERVABILITY | APP_SERVICES
     assert {"auth", "todos", "ping", "reports", "reports-worker", "gateway"} <= APP_SERVICES
     assert services["postgres"]["image"].startswith("postgres:16")
@@ -74,9 +75,11 @@ def test_http_services_publish_the_ports_of_the_contract(services: dict[str, Any
     for name, port in HTTP_PORTS.items():
         assert f"{port}:{port}" in services[name]["ports"], name
         assert services[name]["environment"]["PORT"] == str(port), name
-    for name in WORKERS:
+    for name, (_, worker) in suite_table.workers().items():
         assert "ports" not in services[name]
         assert "PORT" not in services[name]["environment"]
+        # Its one port: Prometheus metrics, on the table's port (scraped on the compose network only).
+        assert services[name]["environment"]["WORKER_METRICS_PORT"] == str(worker.metrics_port), name
 
 
 def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
@@ -138,7 +141,7 @@ def test_every_dependency_waits_for_a_healthy_service(services: dict[str, Any]) 
             assert services[dep].get("healthcheck"), (name, dep)
     for name in APP_SERVICES - {"ping", "gateway", *WORKERS}:
         assert {"postgres", "rabbitmq"} <= set(services[name]["depends_on"]), name
-    assert set(services["gateway"]["depends_on"]) == {s.name for s in suite.SERVICES} | {"redis"}
+    assert set(services["gateway"]["depends_on"]) == {s.name for s in suite_table.SERVICES} | {"redis"}
 
 
 def test_depends_on_has_no_cycle(services: dict[str, Any]) -> None:
@@ -165,8 +168,8 @@ def test_services_are_configured_by_environment_for_the_compose_network(services
     for name in ("reports", "reports-worker"):
         assert services[name]["environment"]["TODOS_URL"] == "http://todos:8002", name
     gateway_env = services["gateway"]["environment"]
-    for svc in suite.SERVICES:
-        assert gateway_env[f"{svc.name.upper()}_URLS"] == f"http://{svc.name}:{svc.port}"
+    for svc in suite_table.SERVICES:
+        assert gateway_env[svc.urls_setting] == f"http://{svc.name}:{svc.port}"
 
 
 def test_each_database_service_gets_its_own_database_and_role(services: dict[str, Any]) -> None:
@@ -174,7 +177,7 @@ def test_each_database_service_gets_its_own_database_and_role(services: dict[str
     mounts = services["postgres"]["volumes"]
     assert any(m.startswith("./deploy/compose/postgres-init.sql:/docker-entrypoint-initdb.d/") for m in mounts)
     users = {}
-    for svc in suite.SERVICES:
+    for svc in suite_table.SERVICES:
         if not svc.has_database:
             assert "DATABASE_URL" not in services[svc.name]["environment"]
             continue
@@ -185,7 +188,7 @@ def test_each_database_service_gets_its_own_database_and_role(services: dict[str
         assert f"CREATE DATABASE {db} OWNER {db};" in init
         users[svc.name] = url.username
     # The worker shares its service's database.
-    for svc in suite.SERVICES:
+    for svc in suite_table.SERVICES:
         for extra in svc.extras:
             if svc.has_database:
                 assert (

@@ -17,12 +17,6 @@ import suite
 import suite_procs
 
 
-@pytest.fixture
-def all_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(suite, "module_exists", lambda module: True)
-
-
-@pytest.mark.usefixtures("all_on_disk")
 def test_changed_code_restarts_the_processes_that_run_it() -> None:
     running = suite.all_procs(suite.plan({"REPORTS_INSTANCES": "2"}))
 

@@ -1,6 +1,6 @@
 """deploy/k8s: the Kubernetes manifests (kustomize) describe the whole suite (no cluster here: we parse them).
 
-The processes, ports and modules come from the table of scripts/suite.py and the
+The processes, ports and modules come from the table of scripts/suite_table.py and the
 settings classes of the services, so the manifests cannot drift from the code.
 When kubectl is installed, the local overlay is also rendered with ``kubectl kustomize``
 and every process's resolved environment is loaded into its settings class.
@@ -36,14 +36,17 @@ K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 LOCAL = K8S / "overlays" / "local"
 sys.path.insert(0, str(ROOT / "scripts"))
-import suite  # noqa: E402
 import suite_broker  # noqa: E402
+import suite_table  # noqa: E402
 
 # The public contract (docs/ARCHITECTURE): the HTTP processes and their ports.
 CONTRACT_PORTS = {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "gateway": 8080}
-HTTP_PORTS = {s.name: s.port for s in (*suite.SERVICES, suite.GATEWAY)}
-WORKERS = {e.name: e.module for s in suite.SERVICES for e in s.extras}
-MODULES = {s.name: s.module for s in (*suite.SERVICES, suite.GATEWAY)} | WORKERS
+HTTP_PORTS = {s.name: s.port for s in (*suite_table.SERVICES, suite_table.GATEWAY)}
+WORKERS = {name: extra.module for name, (_, extra) in suite_table.workers().items()}
+WORKER_METRICS_PORTS = {name: extra.metrics_port for name, (_, extra) in suite_table.workers().items()}
+MODULES = suite_table.modules()
+# What the manifests run besides the suite's own processes.
+INFRA = {"redis"}
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "auth": AuthSettings,
     "todos": TodosSettings,
@@ -151,6 +154,15 @@ def shared_env(base: list[dict[str, Any]]) -> dict[str, str]:
 def test_the_contract_and_the_suite_table_agree() -> None:
     assert HTTP_PORTS == CONTRACT_PORTS
     assert WORKERS == {"reports-worker": "services.reports.worker"}
+    assert WORKER_METRICS_PORTS == {"reports-worker": 9104}
+
+
+def test_the_deployments_are_the_processes_of_the_table_and_nothing_else(base: list[dict[str, Any]]) -> None:
+    deployments = {d["metadata"]["name"] for d in base if d["kind"] == "Deployment"}
+    assert deployments - INFRA == set(MODULES)
+    # A Service for each HTTP process of the table; workers have none.
+    services = {d["metadata"]["name"] for d in base if d["kind"] == "Service"}
+    assert services - INFRA == set(HTTP_PORTS)
 
 
 @pytest.mark.parametrize("folder", [BASE, LOCAL], ids=["base", "local"])
@@ -256,7 +268,8 @@ def test_workers_have_no_service(base: list[dict[str, Any]]) -> None:
         # The one port of a worker is its Prometheus metrics (WORKER_METRICS_PORT), for scrapes only.
         container = _container(_get(base, "Deployment", name))
         assert [p["name"] for p in container["ports"]] == ["metrics"]
-        assert str(container["ports"][0]["containerPort"]) == _env(container)["WORKER_METRICS_PORT"]["value"]
+        assert container["ports"][0]["containerPort"] == WORKER_METRICS_PORTS[name]
+        assert _env(container)["WORKER_METRICS_PORT"]["value"] == str(WORKER_METRICS_PORTS[name])
 
 
 def test_hpas_target_existing_deployments_on_cpu(base: list[dict[str, Any]]) -> None:
@@ -396,6 +409,9 @@ def test_local_postgres_init_is_the_compose_one() -> None:
 
 def test_gateway_lists_every_upstream(base: list[dict[str, Any]]) -> None:
     env = _env(_container(_get(base, "Deployment", "gateway")))
+    # The gateway's upstreams are the services of the table, each at its Service.
+    assert set(UPSTREAM_NAMES) == {s.name for s in suite_table.SERVICES}
+    assert {name for name in env if name.endswith("_URLS")} == {s.urls_setting for s in suite_table.SERVICES}
     for upstream in UPSTREAM_NAMES:
         urls = env[f"{upstream.upper()}_URLS"]["value"].split(",")
         assert len(urls) == 1, "one Service URL per upstream: kube-proxy balances over the pods"
@@ -535,7 +551,7 @@ def test_local_overlay_has_jaeger_and_prometheus_scraping_every_process(everythi
     assert local_config["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
     config = yaml.safe_load((LOCAL / "prometheus.yml").read_text())
     scraped = {job["job_name"]: job["dns_sd_configs"][0] for job in config["scrape_configs"]}
-    ports = {**HTTP_PORTS, **{name: 9104 for name in WORKERS}}
+    ports = {**HTTP_PORTS, **WORKER_METRICS_PORTS}
     assert set(scraped) == set(MODULES)
     for name, sd in scraped.items():
         assert sd == {"names": [f"{name}-metrics.quartet.svc"], "type": "A", "port": ports[name]}, name

@@ -20,16 +20,14 @@ from joserfc.jwk import RSAKey
 
 from tests.auth.flows import PASSWORD, WEB_CLIENT, authorization, query_of
 from tests.gateway.checks import raw_request
-from tests.gateway.conftest import launch_gateway
-from tests.suite import USER_SCOPES, Suite, User
+from tests.suite import USER_SCOPES, Suite, User, launch_gateway
 from tests.support import ServiceProcess, assert_problem
 
 
 @pytest.fixture(scope="module")
 def edge(suite: Suite, ping_service: ServiceProcess, log_dir: Path) -> Iterator[ServiceProcess]:
-    proc = launch_gateway(log_dir, suite.gateway_env(ping_service.url))
-    yield proc
-    proc.stop()
+    with launch_gateway(log_dir, suite.gateway_env(ping_service.url)) as proc:
+        yield proc
 
 
 @pytest.fixture

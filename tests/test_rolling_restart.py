@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.conftest import launch_gateway
-from tests.suite import Suite, User
+from tests.suite import MODULES, PING_REGION, Suite, User, launch_gateway
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +38,13 @@ def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     suite_procs.stop(leftovers, timeout=30)
 
 
-def _instances(name: str, module: str, env: dict[str, str]) -> list[suite_procs.Proc]:
+def _instances(name: str, env: dict[str, str]) -> list[suite_procs.Proc]:
+    """Two instances of the table's service ``name`` on free ports, as the supervisor runs them."""
     procs = []
     for n in (1, 2):
         port = free_port()
         instance = supervisor.instance_name(name, n)
-        procs.append(suite_procs.Proc(instance, module, port, {**env, "PORT": str(port), "INSTANCE": instance}))
+        procs.append(suite_procs.Proc(instance, MODULES[name], port, {**env, "PORT": str(port), "INSTANCE": instance}))
     return procs
 
 
@@ -53,19 +53,12 @@ async def test_rolling_restart_under_reads_and_writes_fails_nothing_and_loses_no
     suite: Suite, new_user: User, run_dir: Path, log_dir: Path
 ) -> None:
     drain = {"DRAIN_DELAY_SECONDS": supervisor.SHARED_DEFAULTS["DRAIN_DELAY_SECONDS"], "HOST": "127.0.0.1"}
-    todos = _instances("todos", "services.todos", {**suite.envs["todos"], **drain})
-    pings = _instances("ping", "services.ping", {"REGION": "test-region", **drain})
+    todos = _instances("todos", {**suite.envs["todos"], **drain})
+    pings = _instances("ping", {"REGION": PING_REGION, **drain})
     timeout = 60.0
     await asyncio.to_thread(supervisor.start_all, todos + pings, sys.executable, timeout)
-    gateway = launch_gateway(
-        log_dir,
-        {
-            "AUTH_URL": suite.auth_url,
-            "AUTH_URLS": suite.auth_url,
-            "TODOS_URLS": ",".join(str(p.url) for p in todos),
-            "PING_URLS": ",".join(str(p.url) for p in pings),
-        },
-    )
+    upstreams = {"TODOS_URLS": ",".join(str(p.url) for p in todos), "PING_URLS": ",".join(str(p.url) for p in pings)}
+    gateway = launch_gateway(log_dir, {"AUTH_URL": suite.auth_url, "AUTH_URLS": suite.auth_url, **upstreams})
     statuses: Counter[str] = Counter()
     created: list[str] = []
     worst = 0.0

@@ -13,8 +13,7 @@ import pytest
 
 from tests.auth.flows import AuthFlows
 from tests.commands import run_python, succeeded
-from tests.gateway.conftest import launch_gateway
-from tests.suite import USER_SCOPES, Suite
+from tests.suite import USER_SCOPES, Suite, launch_gateway
 from tests.support import ServiceProcess
 
 EMAIL = "demo@quartet.localhost"
@@ -24,17 +23,8 @@ PASSWORD = "quartet-demo-password"
 @pytest.fixture(scope="module")
 async def gateway(suite: Suite, log_dir: Path) -> AsyncIterator[ServiceProcess]:
     """A gateway in front of the test suite (the seed goes through the public API, like a user)."""
-    proc = launch_gateway(
-        log_dir,
-        {
-            "AUTH_URLS": suite.auth_url,
-            "TODOS_URLS": suite.todos_url,
-            "REPORTS_URLS": suite.reports_url,
-            "AUTH_URL": suite.auth_url,
-        },
-    )
-    yield proc
-    proc.stop()
+    with launch_gateway(log_dir, suite.gateway_env()) as proc:
+        yield proc
 
 
 async def run_seed(suite: Suite, gateway: ServiceProcess) -> str:

@@ -15,12 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import suite  # noqa: E402
 import suite_procs  # noqa: E402
-
-
-@pytest.fixture
-def all_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pretend every service of the table is built, so the plan covers the whole suite."""
-    monkeypatch.setattr(suite, "module_exists", lambda module: True)
+import suite_table  # noqa: E402
 
 
 @pytest.fixture
@@ -39,15 +34,23 @@ def unrelated_process() -> Iterator[subprocess.Popen[bytes]]:
         proc.wait()
 
 
-def test_a_service_is_enabled_only_when_its_module_is_on_disk() -> None:
-    assert suite.module_exists("services.ping")
-    assert not suite.module_exists("services.nosuchservice")
-    assert {s.name for s in suite.enabled({})} == {
-        s.name for s in suite.SERVICES if (ROOT / s.module.replace(".", "/") / "__main__.py").exists()
-    }
+def test_every_process_of_the_table_runs_a_module_of_this_checkout() -> None:
+    for name, module in suite_table.modules().items():
+        path = ROOT.joinpath(*module.split("."))
+        assert (path / "__main__.py").is_file() or path.with_suffix(".py").is_file(), name
+    assert {p.name for p in suite.plan({}).all_procs()} >= set(suite_table.modules())
 
 
-@pytest.mark.usefixtures("all_on_disk")
+def test_quartet_services_narrows_the_plan_to_the_named_services() -> None:
+    plan = suite.plan({"QUARTET_SERVICES": "ping, todos"})
+    assert [s.name for s in plan.chosen] == ["todos", "ping"]
+    assert {p.name for p in plan.services} == {"todos", "todos-2", "ping", "ping-2"}
+    assert plan.extras == [] and set(plan.gateway.env) >= {"TODOS_URLS", "PING_URLS"}
+    assert "AUTH_URLS" not in plan.gateway.env
+    with pytest.raises(SystemExit, match="unknown services: nosuch"):
+        suite.plan({"QUARTET_SERVICES": "nosuch"})
+
+
 def test_plan_runs_two_instances_of_each_service_by_default_on_port_plus_ten() -> None:
     plan = suite.plan({})
     ports = {p.name: p.port for p in plan.services}
@@ -63,7 +66,6 @@ def test_plan_runs_two_instances_of_each_service_by_default_on_port_plus_ten() -
     assert todos2.env["DRAIN_DELAY_SECONDS"] == "6"
 
 
-@pytest.mark.usefixtures("all_on_disk")
 def test_instance_counts_are_set_per_service_or_for_all() -> None:
     plan = suite.plan({"QUARTET_INSTANCES": "3", "PING_INSTANCES": "1"})
     assert plan.gateway is not None
@@ -72,7 +74,6 @@ def test_instance_counts_are_set_per_service_or_for_all() -> None:
     assert [p.name for p in plan.extras] == ["reports-worker", "reports-worker-2", "reports-worker-3"]
 
 
-@pytest.mark.usefixtures("all_on_disk")
 @pytest.mark.parametrize("instances", ["1", "2", "3", "5"])
 def test_every_pool_full_stays_within_the_connection_budget(instances: str) -> None:
     plan = suite.plan({"QUARTET_INSTANCES": instances})
@@ -82,13 +83,11 @@ def test_every_pool_full_stays_within_the_connection_budget(instances: str) -> N
     assert all("DB_POOL_MAX" not in p.env for p in plan.services if p.name.startswith("ping"))
 
 
-@pytest.mark.usefixtures("all_on_disk")
 def test_a_budget_too_small_for_the_instances_stops_with_a_clear_message() -> None:
     with pytest.raises(SystemExit, match="QUARTET_DB_CONNECTION_BUDGET=10"):
         suite.plan({"QUARTET_INSTANCES": "3", "QUARTET_DB_CONNECTION_BUDGET": "10"})
 
 
-@pytest.mark.usefixtures("all_on_disk")
 def test_restart_takes_one_service_instance_by_instance_then_its_workers() -> None:
     plan = suite.plan({})
     assert [p.name for p in suite.restart_order(plan, ["reports"])] == ["reports", "reports-2", "reports-worker"]
@@ -99,7 +98,6 @@ def test_restart_takes_one_service_instance_by_instance_then_its_workers() -> No
         suite.restart_order(plan, ["nosuch"])
 
 
-@pytest.mark.usefixtures("all_on_disk")
 def test_each_database_service_gets_its_own_role_and_database() -> None:
     plan = suite.plan({"TODOS_DB_PASSWORD": "s3cret/x"})
     urls = {p.name: p.env.get("DATABASE_URL") for p in plan.services + plan.extras}
@@ -109,7 +107,6 @@ def test_each_database_service_gets_its_own_role_and_database() -> None:
     assert urls["ping"] is None
 
 
-@pytest.mark.usefixtures("all_on_disk")
 def test_the_callers_environment_sets_shared_settings_but_not_ports() -> None:
     plan = suite.plan({"LOG_LEVEL": "DEBUG", "PORT": "1", "REGION": "eu"})
     ping = next(p for p in plan.services if p.name == "ping")

@@ -19,9 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.conftest import launch_gateway
 from tests.otlp import OtlpReceiver, Span, running_receiver
-from tests.suite import Suite, User
+from tests.suite import Suite, User, running
 from tests.support import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -40,26 +39,10 @@ def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def traced(log_dir: Path, receiver: OtlpReceiver) -> AsyncIterator[tuple[Suite, ServiceProcess]]:
-    suite = Suite(log_dir / "traced", extra_env=otel_env(receiver))
-    suite.log_dir.mkdir(exist_ok=True)
-    gateway: ServiceProcess | None = None
-    try:
-        await suite.start()
-        gateway = launch_gateway(
-            suite.log_dir,
-            {
-                "AUTH_URL": suite.auth_url,
-                "AUTH_URLS": suite.auth_url,
-                "TODOS_URLS": suite.todos_url,
-                "REPORTS_URLS": suite.reports_url,
-                **otel_env(receiver),
-            },
-        )
-        yield suite, gateway
-    finally:
-        if gateway is not None:
-            gateway.stop()
-        await suite.stop()
+    """The suite and a gateway in front of it, every process exporting to ``receiver``."""
+    (log_dir / "traced").mkdir(exist_ok=True)
+    async with running(Suite(log_dir / "traced", extra_env=otel_env(receiver)), gateway={}) as suite:
+        yield suite, suite.processes["gateway"]
 
 
 class SpaTracer:
@@ -171,7 +154,7 @@ async def test_one_user_action_is_one_trace_across_gateway_services_broker_and_w
     assert not orphans(spans)
 
     # The logs: every process of the action wrote lines with this trace id.
-    by_process = {name: log_lines(proc) for name, proc in {**suite.processes, "gateway": gateway}.items()}
+    by_process = {name: log_lines(proc) for name, proc in suite.processes.items()}
     traced_lines = {
         name: [ln for ln in lines if ln.get("trace_id") == spa.trace_id] for name, lines in by_process.items()
     }

@@ -1,12 +1,11 @@
 """Auth for a test module, with its own throwaway database: a real process on a free port
-(``auth_service``), or the app in the test's own process (``auth_in_process``) for the tests
-of its handlers; a module picks the second by overriding ``auth_service`` with it.
+(``auth_service``, started by the harness of tests/suite.py with its ``auth_env``), or the app
+in the test's own process (``auth_in_process``) for the tests of its handlers; a module picks
+the second by overriding ``auth_service`` with it.
 """
 
 from __future__ import annotations
 
-import base64
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +20,11 @@ from quart import Quart
 from services.auth.app import create_app
 from services.auth.config import AuthSettings
 from services.auth.sealing import KeyEncryptionKeys, SealedKey
-from tests.auth.flows import WORKER_SECRET, AuthFlows
+from tests.auth.flows import AuthFlows
 from tests.factories import TestIssuer
 from tests.inprocess import serve, settings_for
+from tests.suite import SIGNING_KEK, auth_env, launch
 from tests.support import AMQP_URL, ServiceProcess, create_database, drop_database, free_port, unique
-
-# The key-encryption key of every auth process these tests start (one per test run).
-SIGNING_KEK = base64.b64encode(os.urandom(32)).decode()
-
-# Cheap argon2 for tests (the defaults cost ~64 MiB and tens of ms per hash).
-FAST_HASHING = {"PASSWORD_TIME_COST": "1", "PASSWORD_MEMORY_KIB": "1024", "PASSWORD_PARALLELISM": "1"}
 
 
 @dataclass
@@ -72,23 +66,6 @@ class AuthService:
         return row["kid"], JWKRegistry.import_key(jwk)
 
 
-def auth_env(port: int, dsn: str, exchange: str | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a test auth process (``extra`` overrides any of it)."""
-    return {
-        "PORT": str(port),
-        "AUTH_URL": f"http://127.0.0.1:{port}",
-        "DATABASE_URL": dsn,
-        "EVENTS_EXCHANGE": exchange or unique("test_auth_events"),
-        "REPORTS_WORKER_CLIENT_SECRET": WORKER_SECRET,
-        "SIGNING_KEK": SIGNING_KEK,
-        "WEB_EXTRA_REDIRECT_URIS": "http://127.0.0.1:5173/callback",
-        "DB_POOL_MIN": "1",
-        "DB_POOL_MAX": "8",
-        **FAST_HASHING,
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 async def auth_db() -> AsyncIterator[tuple[str, str]]:
     name, dsn = await create_database()
@@ -101,12 +78,10 @@ async def auth_db() -> AsyncIterator[tuple[str, str]]:
 async def start_auth(auth_db: tuple[str, str], log_dir: Path, **extra: str) -> AsyncIterator[AuthService]:
     """Run an auth process for the duration; afterwards delete its events exchange."""
     port, exchange = free_port(), unique("test_auth_events")
-    proc = ServiceProcess("services.auth", auth_env(port, auth_db[1], exchange, **extra), log_dir / f"auth-{port}.log")
     try:
-        proc.wait_ready()
-        yield AuthService(proc, auth_db[1], port, exchange)
+        with launch("auth", auth_env(port, auth_db[1], exchange, **extra), log_dir) as proc:
+            yield AuthService(proc, auth_db[1], port, exchange)
     finally:
-        proc.stop()
         await delete_exchange(exchange)
 
 

@@ -20,7 +20,6 @@ from services.todos.config import DEFAULT_CURSOR_SECRET  # noqa: E402
 @pytest.fixture
 def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(suite_procs, "RUN_DIR", tmp_path)
-    monkeypatch.setattr(suite, "module_exists", lambda module: True)
     return tmp_path
 
 

@@ -15,8 +15,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Request, Route, expect
 
 from tests.auth.flows import PASSWORD
-from tests.browser.conftest import ACCESS_TOKEN_TTL_SECONDS, HAS_REPORTS, PING_REGION, WebSuite, artifact
-from tests.suite import USER_SCOPES
+from tests.browser.conftest import ACCESS_TOKEN_TTL_SECONDS, artifact
+from tests.suite import PING_REGION, USER_SCOPES, Suite
 
 pytestmark = pytest.mark.browser
 
@@ -25,20 +25,20 @@ def new_email() -> str:
     return f"web-{secrets.token_hex(5)}@example.com"
 
 
-async def api_token(web: WebSuite, email: str) -> str:
+async def api_token(web: Suite, email: str) -> str:
     async with web.flows() as flows:
         tokens = await flows.sign_in(email, USER_SCOPES, PASSWORD)
     return str(tokens["access_token"])
 
 
-async def api_register(web: WebSuite) -> str:
+async def api_register(web: Suite) -> str:
     email = new_email()
     async with web.flows() as flows:
         await flows.register(email)
     return email
 
 
-async def api_todos(web: WebSuite, email: str, contents: list[str]) -> list[dict[str, Any]]:
+async def api_todos(web: Suite, email: str, contents: list[str]) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {await api_token(web, email)}"}
     async with httpx.AsyncClient(base_url=web.gateway_url, headers=headers, timeout=10) as http:
         created = []
@@ -81,7 +81,7 @@ async def add_todo(page: Page, content: str) -> None:
     await expect(page.locator("#todo-list li.pending")).to_have_count(0)
 
 
-async def test_a_user_keeps_a_todo_list_across_sessions(page: Page, web: WebSuite) -> None:
+async def test_a_user_keeps_a_todo_list_across_sessions(page: Page, web: Suite) -> None:
     # Register; a second registration with the same email is refused in plain words.
     await page.goto("/app/")
     await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
@@ -176,8 +176,6 @@ async def test_a_user_keeps_a_todo_list_across_sessions(page: Page, web: WebSuit
     await expect(page.locator("#ping-status")).to_have_text("Done: 20 samples per region.")
     await page.screenshot(path=artifact("06-diagnostics.png"), full_page=True)
 
-    if not HAS_REPORTS:
-        pytest.skip("services/reports is absent: the report steps cannot run")
     await request_and_download_reports(page)
 
 
@@ -217,7 +215,7 @@ async def request_and_download_reports(page: Page) -> None:
             assert data.startswith(b"%PDF")
 
 
-async def test_a_second_user_cannot_see_the_first_users_todos(page: Page, web: WebSuite) -> None:
+async def test_a_second_user_cannot_see_the_first_users_todos(page: Page, web: Suite) -> None:
     alice = await api_register(web)
     (secret,) = await api_todos(web, alice, ["alice's secret plan"])
     bob = await api_register(web)
@@ -238,7 +236,7 @@ async def test_a_second_user_cannot_see_the_first_users_todos(page: Page, web: W
 
 
 async def test_an_access_token_that_expires_in_use_is_refreshed_unnoticed(
-    context: BrowserContext, page: Page, web: WebSuite
+    context: BrowserContext, page: Page, web: Suite
 ) -> None:
     """The page's clock runs 16 minutes ahead (past any token lifetime) while the page is
     open: the app's scheduled refresh is real (the auth service rotates the refresh token),
@@ -269,7 +267,7 @@ async def test_an_access_token_that_expires_in_use_is_refreshed_unnoticed(
     assert bearer[0] != bearer[-1]
 
 
-async def test_reports_page_says_so_when_the_service_does_not_answer(page: Page, web: WebSuite) -> None:
+async def test_reports_page_says_so_when_the_service_does_not_answer(page: Page, web: Suite) -> None:
     """What the gateway answers when the reports upstream is down (502 problem+json), played
     back for /reports only: the rest of the app keeps working."""
     email = await api_register(web)
@@ -299,7 +297,7 @@ async def sign_in_to(page: Page, email: str, path: str) -> None:
     await page.wait_for_url(re.compile(re.escape(path) + "$"))
 
 
-async def test_a_change_the_server_refuses_is_rolled_back_with_a_message(page: Page, web: WebSuite) -> None:
+async def test_a_change_the_server_refuses_is_rolled_back_with_a_message(page: Page, web: Suite) -> None:
     """The edit carries If-Match from the ETag the app was given; the todo changed elsewhere
     in between, so the server answers 412: the app undoes its optimistic edit, says why in
     words, and shows what the server has now."""
@@ -327,7 +325,7 @@ async def test_a_change_the_server_refuses_is_rolled_back_with_a_message(page: P
     await page.screenshot(path=artifact("09-rolled-back.png"), full_page=True)
 
 
-async def test_todos_are_usable_by_keyboard_alone(page: Page, web: WebSuite) -> None:
+async def test_todos_are_usable_by_keyboard_alone(page: Page, web: Suite) -> None:
     email = await api_register(web)
     await page.goto("/app/")
     await sign_in(page, email)
@@ -350,7 +348,7 @@ async def test_todos_are_usable_by_keyboard_alone(page: Page, web: WebSuite) -> 
 
 
 @pytest.mark.slow
-async def test_a_token_the_server_finds_expired_is_refreshed_and_the_call_retried(page: Page, web: WebSuite) -> None:
+async def test_a_token_the_server_finds_expired_is_refreshed_and_the_call_retried(page: Page, web: Suite) -> None:
     """For real: the page's clock stands still (so the app neither refreshes on schedule nor
     notices the expiry itself) while the real one runs past the access token's lifetime
     (60 s here, no leeway at the gateway). The next change meets a 401; the app refreshes
@@ -375,7 +373,7 @@ async def test_a_token_the_server_finds_expired_is_refreshed_and_the_call_retrie
     assert statuses == [("POST /todos", 401), ("POST /auth/token", 200), ("POST /todos", 201)], statuses
 
 
-async def test_switching_pages_quickly_shows_only_the_last_one(page: Page, web: WebSuite) -> None:
+async def test_switching_pages_quickly_shows_only_the_last_one(page: Page, web: Suite) -> None:
     email = await api_register(web)
     await api_todos(web, email, ["one"])
     await page.goto("/app/")

@@ -10,7 +10,8 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Request, expect
 
 from tests.auth.flows import PASSWORD
-from tests.browser.conftest import WebSuite, artifact
+from tests.browser.conftest import artifact
+from tests.suite import Suite
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +26,7 @@ def left_the_machine(url: str) -> bool:
 
 
 async def test_authorize_signs_in_and_try_it_out_lists_my_todos_through_the_gateway(
-    context: BrowserContext, page: Page, web: WebSuite
+    context: BrowserContext, page: Page, web: Suite
 ) -> None:
     user = await web.register()
     content = f"documented {secrets.token_hex(4)}"

@@ -1,20 +1,19 @@
 """The live suite (auth, todos, reports + worker, ping) and a gateway in front of it, for schemathesis.
 
-Every service runs as a real process (tests/suite.py); the fuzzing user holds the
+Every service runs as a real process (the harness of tests/suite.py); the fuzzing user holds the
 scopes a signed-in user of the SPA has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
 from schemathesis.openapi import from_url
 
-from tests.gateway.conftest import launch_gateway
-from tests.suite import Suite, User
+from tests.suite import Suite, User, launch_gateway, launch_ping
 from tests.support import ServiceProcess
 
 # Schema-valid yet refused, by design: an opaque value only the server can mint. A random
@@ -54,56 +53,38 @@ async def doomed(suite: Suite) -> list[User]:
 
 
 @pytest.fixture(scope="session")
-def contract_gateway(suite: Suite, log_dir: Path, ping_for_contract: ServiceProcess) -> Iterator[ServiceProcess]:
-    proc = launch_gateway(log_dir, suite.gateway_env(ping_for_contract.url))
-    yield proc
-    proc.stop()
+def ping_for_contract(log_dir: Path) -> Iterator[ServiceProcess]:
+    # A short MAX_DELAY_MS: its schema documents the bound, and the fuzzer tries the bound itself.
+    with launch_ping(log_dir, "ping", MAX_DELAY_MS="50") as proc:
+        yield proc
 
 
 @pytest.fixture(scope="session")
-def ping_for_contract(log_dir: Path) -> Iterator[ServiceProcess]:
-    from tests.support import free_port
-
-    port = free_port()
-    # A short MAX_DELAY_MS: its schema documents the bound, and the fuzzer tries the bound itself.
-    env = {"PORT": str(port), "MAX_DELAY_MS": "50"}
-    proc = ServiceProcess("services.ping", env, log_dir / f"ping-contract-{port}.log")
-    try:
-        proc.wait_ready()
+def contract_gateway(suite: Suite, log_dir: Path, ping_for_contract: ServiceProcess) -> Iterator[ServiceProcess]:
+    with launch_gateway(log_dir, suite.gateway_env(ping_for_contract.url)) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
-def _schema(base_url: str) -> schemathesis.BaseSchema:
-    schema = from_url(base_url + "/openapi.json", config=CONFIG)
-    schema.config.update(base_url=base_url)
+def schema_of(name: str, served_by: str) -> Callable[..., schemathesis.BaseSchema]:
+    """A session fixture ``<name>_schema``: the OpenAPI document of ``name`` as the fixture ``served_by``
+    serves it (the suite: its process ``name``; else that process)."""
+
+    @pytest.fixture(scope="session", name=f"{name}_schema")
+    def schema(request: pytest.FixtureRequest) -> schemathesis.BaseSchema:
+        server = request.getfixturevalue(served_by)
+        base_url = server.processes[name].url if isinstance(server, Suite) else server.url
+        loaded = from_url(base_url + "/openapi.json", config=CONFIG)
+        loaded.config.update(base_url=base_url)
+        return loaded
+
     return schema
 
 
-@pytest.fixture(scope="session")
-def auth_schema(suite: Suite) -> schemathesis.BaseSchema:
-    return _schema(suite.auth_url)
-
-
-@pytest.fixture(scope="session")
-def todos_schema(suite: Suite) -> schemathesis.BaseSchema:
-    return _schema(suite.todos_url)
-
-
-@pytest.fixture(scope="session")
-def reports_schema(suite: Suite) -> schemathesis.BaseSchema:
-    return _schema(suite.reports_url)
-
-
-@pytest.fixture(scope="session")
-def ping_schema(ping_for_contract: ServiceProcess) -> schemathesis.BaseSchema:
-    return _schema(ping_for_contract.url)
-
-
-@pytest.fixture(scope="session")
-def gateway_schema(contract_gateway: ServiceProcess) -> schemathesis.BaseSchema:
-    return _schema(contract_gateway.url)
+auth_schema = schema_of("auth", "suite")
+todos_schema = schema_of("todos", "suite")
+reports_schema = schema_of("reports", "suite")
+ping_schema = schema_of("ping", "ping_for_contract")
+gateway_schema = schema_of("gateway", "contract_gateway")
 
 
 @pytest.fixture(autouse=True)

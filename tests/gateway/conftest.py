@@ -1,3 +1,6 @@
+"""Gateways for the gateway tests, started by the harness of tests/suite.py (``launch_gateway``:
+every upstream of the suite's table not given leads nowhere)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
@@ -5,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.suite import launch, launch_gateway, nothing_listening
 from tests.support import ServiceProcess, free_port
+
+__all__ = ["MAX_BODY_BYTES", "StartGateway", "launch_gateway", "nothing_listening"]
 
 StartGateway = Callable[[Mapping[str, str]], ServiceProcess]
 
@@ -13,46 +19,19 @@ StartGateway = Callable[[Mapping[str, str]], ServiceProcess]
 MAX_BODY_BYTES = 64 * 1024
 
 
-def nothing_listening() -> str:
-    """A base URL where nothing listens: a port that was free a moment ago."""
-    return f"http://127.0.0.1:{free_port()}"
-
-
-def launch_gateway(log_dir: Path, env: Mapping[str, str]) -> ServiceProcess:
-    """A real ``python -m gateway`` on a free port, ready; upstreams not in ``env`` lead nowhere."""
-    port = free_port()
-    upstreams = {name: nothing_listening() for name in ("AUTH_URLS", "TODOS_URLS", "PING_URLS", "REPORTS_URLS")}
-    own = {"PORT": str(port), "METRICS_PORT": str(free_port())}
-    proc = ServiceProcess("gateway", {**upstreams, **own, **env}, log_dir / f"gateway-{port}.log")
-    try:
-        proc.wait_ready()
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
-
-
 @pytest.fixture(scope="module")
 def echo_upstream(log_dir: Path) -> Iterator[ServiceProcess]:
-    port = free_port()
-    proc = ServiceProcess("tests.gateway.echo_upstream", {"PORT": str(port)}, log_dir / f"echo-{port}.log")
-    try:
-        proc.wait_ready()
+    with launch("echo", {"PORT": str(free_port())}, log_dir, module="tests.gateway.echo_upstream") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")
 def gateway(log_dir: Path, ping_service: ServiceProcess, echo_upstream: ServiceProcess) -> Iterator[ServiceProcess]:
     """The gateway a test module shares: ping → the real ping service, auth → the echo
     upstream (its public paths reach it without a token), todos and reports → nothing listening."""
-    proc = launch_gateway(
-        log_dir,
-        {"PING_URLS": ping_service.url, "AUTH_URLS": echo_upstream.url, "MAX_BODY_BYTES": str(MAX_BODY_BYTES)},
-    )
-    yield proc
-    proc.stop()
+    env = {"PING_URLS": ping_service.url, "AUTH_URLS": echo_upstream.url, "MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
+    with launch_gateway(log_dir, env) as proc:
+        yield proc
 
 
 @pytest.fixture

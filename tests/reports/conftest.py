@@ -21,7 +21,7 @@ from services.reports.config import ReportsSettings
 from services.reports.pdf_fonts import PdfFonts, load_fonts
 from tests.factories import TestIssuer
 from tests.inprocess import InProcessService, migrated_database, serve, settings_for
-from tests.suite import Suite
+from tests.suite import Suite, launch
 from tests.support import ServiceProcess, unique
 
 StartWorker = Callable[..., Awaitable[ServiceProcess]]
@@ -51,9 +51,7 @@ class Lab:
             return
         self.restarts += 1
         env = self.suite.envs[self.todos_name]
-        log = self.suite.log_dir / f"{self.todos_name}-{self.restarts}.log"
-        self.suite.processes[self.todos_name] = restarted = ServiceProcess("services.todos", env, log)
-        restarted.wait_ready()
+        self.suite.processes[self.todos_name] = launch(self.todos_name, env, self.suite.log_dir, module=proc.module)
 
     async def purge_jobs_queue(self) -> None:
         connection = await aio_pika.connect(self.suite.amqp_url)
@@ -87,7 +85,7 @@ def pdf_fonts() -> PdfFonts:
 @pytest.fixture(scope="module")
 async def lab(suite: Suite) -> AsyncIterator[Lab]:
     lab = Lab(suite)
-    await suite.start_service("todos-lab", "services.todos", {"SERVICE_NAME": unique("todos_lab"), "DB_POOL_MAX": "6"})
+    await suite.start_service("todos-lab", of="todos", env={"SERVICE_NAME": unique("todos_lab"), "DB_POOL_MAX": "6"})
     env = suite.reports_env(
         TODOS_URL=lab.todos_url,
         TODOS_PAGE_SIZE="10",
@@ -95,7 +93,7 @@ async def lab(suite: Suite) -> AsyncIterator[Lab]:
         MAX_UNFINISHED_JOBS="20",
         JOB_SWEEP_INTERVAL_SECONDS="0.5",  # bounds stay at their defaults: tests age a job instead of waiting
     )
-    await suite.start_service("reports-lab", "services.reports", env)
+    await suite.start_service("reports-lab", of="reports", env=env)
     try:
         yield lab
     finally:
