@@ -57,7 +57,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # No file: each line goes to sys.stdout as it is when written. A module's logger is
+        # cached on first use, so a file fixed here would outlive a replaced sys.stdout
+        # (an entry point run in-process by a test, then the test's capture closed).
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=True,
     )
     # Libraries log through stdlib logging; render those lines the same way.

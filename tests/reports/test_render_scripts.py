@@ -29,12 +29,12 @@ import pytest
 from bidi import get_display
 from fontTools.ttLib import TTFont as ToolsFont
 
-from services.reports import worker
 from services.reports.config import FONT_PACKAGES, ReportsSettings
 from services.reports.pdf_fonts import FontUnavailable, PdfFonts, load_fonts
 from services.reports.pdf_text import layout, shape
 from services.reports.render import ReportData, render
 from services.reports.schemas import TodoItem
+from tests.commands import run_python
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -215,11 +215,9 @@ def test_a_font_that_is_not_truetype_is_refused_clearly(tmp_path: Path) -> None:
         load_fonts(ReportsSettings(pdf_font=bogus))
 
 
-def test_worker_refuses_to_start_without_its_fonts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("PDF_BOLD_FONT", str(tmp_path / "gone.ttf"))
-    assert worker.main() == 2
-    err = capsys.readouterr().err
+def test_worker_refuses_to_start_without_its_fonts(tmp_path: Path) -> None:
+    done = run_python("-m", "services.reports.worker", env={"PDF_BOLD_FONT": str(tmp_path / "gone.ttf")})
+    assert done.returncode == 2, done.stdout + done.stderr
+    err = done.stderr
     assert err.startswith("reports worker cannot start: PDF font") and "gone.ttf is missing" in err
     assert "Traceback" not in err
