@@ -50,9 +50,11 @@ def last_line(done: Done) -> str:
 
 
 def refuses_to_start(module: str, env: Mapping[str, str], without: Collection[str] = ()) -> str:
-    """``python -m <module> serve`` with settings it must refuse: it exits non-zero; returns all it wrote."""
+    """``python -m <module> serve`` with settings it must refuse: it exits 2 saying why on stderr, without a
+    traceback (the kit's runner); returns all it wrote."""
     done = run_python("-m", module, "serve", env=env, without=without)
-    assert done.returncode != 0, done.stdout + done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() and "Traceback" not in done.stderr, done.stderr
     return done.stdout + done.stderr
 
 

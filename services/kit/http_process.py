@@ -11,11 +11,12 @@ import logging
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.utils import LifespanFailureError
 from quart import Quart
 
 from services.kit.app import kit_of
 from services.kit.config import ServiceSettings
-from services.kit.runner import Process, S, Until
+from services.kit.runner import CannotStart, Process, S, Until
 
 
 def hypercorn_config(settings: ServiceSettings) -> Config:
@@ -44,4 +45,9 @@ class HttpProcess(Process[S]):
         kit_of(self.app).draining = True
 
     async def serve(self, until: Until) -> None:
-        await serve(self.app, hypercorn_config(self.settings), shutdown_trigger=until)
+        try:
+            await serve(self.app, hypercorn_config(self.settings), shutdown_trigger=until)
+        except LifespanFailureError as error:
+            # A start hook refused (a signing key sealed under another KEK, say): its message
+            # says what to do; a traceback of hypercorn's lifespan would only bury it.
+            raise CannotStart(f"{self.settings.service_name} cannot start: {error}") from None

@@ -9,7 +9,8 @@ gateway; the report worker's consumer):
    ``invalid configuration`` and the reason, and the process exits 2 (no traceback).
 2. Logging is configured, then tracing (before the adapter is built: the
    instrumentation wraps the app it builds). An adapter that cannot start raises
-   :class:`CannotStart`: its message goes to stderr and the process exits 2.
+   :class:`CannotStart` (a service whose start hook fails does too, through
+   :mod:`services.kit.http_process`): its message goes to stderr and the process exits 2.
 3. The process serves under uvloop.
 4. On SIGTERM (or SIGINT) it drains: ``/readyz`` turns 503 at once; after the
    adapter's drain delay (``drain_delay_seconds``: time for a load balancer to
@@ -92,12 +93,11 @@ def run(settings: S, build: Callable[[S], Process[S]], name: str | None = None) 
 
     setup_tracing(settings, name)
     try:
-        process = build(settings)
+        uvloop.run(serve_until_signalled(build(settings)))
     except CannotStart as error:
         log.error("not started", error=str(error))
         print(error, file=sys.stderr)
         return 2
-    uvloop.run(serve_until_signalled(process))
     return 0
 
 
