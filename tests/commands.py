@@ -5,7 +5,6 @@
 each runs from the repository root with this process's environment plus the test's
 settings, its output captured as text. :func:`run_python` never judges the exit status;
 :func:`succeeded`, :func:`last_line` and :func:`refuses_to_start` say what the test expects.
-:func:`serving` runs a service for the length of a ``with`` block instead.
 """
 
 from __future__ import annotations
@@ -13,11 +12,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from collections.abc import Collection, Mapping
 
-from tests.support import ROOT, ServiceProcess
+from tests.support import ROOT
 
 Done = subprocess.CompletedProcess[str]
 
@@ -56,13 +53,3 @@ def refuses_to_start(module: str, env: Mapping[str, str], without: Collection[st
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.strip() and "Traceback" not in done.stderr, done.stderr
     return done.stdout + done.stderr
-
-
-@contextmanager
-def serving(module: str, env: Mapping[str, str], log_path: Path) -> Iterator[ServiceProcess]:
-    """``python -m <module>`` with ``env``, ready; stopped when the block ends (or when it never got ready)."""
-    with ExitStack() as cleanup:
-        proc = ServiceProcess(module, env, log_path)
-        cleanup.callback(proc.stop)
-        proc.wait_ready()
-        yield proc

@@ -12,17 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.commands import serving
 from tests.gateway.checks import raw_request
 from tests.gateway.conftest import MAX_BODY_BYTES, StartGateway
-from tests.support import ServiceProcess, assert_problem, free_port
+from tests.suite import launch_ping
+from tests.support import ServiceProcess, assert_problem
 
 
 @pytest.fixture
 def second_ping(log_dir: Path) -> Iterator[ServiceProcess]:
-    port = free_port()
-    env = {"PORT": str(port), "INSTANCE": f"ping-{port}"}
-    with serving("services.ping", env, log_dir / f"ping-{port}.log") as proc:
+    with launch_ping(log_dir) as proc:
         yield proc
 
 
