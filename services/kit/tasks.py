@@ -32,10 +32,10 @@ class BackgroundTasks:
 
     def start(self, name: str, work: Work) -> asyncio.Task[None]:
         """Run ``work()`` as the task ``name`` (one live task per name) until it ends or the app stops."""
-        running = self._tasks.pop(name, None)
+        running = self._tasks.get(name)
         if running is not None and not running.done():
-            self._tasks[name] = running
             raise RuntimeError(f"background task {name!r} is already running")
+        self._tasks.pop(name, None)  # a finished one: the new task takes its name, newest in order
         task = asyncio.create_task(work(), name=name)
         task.add_done_callback(_report_crash)
         self._tasks[name] = task
