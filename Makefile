@@ -1,7 +1,7 @@
 # Quartet: the front door. `make up` runs the suite, `make test` tests it.
 #
 # With a Docker engine that answers (`docker info`) and compose, `up`/`down`/`ps`/`logs`
-# use compose.yaml. Without one they run local processes through scripts/suite.py.
+# use compose.yaml. Without one they run local processes through scripts/suite/.
 # Force either with MODE=docker or MODE=local.
 
 SHELL := /bin/bash
@@ -14,11 +14,11 @@ STAMP := $(VENV)/.quartet-installed
 MODE ?= auto
 PYTEST_ARGS ?=
 
-# scripts/suite.py needs only the standard library for down/ps/logs: use the venv if it exists.
-SUITE = $(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/suite.py
+# scripts/suite/ needs only the standard library for down/ps/logs: use the venv if it exists.
+SUITE = $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m scripts.suite
 DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/dev/null 2>&1 \
 	&& docker compose version >/dev/null 2>&1
-# compose.yaml requires REPORTS_WORKER_CLIENT_SECRET and SIGNING_KEK; scripts/suite.py keeps them per checkout.
+# compose.yaml requires REPORTS_WORKER_CLIENT_SECRET and SIGNING_KEK; scripts/suite/ keeps them per checkout.
 COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 
@@ -28,7 +28,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 bootstrap: ## install missing Debian packages (venv, PostgreSQL, RabbitMQ, chromium, wrk, fonts); start the servers
-	@$(PYTHON) scripts/bootstrap.py
+	@$(PYTHON) -m scripts.bootstrap
 
 # The venv is (re)built when missing or when pyproject.toml / constraints.txt are newer than the stamp.
 $(STAMP): pyproject.toml constraints.txt | bootstrap
@@ -41,20 +41,20 @@ venv: $(STAMP) ## create .venv and install the project with its pinned dependenc
 
 up: ## start the whole suite (idempotent) and print its URLs
 	@if $(USE_DOCKER); then \
-		$(PYTHON) scripts/suite.py secrets >/dev/null && echo "==> docker compose up -d --wait" && \
+		$(PYTHON) -m scripts.suite secrets >/dev/null && echo "==> docker compose up -d --wait" && \
 		$(COMPOSE) up -d --wait; \
 	else \
-		$(MAKE) -s --no-print-directory bootstrap venv && $(PY) scripts/suite.py up; \
+		$(MAKE) -s --no-print-directory bootstrap venv && $(PY) -m scripts.suite up; \
 	fi
 	@if [ -n "$(SEED)" ] && [ "$(SEED)" != 0 ]; then $(MAKE) -s --no-print-directory seed; fi
 
 seed: venv ## demo account + a month of todos + 3 reports (idempotent; needs `make up`, or `make up SEED=1`)
 	@if $(USE_DOCKER); then \
-		$(PY) scripts/seed.py --todos-command "$(COMPOSE) exec -T todos python -m services.todos"; \
-	else $(PY) scripts/seed.py; fi
+		$(PY) -m scripts.seed --todos-command "$(COMPOSE) exec -T todos python -m services.todos"; \
+	else $(PY) -m scripts.seed; fi
 
 dev: bootstrap venv ## the local suite, each process restarted when its code changes (Ctrl-C stops it)
-	@$(PY) scripts/dev.py
+	@$(PY) -m scripts.dev
 
 down: ## stop what `make up` started (PostgreSQL and RabbitMQ keep running)
 	@$(SUITE) down
@@ -71,7 +71,7 @@ logs: ## tail the logs (FOLLOW=1 to follow, N=200 for more lines)
 	else $(SUITE) logs -n $${N:-40} $(if $(FOLLOW),-f); fi
 
 infra: venv ## make sure PostgreSQL and RabbitMQ answer on localhost (start them if installed)
-	@$(PY) scripts/suite.py infra
+	@$(PY) -m scripts.suite infra
 
 test: bootstrap venv lint ## ruff, mypy, import-linter, then pytest against real PostgreSQL and RabbitMQ
 	@echo "==> pytest $(PYTEST_ARGS)"

@@ -26,11 +26,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.table import append_record, print_table
+from tests.auth.flows import AuthFlows
 
-from bench.table import append_record, print_table  # noqa: E402
-from tests.auth.flows import AuthFlows  # noqa: E402  (the same client-side flow the tests drive)
+ROOT = Path(__file__).resolve().parent.parent
+
 
 USER_SCOPES = "profile todos:read todos:write"
 

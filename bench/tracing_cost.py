@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite as supervisor  # noqa: E402
+from bench.table import print_table
+from scripts.suite.plan import plan as build_plan
+from scripts.suite.table import SHARED_DEFAULTS
+from tests.support import free_port
 
-from bench.table import print_table  # noqa: E402
-from tests.support import free_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MODES: dict[str, dict[str, str]] = {
     "off": {},
@@ -82,7 +82,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
 @contextmanager
 def traced_stack(otel: dict[str, str], log_dir: Path) -> Iterator[str]:
     """A todos instance and a gateway in front of it, with ``otel``; yields the gateway's URL."""
-    plan = supervisor.plan(os.environ)
+    plan = build_plan(os.environ)
     todos_env = next(p.env for p in plan.services if p.name == "todos")
     todos_port, gateway_port = free_port(), free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -90,7 +90,7 @@ def traced_stack(otel: dict[str, str], log_dir: Path) -> Iterator[str]:
         "todos": {**base, **todos_env, "PORT": str(todos_port), "INSTANCE": "bench-todos", **otel},
         "gateway": {
             **base,
-            **supervisor.SHARED_DEFAULTS,
+            **SHARED_DEFAULTS,
             **plan.upstreams,
             "HOST": "127.0.0.1",
             "PORT": str(gateway_port),

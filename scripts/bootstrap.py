@@ -6,7 +6,7 @@ the README's two commands are the whole set-up. Standard library only (it runs
 before the virtualenv exists). Each step prints what it found or did; when
 everything is already there it costs a few process lookups and two port checks.
 
-    python3 scripts/bootstrap.py [--check] [--no-servers]
+    python3 -m scripts.bootstrap [--check] [--no-servers]
 
 What it installs with apt, only when missing:
 
@@ -27,9 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import suite_infra as infra
+from scripts.suite import infra
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ not an exchange argument: RabbitMQ refuses to redeclare an existing durable
 exchange with new arguments (PRECONDITION_FAILED), while a policy applies to it
 as it is, and can be changed or removed later.
 
-    python scripts/broker_policy.py                      # set it for quartet.events (rabbitmqctl)
-    python scripts/broker_policy.py --exchange X --remove
-    python scripts/broker_policy.py --definitions        # the policy as RabbitMQ definitions JSON
+    python -m scripts.broker_policy                      # set it for quartet.events (rabbitmqctl)
+    python -m scripts.broker_policy --exchange X --remove
+    python -m scripts.broker_policy --definitions        # the policy as RabbitMQ definitions JSON
 
 ``make up`` runs :func:`apply` (through ``suite_broker.provision``); compose and
 Kubernetes load :func:`definition` with their broker definitions

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """``make dev``: the local suite, each process restarted when the code it runs changes.
 
-It runs ``make up`` (scripts/suite.py) and then watches ``services/`` and ``gateway/``
+It runs ``make up`` (python -m scripts.suite) and then watches ``services/`` and ``gateway/``
 (``*.py``, ``*.sql``, ``*.html``), polling their modification times every half second
 (standard library only, so nothing to install and it works on any filesystem). A change
 restarts exactly the processes that run that code:
@@ -29,9 +29,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import suite
-import suite_procs as procs
-from suite_procs import ROOT, Proc
+from scripts.suite import procs
+from scripts.suite.control import child_python, timeout_from
+from scripts.suite.down import cmd_down
+from scripts.suite.plan import all_procs
+from scripts.suite.plan import plan as build_plan
+from scripts.suite.procs import ROOT, Proc
+from scripts.suite.secrets import ensure_secrets, with_env_file
+from scripts.suite.up import cmd_up
 
 WATCHED_DIRS = ("services", "gateway")
 WATCHED_SUFFIXES = frozenset({".py", ".sql", ".html"})
@@ -141,18 +146,18 @@ class Reloader:
 
 
 def main() -> int:
-    environ = suite.with_env_file(os.environ)
-    environ = {**environ, **suite.ensure_secrets(environ)}
-    the_plan = suite.plan(environ)
+    environ = with_env_file(os.environ)
+    environ = {**environ, **ensure_secrets(environ)}
+    the_plan = build_plan(environ)
     # Snapshot first: an edit made while the suite starts is picked up by the first poll.
     reloader = Reloader(
-        suite.all_procs(the_plan),
-        suite.child_python(environ),
+        all_procs(the_plan),
+        child_python(environ),
         os.environ,
-        ready_timeout=suite.timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0),
-        stop_timeout=suite.timeout_from(environ, "QUARTET_STOP_TIMEOUT", 30.0),
+        ready_timeout=timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0),
+        stop_timeout=timeout_from(environ, "QUARTET_STOP_TIMEOUT", 30.0),
     )
-    suite.cmd_up(environ)
+    cmd_up(environ)
     say("watching services/ and gateway/ for changes (Ctrl-C stops the suite; `make logs FOLLOW=1` shows its logs)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -161,7 +166,7 @@ def main() -> int:
             time.sleep(POLL_SECONDS)
     except (KeyboardInterrupt, SystemExit):
         say("stopping the suite")
-        suite.cmd_down(environ)
+        cmd_down(environ)
     return 0
 
 

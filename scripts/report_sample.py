@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a sample PDF report with todos in many scripts, for docs/images (see docs/reports.md).
 
-.venv/bin/python scripts/report_sample.py /tmp/report-scripts.pdf
+.venv/bin/python -m scripts.report_sample /tmp/report-scripts.pdf
 pdftoppm -png -r 90 -singlefile /tmp/report-scripts.pdf docs/images/report-pdf-scripts
 """
 
@@ -11,8 +11,6 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.reports.config import ReportsSettings
 from services.reports.pdf_fonts import load_fonts

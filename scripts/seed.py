@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """``make seed``: the demo account with a month of todos and one report of each format.
 
-    .venv/bin/python scripts/seed.py [--gateway http://127.0.0.1:8080] [--email ...] [--password ...]
+    .venv/bin/python -m scripts.seed [--gateway http://127.0.0.1:8080] [--email ...] [--password ...]
 
 Everything a user could do goes through the gateway's public API: register (409 when the
 account exists is fine), sign in the way the SPA does (scripts/signin.py's flow), read
@@ -25,15 +25,15 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import httpx
-import suite
 
+from scripts.suite.control import child_python
+from scripts.suite.plan import plan as build_plan
+from scripts.suite.procs import ROOT
+from scripts.suite.secrets import with_env_file
 from tests.auth.flows import AuthFlows  # the same client-side flow the SPA runs
 
 DEMO_EMAIL = "demo@quartet.localhost"
@@ -50,17 +50,17 @@ class SeedError(Exception):
 
 def local_todos_command() -> tuple[list[str], dict[str, str]]:
     """``python -m services.todos`` with the settings ``make up`` gives the todos service."""
-    environ = suite.with_env_file(os.environ)
-    todos = next((p for p in suite.plan(environ).services if p.module == "services.todos"), None)
+    environ = with_env_file(os.environ)
+    todos = next((p for p in build_plan(environ).services if p.module == "services.todos"), None)
     if todos is None:
         raise SeedError("the todos service is not part of the suite (QUARTET_SERVICES?)")
-    return [suite.child_python(environ), "-m", "services.todos"], {**os.environ, **todos.env}
+    return [child_python(environ), "-m", "services.todos"], {**os.environ, **todos.env}
 
 
 def run_seed_command(command: list[str], env: dict[str, str], owner: str) -> str:
     argv = [*command, "seed-demo", "--owner", owner]
     try:
-        done = subprocess.run(argv, cwd=suite.ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise SeedError(f"{shlex.join(argv)}: {error}") from None
     if done.returncode != 0:
@@ -201,7 +201,7 @@ def main() -> int:
     print("")
     print("Sign in:")
     print(f"  app      {app_url(gateway)}   as {args.email} / {args.password}")
-    signin = f".venv/bin/python scripts/signin.py {shlex.quote(args.email)} {shlex.quote(args.password)}"
+    signin = f".venv/bin/python -m scripts.signin {shlex.quote(args.email)} {shlex.quote(args.password)}"
     if gateway != "http://127.0.0.1:8080":
         signin += f" --gateway {gateway}"
     print(f"  shell    TOKEN=$({signin})")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Sign in from the command line the way the SPA does (authorization code + PKCE) and print an access token.
 
-    .venv/bin/python scripts/signin.py --register you@example.com 'a long password'
-    TOKEN=$(.venv/bin/python scripts/signin.py you@example.com 'a long password')
+    .venv/bin/python -m scripts.signin --register you@example.com 'a long password'
+    TOKEN=$(.venv/bin/python -m scripts.signin you@example.com 'a long password')
     curl -H "Authorization: Bearer $TOKEN" localhost:8080/todos
 
 For developers and scripts against a local suite; it fills in the login form, so it
@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.auth.flows import AuthFlows  # the same client-side flow the tests drive
 

@@ -1,7 +1,7 @@
 """The one process harness of the end-to-end tests, built from the suite's table.
 
 What runs comes from the table ``make up`` starts from (``SERVICES`` of
-scripts/suite_table.py): each service's module, whether it has a database, its
+scripts/suite/table.py): each service's module, whether it has a database, its
 workers, and the gateway's upstream settings (``<NAME>_URLS``, one per row). What
 differs in tests is written here once: free ports, a throwaway database per service,
 a unique event exchange and queue names (so it runs beside a ``make up`` suite and
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,11 +28,11 @@ from typing import Any
 import aio_pika
 import httpx
 
+from scripts.suite import table
 from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
 from tests.factories import USER_SCOPES, User
 from tests.support import (
     AMQP_URL,
-    ROOT,
     ServiceProcess,
     create_database,
     delete_event_queues,
@@ -41,12 +40,6 @@ from tests.support import (
     free_port,
     unique,
 )
-
-sys.path.insert(0, str(ROOT / "scripts"))
-try:
-    import suite_table as table
-finally:
-    sys.path.remove(str(ROOT / "scripts"))
 
 # name -> the table's row (module, port, has_database, extras); the gateway routes to each.
 SERVICES = {row.name: row for row in table.SERVICES}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts import bootstrap
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import bootstrap  # noqa: E402
 
 
 def _missing(*names: str) -> tuple[bootstrap.Need, ...]:
@@ -30,7 +30,7 @@ def _which_without(*absent: str) -> Callable[[str], str | None]:
 
 def test_on_this_machine_everything_is_present_and_the_servers_answer() -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bootstrap.py")], capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "scripts.bootstrap"], cwd=ROOT, capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0, done.stderr
     assert "all present" in done.stdout

@@ -1,6 +1,6 @@
 """compose.yaml and the Dockerfile describe the whole suite (no Docker engine here: we parse them).
 
-The service list is checked against the table of scripts/suite_table.py, so the two ways
+The service list is checked against the table of scripts/suite/table.py, so the two ways
 of running the suite cannot drift apart.
 """
 
@@ -22,14 +22,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import broker_policy  # noqa: E402
-import suite  # noqa: E402
-import suite_broker  # noqa: E402
-import suite_table  # noqa: E402
+from scripts import broker_policy
+from scripts.suite import broker as suite_broker
+from scripts.suite import procs
+from scripts.suite import table as suite_table
+from scripts.suite.secrets import BROKER_PASSWORDS, GENERATED, write_definitions
+from services.kit.config import DEFAULT_EVENT_PRODUCERS
 
-from services.kit.config import DEFAULT_EVENT_PRODUCERS  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 INFRA = {"postgres", "rabbitmq", "redis"}
 # The trace backend and the metrics server (docs/observability.md).
@@ -254,7 +254,7 @@ def test_each_broker_service_connects_as_its_own_user_and_nothing_uses_guest(
         # The password is this checkout's generated one (compose substitutes it), never in the file.
         found = re.fullmatch(r"amqp://([a-z_]+):\$\{([A-Z_]+):\?[^}]+\}@rabbitmq:5672/", env["AMQP_URL"])
         assert found, (name, env["AMQP_URL"])
-        assert found.groups() == (suite_broker.ROLES[role].user, suite.BROKER_PASSWORDS[role]), name
+        assert found.groups() == (suite_broker.ROLES[role].user, BROKER_PASSWORDS[role]), name
     assert "guest" not in (ROOT / "compose.yaml").read_text()
 
 
@@ -274,15 +274,15 @@ def test_rabbitmq_loads_the_generated_definitions_and_publishes_only_the_ui_on_l
 def test_generated_definitions_hold_the_service_users_with_least_permissions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(suite.procs, "RUN_DIR", tmp_path)
-    environ = {name: f"pw-{name}" for name in suite.GENERATED}
-    data = json.loads(suite.write_definitions(environ).read_text())
+    monkeypatch.setattr(procs, "RUN_DIR", tmp_path)
+    environ = {name: f"pw-{name}" for name in GENERATED}
+    data = json.loads(write_definitions(environ).read_text())
     users = {u["name"]: u for u in data["users"]}
     assert set(users) == {r.user for r in suite_broker.ROLES.values()} | {suite_broker.ADMIN_USER}
     for service, role in suite_broker.ROLES.items():
         stored = base64.b64decode(users[role.user]["password_hash"])
         salt, digest = stored[:4], stored[4:]
-        assert hashlib.sha256(salt + f"pw-{suite.BROKER_PASSWORDS[service]}".encode()).digest() == digest
+        assert hashlib.sha256(salt + f"pw-{BROKER_PASSWORDS[service]}".encode()).digest() == digest
         assert users[role.user]["tags"] == []
     assert users[suite_broker.ADMIN_USER]["tags"] == ["administrator"]
     topics = {t["user"]: t for t in data["topic_permissions"]}

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from scripts import dev
+from scripts.suite import procs as suite_procs
+from scripts.suite.plan import all_procs
+from scripts.suite.plan import plan as build_plan
 from tests.support import ROOT, free_port
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import dev
-import suite
-import suite_procs
 
 
 def test_changed_code_restarts_the_processes_that_run_it() -> None:
-    running = suite.all_procs(suite.plan({"REPORTS_INSTANCES": "2"}))
+    running = all_procs(build_plan({"REPORTS_INSTANCES": "2"}))
 
     def restarted(*paths: str) -> set[str]:
         return {p.name for p in dev.affected([ROOT / path for path in paths], running)}

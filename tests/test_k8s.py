@@ -1,6 +1,6 @@
 """deploy/k8s: the Kubernetes manifests (kustomize) describe the whole suite (no cluster here: we parse them).
 
-The processes, ports and modules come from the table of scripts/suite_table.py and the
+The processes, ports and modules come from the table of scripts/suite/table.py and the
 settings classes of the services, so the manifests cannot drift from the code.
 When kubectl is installed, the local overlay is also rendered with ``kubectl kustomize``
 and every process's resolved environment is loaded into its settings class.
@@ -15,7 +15,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import pytest
 import yaml
 
 from gateway.config import UPSTREAM_NAMES, GatewaySettings
+from scripts.suite import broker as suite_broker
+from scripts.suite import table as suite_table
 from services.auth.config import AuthSettings
 from services.kit.config import ServiceSettings
 from services.ping.config import PingSettings
@@ -35,9 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 LOCAL = K8S / "overlays" / "local"
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite_broker  # noqa: E402
-import suite_table  # noqa: E402
 
 # The public contract (docs/ARCHITECTURE): the HTTP processes and their ports.
 CONTRACT_PORTS = {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "gateway": 8080}
@@ -67,7 +65,7 @@ SECRET_KEYS = {
     "REPORTS_AMQP_URL",
     "SIGNING_KEK",
 }
-# Generated per developer into the local overlay's git-ignored secrets.env (scripts/suite.py k8s-local-secrets).
+# Generated per developer into the local overlay's git-ignored secrets.env (scripts/suite/ k8s-local-secrets).
 GENERATED = {
     "REPORTS_WORKER_CLIENT_SECRET",
     "CURSOR_SECRET",

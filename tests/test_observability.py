@@ -9,7 +9,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,13 +16,13 @@ import yaml
 from prometheus_client import generate_latest
 
 from gateway.metrics import GatewayMetrics
+from scripts.suite import prometheus as suite_prometheus
+from scripts.suite.plan import all_procs
+from scripts.suite.plan import plan as build_plan
 from tests.suite import Suite
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "deploy" / "prometheus"
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite as supervisor  # noqa: E402
-import suite_prometheus  # noqa: E402
 
 DEFAULT_COLLECTORS = ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info", "python_gc_")
 
@@ -45,8 +44,8 @@ def test_the_rules_record_rate_error_ratio_and_p99_per_route_and_fire_their_aler
 
 
 def test_make_up_scrapes_every_instance_and_worker_with_the_rules(tmp_path: Path) -> None:
-    the_plan = supervisor.plan({"QUARTET_INSTANCES": "2", "REPORTS_WORKER_INSTANCES": "2"})
-    procs = supervisor.all_procs(the_plan)
+    the_plan = build_plan({"QUARTET_INSTANCES": "2", "REPORTS_WORKER_INSTANCES": "2"})
+    procs = all_procs(the_plan)
     path = tmp_path / "prometheus.yml"
     path.write_text(suite_prometheus.config(procs))
     done = promtool("check", "config", str(path))  # also checks the rule files it names

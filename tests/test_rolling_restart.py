@@ -1,6 +1,6 @@
 """`make restart` under load: every instance drained in turn, no request fails, no write is lost.
 
-Two todos and two ping instances run as the local supervisor runs them (scripts/suite.py's
+Two todos and two ping instances run as the local supervisor runs them (scripts/suite/'s
 process table, pid files in a temporary run directory, ``DRAIN_DELAY_SECONDS`` as
 ``make up`` sets it) behind a real gateway; the todos share the test suite's database, so
 auth is the suite's. While clients read and write through the gateway, the supervisor's
@@ -19,13 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.suite import procs as suite_procs
+from scripts.suite.control import start_all
+from scripts.suite.down import roll
+from scripts.suite.table import SHARED_DEFAULTS, instance_name
 from tests.suite import MODULES, PING_REGION, Suite, User, launch_gateway
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite as supervisor  # noqa: E402
-import suite_procs  # noqa: E402
 
 CLIENTS = 12
 
@@ -43,7 +44,7 @@ def _instances(name: str, env: dict[str, str]) -> list[suite_procs.Proc]:
     procs = []
     for n in (1, 2):
         port = free_port()
-        instance = supervisor.instance_name(name, n)
+        instance = instance_name(name, n)
         procs.append(suite_procs.Proc(instance, MODULES[name], port, {**env, "PORT": str(port), "INSTANCE": instance}))
     return procs
 
@@ -52,11 +53,11 @@ def _instances(name: str, env: dict[str, str]) -> list[suite_procs.Proc]:
 async def test_rolling_restart_under_reads_and_writes_fails_nothing_and_loses_nothing(
     suite: Suite, new_user: User, run_dir: Path, log_dir: Path
 ) -> None:
-    drain = {"DRAIN_DELAY_SECONDS": supervisor.SHARED_DEFAULTS["DRAIN_DELAY_SECONDS"], "HOST": "127.0.0.1"}
+    drain = {"DRAIN_DELAY_SECONDS": SHARED_DEFAULTS["DRAIN_DELAY_SECONDS"], "HOST": "127.0.0.1"}
     todos = _instances("todos", {**suite.envs["todos"], **drain})
     pings = _instances("ping", {"REGION": PING_REGION, **drain})
     timeout = 60.0
-    await asyncio.to_thread(supervisor.start_all, todos + pings, sys.executable, timeout)
+    await asyncio.to_thread(start_all, todos + pings, sys.executable, timeout)
     upstreams = {"TODOS_URLS": ",".join(str(p.url) for p in todos), "PING_URLS": ",".join(str(p.url) for p in pings)}
     gateway = launch_gateway(log_dir, {"AUTH_URL": suite.auth_url, "AUTH_URLS": suite.auth_url, **upstreams})
     statuses: Counter[str] = Counter()
@@ -89,7 +90,7 @@ async def test_rolling_restart_under_reads_and_writes_fails_nothing_and_loses_no
     try:
         clients = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
         await asyncio.sleep(1)
-        await asyncio.to_thread(supervisor.roll, todos + pings, sys.executable, timeout, {})
+        await asyncio.to_thread(roll, todos + pings, sys.executable, timeout, {})
         await asyncio.sleep(1)
         rolling = False
         await asyncio.wait_for(asyncio.gather(*clients), timeout=60)

@@ -34,7 +34,7 @@ async def run_seed(suite: Suite, gateway: ServiceProcess) -> str:
         "TODOS_DATABASE_URL": suite.envs["todos"]["DATABASE_URL"],
         "PYTHONUNBUFFERED": "1",
     }
-    done = await asyncio.to_thread(run_python, "scripts/seed.py", "--gateway", gateway.url, env=env, timeout=240)
+    done = await asyncio.to_thread(run_python, "-m", "scripts.seed", "--gateway", gateway.url, env=env, timeout=240)
     return succeeded(done)
 
 
@@ -74,7 +74,7 @@ async def test_seeding_twice_gives_the_same_demo_account_todos_and_reports(
 ) -> None:
     out = await run_seed(suite, gateway)
     assert f"{gateway.url.replace('127.0.0.1', 'localhost')}/app/" in out
-    assert EMAIL in out and PASSWORD in out and "scripts/signin.py" in out
+    assert EMAIL in out and PASSWORD in out and "-m scripts.signin" in out
     first = await demo_state(gateway)
 
     todos = first["todos"]

@@ -1,4 +1,4 @@
-"""scripts/suite.py, the local supervisor behind `make up` / `make down`: plan, pid safety, lifecycle."""
+"""scripts/suite/, the local supervisor behind `make up` / `make down`: plan, pid safety, lifecycle."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from scripts.suite import procs as suite_procs
+from scripts.suite import table as suite_table
+from scripts.suite.control import resolve, stop_names
+from scripts.suite.plan import DB_POOL_FLOOR, DEFAULT_DB_CONNECTION_BUDGET, restart_order
+from scripts.suite.plan import plan as build_plan
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite  # noqa: E402
-import suite_procs  # noqa: E402
-import suite_table  # noqa: E402
 
 
 @pytest.fixture
@@ -38,21 +39,21 @@ def test_every_process_of_the_table_runs_a_module_of_this_checkout() -> None:
     for name, module in suite_table.modules().items():
         path = ROOT.joinpath(*module.split("."))
         assert (path / "__main__.py").is_file() or path.with_suffix(".py").is_file(), name
-    assert {p.name for p in suite.plan({}).all_procs()} >= set(suite_table.modules())
+    assert {p.name for p in build_plan({}).all_procs()} >= set(suite_table.modules())
 
 
 def test_quartet_services_narrows_the_plan_to_the_named_services() -> None:
-    plan = suite.plan({"QUARTET_SERVICES": "ping, todos"})
+    plan = build_plan({"QUARTET_SERVICES": "ping, todos"})
     assert [s.name for s in plan.chosen] == ["todos", "ping"]
     assert {p.name for p in plan.services} == {"todos", "todos-2", "ping", "ping-2"}
     assert plan.extras == [] and set(plan.gateway.env) >= {"TODOS_URLS", "PING_URLS"}
     assert "AUTH_URLS" not in plan.gateway.env
     with pytest.raises(SystemExit, match="unknown services: nosuch"):
-        suite.plan({"QUARTET_SERVICES": "nosuch"})
+        build_plan({"QUARTET_SERVICES": "nosuch"})
 
 
 def test_plan_runs_two_instances_of_each_service_by_default_on_port_plus_ten() -> None:
-    plan = suite.plan({})
+    plan = build_plan({})
     ports = {p.name: p.port for p in plan.services}
     assert ports == {
         **{"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004},
@@ -67,7 +68,7 @@ def test_plan_runs_two_instances_of_each_service_by_default_on_port_plus_ten() -
 
 
 def test_instance_counts_are_set_per_service_or_for_all() -> None:
-    plan = suite.plan({"QUARTET_INSTANCES": "3", "PING_INSTANCES": "1"})
+    plan = build_plan({"QUARTET_INSTANCES": "3", "PING_INSTANCES": "1"})
     assert plan.gateway is not None
     assert plan.gateway.env["PING_URLS"] == "http://127.0.0.1:8003"
     assert plan.gateway.env["TODOS_URLS"] == ",".join(f"http://127.0.0.1:{p}" for p in (8002, 8012, 8022))
@@ -76,30 +77,30 @@ def test_instance_counts_are_set_per_service_or_for_all() -> None:
 
 @pytest.mark.parametrize("instances", ["1", "2", "3", "5"])
 def test_every_pool_full_stays_within_the_connection_budget(instances: str) -> None:
-    plan = suite.plan({"QUARTET_INSTANCES": instances})
+    plan = build_plan({"QUARTET_INSTANCES": instances})
     pools = [int(p.env["DB_POOL_MAX"]) for p in plan.services + plan.extras if "DATABASE_URL" in p.env]
-    assert sum(pools) <= suite.DEFAULT_DB_CONNECTION_BUDGET
-    assert min(pools) >= suite.DB_POOL_FLOOR
+    assert sum(pools) <= DEFAULT_DB_CONNECTION_BUDGET
+    assert min(pools) >= DB_POOL_FLOOR
     assert all("DB_POOL_MAX" not in p.env for p in plan.services if p.name.startswith("ping"))
 
 
 def test_a_budget_too_small_for_the_instances_stops_with_a_clear_message() -> None:
     with pytest.raises(SystemExit, match="QUARTET_DB_CONNECTION_BUDGET=10"):
-        suite.plan({"QUARTET_INSTANCES": "3", "QUARTET_DB_CONNECTION_BUDGET": "10"})
+        build_plan({"QUARTET_INSTANCES": "3", "QUARTET_DB_CONNECTION_BUDGET": "10"})
 
 
 def test_restart_takes_one_service_instance_by_instance_then_its_workers() -> None:
-    plan = suite.plan({})
-    assert [p.name for p in suite.restart_order(plan, ["reports"])] == ["reports", "reports-2", "reports-worker"]
-    everything = [p.name for p in suite.restart_order(plan, [])]
+    plan = build_plan({})
+    assert [p.name for p in restart_order(plan, ["reports"])] == ["reports", "reports-2", "reports-worker"]
+    everything = [p.name for p in restart_order(plan, [])]
     assert "gateway" not in everything and everything[:2] == ["auth", "auth-2"]
-    assert [p.name for p in suite.restart_order(plan, ["gateway"])] == ["gateway"]
+    assert [p.name for p in restart_order(plan, ["gateway"])] == ["gateway"]
     with pytest.raises(SystemExit, match="unknown service"):
-        suite.restart_order(plan, ["nosuch"])
+        restart_order(plan, ["nosuch"])
 
 
 def test_each_database_service_gets_its_own_role_and_database() -> None:
-    plan = suite.plan({"TODOS_DB_PASSWORD": "s3cret/x"})
+    plan = build_plan({"TODOS_DB_PASSWORD": "s3cret/x"})
     urls = {p.name: p.env.get("DATABASE_URL") for p in plan.services + plan.extras}
     assert urls["auth"] == "postgresql://quartet_auth:quartet_auth_dev@127.0.0.1:5432/quartet_auth"
     assert urls["todos"] == "postgresql://quartet_todos:s3cret%2Fx@127.0.0.1:5432/quartet_todos"
@@ -108,30 +109,30 @@ def test_each_database_service_gets_its_own_role_and_database() -> None:
 
 
 def test_the_callers_environment_sets_shared_settings_but_not_ports() -> None:
-    plan = suite.plan({"LOG_LEVEL": "DEBUG", "PORT": "1", "REGION": "eu"})
+    plan = build_plan({"LOG_LEVEL": "DEBUG", "PORT": "1", "REGION": "eu"})
     ping = next(p for p in plan.services if p.name == "ping")
     assert (ping.env["LOG_LEVEL"], ping.env["REGION"], ping.env["PORT"]) == ("DEBUG", "eu", "8003")
 
 
 def test_instance_counts_are_bounded() -> None:
     with pytest.raises(SystemExit):
-        suite.plan({"PING_INSTANCES": "0"})
+        build_plan({"PING_INSTANCES": "0"})
     with pytest.raises(SystemExit):
-        suite.plan({"PING_INSTANCES": "many"})
+        build_plan({"PING_INSTANCES": "many"})
 
 
 def test_process_names_resolve_to_module_and_port() -> None:
-    assert suite.resolve("todos-2") == ("services.todos", 8012)
-    assert suite.resolve("reports-worker") == ("services.reports.worker", None)
-    assert suite.resolve("gateway") == ("gateway", 8080)
-    assert suite.resolve("postgres") is None
+    assert resolve("todos-2") == ("services.todos", 8012)
+    assert resolve("reports-worker") == ("services.reports.worker", None)
+    assert resolve("gateway") == ("gateway", 8080)
+    assert resolve("postgres") is None
 
 
 def test_a_stale_pid_file_is_removed_without_signalling_the_process_that_now_has_the_pid(
     run_dir: Path, unrelated_process: subprocess.Popen[bytes]
 ) -> None:
     (run_dir / "ping.pid").write_text(f"{unrelated_process.pid}\n")
-    outcome = suite.stop_names(["ping"], {})
+    outcome = stop_names(["ping"], {})
     assert outcome == {"ping": "stale pid file removed (pid not ours, not signalled)"}
     assert unrelated_process.poll() is None
     assert not (run_dir / "ping.pid").exists()
@@ -146,7 +147,7 @@ def test_started_process_is_ready_recognised_as_ours_and_stopped(run_dir: Path) 
         suite_procs.wait_ready([(proc, pid)], timeout=30)
         assert suite_procs.is_ours(pid, "services.ping")
         assert not suite_procs.is_ours(pid, "services.todos")
-        assert suite.stop_names(["ping"], {}) == {"ping": "stopped"}
+        assert stop_names(["ping"], {}) == {"ping": "stopped"}
         assert not suite_procs.alive(pid)
         assert not (run_dir / "ping.pid").exists()
         assert "suite starts services.ping" in (run_dir / "ping.log").read_text()

@@ -1,14 +1,13 @@
 """Only an event type's owner can make consumers act on it (issue 15, "authorised events").
 
 Against the real broker with broker users of this module's own (unique names, the
-permissions of scripts/suite_broker.py, deleted at the end), and the todos service's
+permissions of scripts/suite/broker.py, deleted at the end), and the todos service's
 real ``user.deleted`` handler on a throwaway todos database.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -20,6 +19,7 @@ import aio_pika
 import aiormq.exceptions
 import pytest
 
+from scripts.suite import broker as suite_broker
 from services.kit.events.broker import dead_letter_queue, events_queue
 from services.kit.events.consumer import ERROR_HEADER, REASON_HEADER
 from services.kit.migrations import migrate
@@ -27,10 +27,7 @@ from services.todos import store
 from services.todos.app import MIGRATIONS as TODOS_MIGRATIONS
 from services.todos.events import HANDLERS as TODOS_HANDLERS
 from tests.events.conftest import Broker, MakeBus, _delete_everything, scalar, wait_for
-from tests.support import AMQP_URL, ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite_broker
+from tests.support import AMQP_URL
 
 Dsn = Any
 

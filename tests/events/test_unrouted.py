@@ -18,17 +18,15 @@ import aiormq.exceptions
 import pytest
 from structlog.testing import capture_logs
 
+from scripts.suite import broker as suite_broker
 from services.kit.events import outbox, unrouted_name
 from tests.events.conftest import FAST, Broker, MakeBus, scalar, wait_for
 from tests.support import AMQP_URL, ROOT, unique
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite_broker
-
 
 def policy(*args: str) -> None:
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "broker_policy.py"), *args], check=True, capture_output=True, timeout=60
+        [sys.executable, "-m", "scripts.broker_policy", *args], cwd=ROOT, check=True, capture_output=True, timeout=60
     )
 
 

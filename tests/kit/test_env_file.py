@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +11,14 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from gateway.config import GatewaySettings
+from scripts.suite.plan import plan as build_plan
+from scripts.suite.secrets import with_env_file
 from services.auth.config import AuthSettings
 from services.kit.config import ServiceSettings
 from services.ping.config import PingSettings
 from services.reports.config import ReportsSettings
 from services.todos.config import TodosSettings
 from tests.support import ROOT, ServiceProcess, free_port
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import suite
 
 SECTIONS: dict[str, type[ServiceSettings]] = {
     "shared": ServiceSettings,
@@ -95,12 +93,12 @@ async def test_a_running_service_reads_the_env_file_and_its_environment_wins(tmp
 def test_make_up_reads_the_env_file_for_what_it_hands_out_and_the_environment_wins(tmp_path: Path) -> None:
     path = tmp_path / "suite.env"
     path.write_text('export LOG_LEVEL="DEBUG"\nREGION=eu # where\nTODOS_INSTANCES=2\n')
-    environ = suite.with_env_file({"QUARTET_ENV_FILE": str(path), "REGION": "us"})
-    plan = suite.plan(environ)
+    environ = with_env_file({"QUARTET_ENV_FILE": str(path), "REGION": "us"})
+    plan = build_plan(environ)
     todos = [p for p in plan.services if p.module == "services.todos"]
     assert [p.port for p in todos] == [8002, 8012]
     assert {(p.env["LOG_LEVEL"], p.env["REGION"]) for p in todos} == {("DEBUG", "us")}
-    assert suite.with_env_file({"QUARTET_ENV_FILE": ""}) == {"QUARTET_ENV_FILE": ""}
+    assert with_env_file({"QUARTET_ENV_FILE": ""}) == {"QUARTET_ENV_FILE": ""}
 
 
 # .env.example ----------------------------------------------------------------------------------

@@ -11,12 +11,19 @@ import json
 import time
 from collections.abc import Mapping
 
-import suite_procs as procs
-import suite_secrets as secrets
-from suite_control import GATEWAY_UPSTREAMS_FILE, child_python, module_of, say, start_all, stop_names, timeout_from
-from suite_plan import plan, restart_order
-from suite_procs import Proc
-from suite_table import GATEWAY
+from scripts.suite import procs, secrets
+from scripts.suite.control import (
+    GATEWAY_UPSTREAMS_FILE,
+    child_python,
+    module_of,
+    say,
+    start_all,
+    stop_names,
+    timeout_from,
+)
+from scripts.suite.plan import plan, restart_order
+from scripts.suite.procs import Proc
+from scripts.suite.table import GATEWAY
 
 # After an instance is ready again, the gateway's next health check (every 2 s) must see it
 # before the next instance drains, or both would be out of rotation at once.

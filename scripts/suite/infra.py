@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
-from suite_procs import RUN_DIR, port_answers
+from scripts.suite.procs import RUN_DIR, port_answers
 
 PG_START_TIMEOUT = 60.0
 RABBIT_START_TIMEOUT = 120.0

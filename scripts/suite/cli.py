@@ -1,25 +1,6 @@
-#!/usr/bin/env python3
-"""The local supervisor behind ``make up``, ``make down``, ``make restart``, ``make ps`` and ``make logs``.
+"""The command line of the local supervisor (``python -m scripts.suite``; see the package docstring).
 
-It runs the suite as plain processes on this machine, against PostgreSQL and
-RabbitMQ on localhost, when no Docker engine answers. ``make`` calls it with the
-venv's python after the venv step; it needs only the standard library (``down``,
-``ps`` and ``logs`` work without a venv), except ``up``, which imports asyncpg for
-the one step that creates databases.
-
-The suite is the table of scripts/suite_table.py. The commands live beside it:
-
-- suite_plan.py     every process of the plan (instances, ports, env, the gateway's upstreams)
-- suite_up.py       ``up``: plan → provision → start → report
-- suite_down.py     ``down`` and the rolling ``restart``
-- suite_control.py  starting a group and waiting, stopping by name
-- suite_secrets.py  ``.env`` and the per-checkout secrets; suite_procs.py, suite_infra.py,
-  suite_broker.py and suite_prometheus.py the processes, servers, broker users and metrics.
-
-This module is the command line and the supervisor's API for scripts/dev.py,
-scripts/seed.py, bench/ and the tests.
-
-    python scripts/suite.py up | down | restart [SERVICE...] | ps | logs [-f] [-n N] [NAME...] | infra | urls
+python -m scripts.suite up | down | restart [SERVICE...] | ps | logs [-f] [-n N] [NAME...] | infra | urls
 """
 
 from __future__ import annotations
@@ -29,60 +10,23 @@ import os
 import sys
 from collections.abc import Mapping
 
-import suite_broker as broker
-import suite_infra as infra
-import suite_procs as procs
-from suite_control import child_python, resolve, start_all, stop_names, timeout_from
-from suite_down import cmd_down, cmd_restart, roll
-from suite_plan import DB_POOL_FLOOR, DEFAULT_DB_CONNECTION_BUDGET, Plan, all_procs, pg_admin_url, plan, restart_order
-from suite_procs import ROOT, RUN_DIR
-from suite_secrets import (
-    BROKER_PASSWORDS,
-    CURSOR_SECRET,
-    GENERATED,
-    SIGNING_KEK,
-    WORKER_SECRET,
-    ensure_secrets,
+from scripts.suite import broker, infra, procs
+from scripts.suite.control import resolve
+from scripts.suite.down import cmd_down, cmd_restart
+from scripts.suite.plan import (
+    pg_admin_url,
+    plan,
+)
+from scripts.suite.procs import ROOT, RUN_DIR
+from scripts.suite.secrets import (
     events_exchange,
     secrets_file,
     with_env_file,
     with_secrets,
     write_definitions,
 )
-from suite_table import GATEWAY, SERVICES, SHARED_DEFAULTS, instance_name
-from suite_up import cmd_up, ensure_infra, report
-
-__all__ = [
-    "BROKER_PASSWORDS",
-    "CURSOR_SECRET",
-    "DB_POOL_FLOOR",
-    "DEFAULT_DB_CONNECTION_BUDGET",
-    "GATEWAY",
-    "GENERATED",
-    "ROOT",
-    "SERVICES",
-    "SHARED_DEFAULTS",
-    "SIGNING_KEK",
-    "WORKER_SECRET",
-    "Plan",
-    "all_procs",
-    "child_python",
-    "cmd_down",
-    "cmd_up",
-    "ensure_secrets",
-    "instance_name",
-    "main",
-    "plan",
-    "procs",
-    "resolve",
-    "restart_order",
-    "roll",
-    "start_all",
-    "stop_names",
-    "timeout_from",
-    "with_env_file",
-    "write_definitions",
-]
+from scripts.suite.table import SHARED_DEFAULTS
+from scripts.suite.up import cmd_up, ensure_infra, report
 
 
 def process_state(name: str, module: str | None, port: int | None) -> tuple[str, str]:
@@ -182,11 +126,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report(plan(environ))
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `make ps | head`: the reader left, nothing is wrong
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)

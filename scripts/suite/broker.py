@@ -2,7 +2,7 @@
 
 The one place the broker permissions are written down. ``make up`` creates the users
 on a local broker with ``rabbitmqctl`` (:func:`provision`), compose loads them from a
-definitions file (:func:`definitions`, written by ``scripts/suite.py secrets``), the
+definitions file (:func:`definitions`, written by ``python -m scripts.suite secrets``), the
 tests create users with unique names from the same :func:`permissions`, and
 docs/security.md shows the commands for a broker of your own.
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import broker_policy
+from scripts import broker_policy
 
 VHOST = "/"
 HASHING = "rabbit_password_hashing_sha256"

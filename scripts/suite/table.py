@@ -1,7 +1,7 @@
 """The layout of the suite: every service, its module, port, database and workers.
 
 :data:`SERVICES` (with :data:`GATEWAY` in front) is the one description of the
-suite. ``make up`` (scripts/suite.py) plans its processes from it, the end-to-end
+suite. ``make up`` (python -m scripts.suite) plans its processes from it, the end-to-end
 tests start theirs from it (tests/suite.py), and compose.yaml and deploy/k8s are
 checked against it (tests/test_compose.py, tests/test_k8s.py). Standard library only.
 """

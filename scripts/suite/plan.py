@@ -1,6 +1,6 @@
 """The plan: every process ``make up`` runs, with its name, module, port and environment.
 
-Built from the table (scripts/suite_table.py) and the caller's environment: instance
+Built from the table (scripts/suite/table.py) and the caller's environment: instance
 counts, the services chosen (``QUARTET_SERVICES=ping,todos``), each service's own
 database and broker user, the secrets it uses, and the gateway's upstream lists.
 Standard library only.
@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import suite_infra as infra
-import suite_secrets as secrets
-from suite_procs import Proc
-from suite_table import (
+from scripts.suite import infra, secrets
+from scripts.suite.procs import Proc
+from scripts.suite.table import (
     DEFAULT_INSTANCES,
     GATEWAY,
     INSTANCE_PORT_STEP,

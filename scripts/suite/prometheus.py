@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from suite_procs import ROOT, RUN_DIR, Proc
+from scripts.suite.procs import ROOT, RUN_DIR, Proc
 
 NAME = "prometheus"
 DEFAULT_PORT = 9090

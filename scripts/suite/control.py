@@ -10,10 +10,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-import suite_procs as procs
-import suite_prometheus as prometheus
-import suite_table as table
-from suite_procs import ROOT, RUN_DIR, Proc
+from scripts.suite import procs, prometheus, table
+from scripts.suite.procs import ROOT, RUN_DIR, Proc
 
 # The upstream lists the running gateway was started with (it reads them once, at start).
 GATEWAY_UPSTREAMS_FILE = RUN_DIR / "gateway.upstreams.json"

@@ -1,6 +1,6 @@
 """``make up``: plan → provision → start → report.
 
-1. **plan**: every process from the table and the environment (scripts/suite_plan.py);
+1. **plan**: every process from the table and the environment (scripts/suite/plan.py);
 2. **provision**: PostgreSQL and RabbitMQ answer, each service has its broker user,
    its role and database, and is migrated;
 3. **start**: the services and their workers, then the gateway in front, then Prometheus;
@@ -16,15 +16,11 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
-import suite_broker as broker
-import suite_infra as infra
-import suite_procs as procs
-import suite_prometheus as prometheus
-import suite_secrets as secrets
-from suite_control import GATEWAY_UPSTREAMS_FILE, child_python, say, start_all, stop_names, timeout_from
-from suite_plan import Plan, database_spec, pg_admin_url, plan
-from suite_procs import ROOT, RUN_DIR, Proc
-from suite_table import GATEWAY, SERVICES, SHARED_DEFAULTS, Service, env_prefix
+from scripts.suite import broker, infra, procs, prometheus, secrets
+from scripts.suite.control import GATEWAY_UPSTREAMS_FILE, child_python, say, start_all, stop_names, timeout_from
+from scripts.suite.plan import Plan, database_spec, pg_admin_url, plan
+from scripts.suite.procs import ROOT, RUN_DIR, Proc
+from scripts.suite.table import GATEWAY, SERVICES, SHARED_DEFAULTS, Service, env_prefix
 
 
 def cmd_up(environ: Mapping[str, str]) -> int:
