@@ -97,7 +97,7 @@ fmt: venv ## format and fix what ruff can
 	$(VENV)/bin/ruff check --fix .
 
 bench: bootstrap venv ## bring the suite up if needed, then run the load scenarios (bench/run.py; BENCH_ARGS=...)
-	@if [ -f bench/run.py ]; then $(MAKE) -s --no-print-directory up && $(PY) bench/run.py $(BENCH_ARGS); \
+	@if [ -f bench/run.py ]; then $(MAKE) -s --no-print-directory up && $(PY) -m bench.run $(BENCH_ARGS); \
 	else echo "no benchmarks yet (bench/run.py comes later)"; fi
 
 clean: ## stop the local suite, remove .run/ and caches (keeps .venv)

@@ -1,7 +1,7 @@
 """Sign and verify cost of RS256, ES256 and EdDSA access tokens with joserfc.
 
 Resource servers verify a token on every request; the auth service signs one per
-login or refresh. Run: ``.venv/bin/python bench/auth_alg.py [rounds]``.
+login or refresh. Run: ``.venv/bin/python -m bench.auth_alg [rounds]``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Speed is reported as ratios to a baseline measured in the same run on the same
 machine, because absolute numbers on a shared 2-core box drift from run to run.
 
-    .venv/bin/python bench/run.py [--gateway URL] [--todos URL] [--connections 200] [--duration 10] [--tracing]
+    .venv/bin/python -m bench.run [--gateway URL] [--todos URL] [--connections 200] [--duration 10] [--tracing]
 
 Scenarios (wrk, from Debian's `wrk` package, as a separate process on loopback):
 - baseline: GET /ping through the gateway (the cheapest request the stack serves);
