@@ -14,27 +14,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from quart import Blueprint, Quart, Response, g, request
+from quart.sessions import NullSession, SecureCookieSessionInterface, SessionMixin
 from quart.typing import ResponseReturnValue
+from quart.wrappers import BaseRequestWebsocket
 from quart_schema import QuartSchema
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import Rule
 
-from services.kit import tracing
+from services.kit import tracing, type_adapters
 from services.kit.config import ServiceSettings
 from services.kit.context import ServiceKit, current_db, current_kit, kit_of, request_id
 from services.kit.contract import ContractProvider
 from services.kit.db import Database
 from services.kit.docs import docs_blueprint
 from services.kit.errors import install_error_handlers, problem_response
-from services.kit.logging import get_logger
+from services.kit.logging import access_line, get_logger
 from services.kit.metrics import HttpMetrics, new_registry
 from services.kit.migrations import MigrationSource, migrate
 from services.kit.operations import QUIET_PATHS, operations_blueprint
 from services.kit.problem import Problem
-from services.kit.request_id import REQUEST_ID_HEADER
+from services.kit.request_id import REQUEST_ID_HEADER, pick_request_id
 
 __all__ = [
     "ServiceApp",
@@ -73,29 +77,122 @@ def handler_deadline(seconds: Deadline) -> Callable[[Callable[..., Any]], Callab
     return mark
 
 
+class NullSessionInterface(SecureCookieSessionInterface):
+    """No cookie session: kit services keep no session (tokens say who calls). Quart would
+    otherwise look for a signing key and build an empty session object at every request."""
+
+    _null = NullSession()
+
+    async def open_session(self, app: Quart, request: BaseRequestWebsocket) -> NullSession:
+        return self._null
+
+    async def make_null_session(self, app: Quart) -> NullSession:
+        return self._null
+
+    async def save_session(self, app: Quart, session: SessionMixin, response: Any) -> None:
+        return None
+
+
+class DeadlineWatch:
+    """The handlers' deadlines, held by one timer for all of them instead of one per request.
+
+    A request registers its task and when it is due; a timer ticking every
+    :attr:`TICK` seconds while any is registered cancels the tasks past due (so a
+    deadline fires up to one tick late). The handler sees the cancellation where it
+    waits, as with ``asyncio.timeout``; :meth:`leave` says whether the watch cancelled it.
+    """
+
+    TICK = 0.05
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def enter(self, seconds: float) -> tuple[asyncio.Task[Any], int]:
+        """Watch the current task for ``seconds``; returns it and its cancellation count now."""
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a deadline needs a task")
+        loop = task.get_loop()
+        self._due[task] = loop.time() + seconds
+        if self._timer is None or self._loop is not loop:  # a test's new loop: re-arm on it
+            self._loop = loop
+            self._timer = loop.call_later(self.TICK, self._check)
+        return task, task.cancelling()
+
+    def leave(self, task: asyncio.Task[Any]) -> bool:
+        """Stop watching ``task``; True when the watch cancelled it for being late."""
+        self._due.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def _check(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        late = [task for task, due in self._due.items() if due <= now]
+        for task in late:
+            del self._due[task]
+            self._expired.add(task)
+            task.cancel()
+        self._timer = loop.call_later(self.TICK, self._check) if self._due else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What is fixed per route, worked out at its first request: its template and deadline."""
+
+    template: str
+    deadline: float
+
+
 class ServiceApp(Quart):
     """Quart with a deadline on every handler: past ``request_timeout_seconds`` (or the
     handler's own, see :func:`handler_deadline`) → 504 problem."""
 
-    def deadline_for(self, request_context: Any = None) -> float:
-        """The deadline of the handler the current request goes to."""
+    session_interface = NullSessionInterface()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._routes: dict[int, _Route] = {}  # by id(rule): the rules live as long as the app
+        self._deadlines = DeadlineWatch()
+
+    def route_of(self, rule: Rule | None) -> _Route:
+        """The template and deadline of ``rule`` (``unmatched`` with the default deadline for None)."""
+        if rule is None:
+            return _Route("unmatched", kit_of(self).settings.request_timeout_seconds)
+        route = self._routes.get(id(rule))
+        if route is None:
+            route = self._routes[id(rule)] = _Route(rule.rule, self._deadline_of(rule.endpoint))
+        return route
+
+    def _deadline_of(self, endpoint: str) -> float:
         settings = kit_of(self).settings
-        rule = (request_context.request if request_context is not None else request).url_rule
-        handler = self.view_functions.get(rule.endpoint) if rule is not None else None
-        own: Deadline | None = getattr(handler, _DEADLINE_ATTRIBUTE, None)
+        own: Deadline | None = getattr(self.view_functions.get(endpoint), _DEADLINE_ATTRIBUTE, None)
         if own is None:
             return settings.request_timeout_seconds
         return float(own(settings) if callable(own) else own)
 
+    def deadline_for(self, request_context: Any = None) -> float:
+        """The deadline of the handler the current request goes to."""
+        return self.route_of((request_context.request if request_context is not None else request).url_rule).deadline
+
     async def dispatch_request(self, request_context: Any = None) -> ResponseReturnValue:
-        deadline = asyncio.timeout(self.deadline_for(request_context))
+        task, cancelling = self._deadlines.enter(self.deadline_for(request_context))
         try:
-            async with deadline:
-                return await super().dispatch_request(request_context)
-        except TimeoutError:
-            if deadline.expired():
+            return await super().dispatch_request(request_context)
+        except asyncio.CancelledError:
+            # Cancelled by the watch, and by nobody else (a client that went away, say): 504.
+            if self._deadlines.leave(task) and task.uncancel() <= cancelling:
                 raise Problem(504, "the request took too long and was abandoned") from None
-            raise  # a dependency's own timeout (pool acquire, statement): answered as 503
+            raise
+        finally:
+            self._deadlines.leave(task)
+        # A dependency's own timeout (pool acquire, statement) is a TimeoutError: answered as 503.
 
 
 def create_service_app(
@@ -113,6 +210,7 @@ def create_service_app(
     ``state`` is the service's own typed state, built once by its ``create_app`` and read
     back with :func:`services.kit.context.current_state`.
     """
+    type_adapters.install()
     app = ServiceApp(settings.service_name)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -141,6 +239,7 @@ def create_service_app(
         security_schemes=security_schemes,
         openapi_provider_class=ContractProvider,
     )
+    _answer_responses_as_they_are(app)
     _install_request_hooks(app, kit)
     install_error_handlers(app)
     _install_lifecycle(app, kit)
@@ -153,38 +252,67 @@ def create_service_app(
     return app
 
 
-def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
+def _answer_responses_as_they_are(app: Quart) -> None:
+    """A handler's ready ``Response`` (the hot reads, every problem) goes straight to Quart:
+    quart-schema's wrapper of ``make_response`` would probe it for a model to dump, twice."""
+    converting = app.make_response
+    plain = Quart.make_response.__get__(app)
+
+    async def make_response(value: Any) -> Any:
+        if type(value) is Response:
+            return await plain(value)
+        return await converting(value)
+
+    app.make_response = make_response  # type: ignore[method-assign,assignment]
+
+
+def _install_request_hooks(app: ServiceApp, kit: ServiceKit) -> None:
+    metrics = kit.metrics
+    max_body = kit.settings.max_body_bytes
+
     @app.before_request
     async def start_request() -> None:
-        rid = request_id()
-        g.started = time.perf_counter()
-        structlog.contextvars.clear_contextvars()
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        rid = pick_request_id(req.headers.get(REQUEST_ID_HEADER))
+        state = g._get_current_object()
+        state.request_id = rid
+        state.started = time.perf_counter()
+        # The request runs in a task of its own: what it binds dies with it, nothing to clear.
         structlog.contextvars.bind_contextvars(request_id=rid)
-        if request.url_rule is not None:
-            tracing.name_server_span(request.method, request.url_rule.rule)
-        kit.metrics.in_flight.inc()
-        g.in_flight = True
+        rule = req.url_rule
+        if rule is not None and tracing.tracing_enabled():
+            tracing.name_server_span(req.method, rule.rule)
+        metrics.in_flight.inc()
+        state.in_flight = True
         # Refuse an oversized body up front, whatever the route (chunked bodies are cut while read).
-        if request.method in _BODY_METHODS and (request.content_length or 0) > kit.settings.max_body_bytes:
+        if req.method in _BODY_METHODS and (req.content_length or 0) > max_body:
             raise RequestEntityTooLarge()
 
     @app.after_request
     async def finish_request(response: Response) -> Response:
-        response.headers[REQUEST_ID_HEADER] = request_id()
-        trace_response = tracing.traceresponse()
-        if trace_response is not None:
-            response.headers[tracing.TRACERESPONSE_HEADER] = trace_response
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        kit.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        kit.metrics.latency.labels(request.method, route).observe(elapsed)
-        if request.path not in QUIET_PATHS:
-            log.info(
-                "request",
-                method=request.method,
-                path=request.path,
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        state = g._get_current_object()
+        rid = request_id()
+        headers = response.headers
+        headers[REQUEST_ID_HEADER] = rid
+        if tracing.tracing_enabled():
+            trace_response = tracing.traceresponse()
+            if trace_response is not None:
+                headers[tracing.TRACERESPONSE_HEADER] = trace_response
+        route = app.route_of(req.url_rule).template
+        started = getattr(state, "started", None)
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        status = response.status_code
+        method = req.method
+        metrics.observe(method, route, status, elapsed)
+        path = req.path
+        if path not in QUIET_PATHS:
+            access_line(
+                rid,
+                method=method,
+                path=path,
                 route=route,
-                status=response.status_code,
+                status=status,
                 duration_ms=round(elapsed * 1000, 2),
             )
         return response
@@ -192,7 +320,7 @@ def _install_request_hooks(app: Quart, kit: ServiceKit) -> None:
     @app.teardown_request
     async def end_request(_: BaseException | None) -> None:
         if g.pop("in_flight", False):
-            kit.metrics.in_flight.dec()
+            metrics.in_flight.dec()
 
 
 def _install_lifecycle(app: Quart, kit: ServiceKit) -> None:

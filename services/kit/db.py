@@ -128,13 +128,22 @@ class Database:
     async def connection(self) -> AsyncIterator[Connection]:
         """A pooled connection, without a transaction; waits in FIFO order, at most the acquire timeout."""
         pool = self.pool
+        # One deadline over both waits (the gate, then the pool's connection, which may have to
+        # reconnect): asyncpg's own acquire timeout would add a task and a timer per request.
         async with asyncio.timeout(self._acquire_timeout):
             await self._gate.acquire()
+            try:
+                conn = await pool.acquire()
+            except BaseException:
+                self._gate.release()
+                raise
         try:
-            async with pool.acquire(timeout=self._acquire_timeout) as conn:
-                yield conn
+            yield conn
         finally:
-            self._gate.release()
+            try:
+                await pool.release(conn)
+            finally:
+                self._gate.release()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

@@ -27,7 +27,14 @@ def hypercorn_config(settings: ServiceSettings) -> Config:
     # pooled connections would then race that close (connection reset → 502). Make it rare.
     config.keep_alive_max_requests = 1_000_000
     config.graceful_timeout = settings.shutdown_grace_seconds
-    config.read_timeout = 60  # a client that sends nothing for a minute is dropped
+    # No read timeout: on Python 3.11 hypercorn wraps every socket read in asyncio.wait_for
+    # (a task and a timer per read, ~3 % of a small request). Silent clients are still cut:
+    # before a full request head the connection counts as idle (keep_alive_timeout closes it),
+    # a stalled body meets Quart's BODY_TIMEOUT, a handler its deadline, a response that is
+    # not read RESPONSE_TIMEOUT; a response sent before the body was read closes the connection.
+    config.read_timeout = None
+    config.include_server_header = False  # one header less on every response, and no version leak
+    config.backlog = 1024  # bursts of new connections (a restarted gateway's pool) are not refused
     config.h11_max_incomplete_size = 64 * 1024  # bounded request line + headers
     config.accesslog = None  # the app logs one JSON line per request itself
     config.errorlog = logging.getLogger("hypercorn.error")  # through our JSON handler

@@ -8,7 +8,8 @@ registry on a port of its own, for a process without an HTTP app (the report wor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -33,6 +34,21 @@ class HttpMetrics:
     requests: Counter
     latency: Histogram
     in_flight: Gauge
+    # Children already bound to their labels: labels() validates, converts and locks at
+    # every call; a request looks its pair up here instead (a route has a handful).
+    _bound: dict[tuple[str, str, int], tuple[Any, Any]] = field(default_factory=dict, compare=False, repr=False)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (``route`` is the route template)."""
+        key = (method, route, status)
+        pair = self._bound.get(key)
+        if pair is None:
+            pair = self._bound[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> HttpMetrics:

@@ -4,10 +4,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from quart import Blueprint
-from quart_schema import validate_querystring, validate_response
+from quart import Blueprint, Response
+from quart_schema import document_response
 
 from services.kit.app import handler_deadline
+from services.kit.type_adapters import validate_querystring
 from services.ping.config import PingSettings
 from services.ping.schemas import PingQuery, PingReply, delay_query
 from services.ping.state import ping_state
@@ -15,9 +16,14 @@ from services.ping.state import ping_state
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _reply(message: str) -> PingReply:
+def _reply(message: str) -> Response:
+    # Built here from known types (no validation needed) and rendered by pydantic's own JSON
+    # serializer: quart-schema's validate_response would dump it to a dict, then to JSON.
     settings = ping_state().settings
-    return PingReply(message=message, region=settings.region, instance=settings.instance, time=datetime.now(UTC))
+    reply = PingReply.model_construct(
+        message=message, region=settings.region, instance=settings.instance, time=datetime.now(UTC)
+    )
+    return Response(reply.model_dump_json(), content_type="application/json", headers=NO_STORE)
 
 
 def blueprint(settings: PingSettings) -> Blueprint:
@@ -27,19 +33,19 @@ def blueprint(settings: PingSettings) -> Blueprint:
 
     @bp.get("/ping")
     @validate_querystring(PingQuery)
-    @validate_response(PingReply)
-    async def ping(query_args: PingQuery) -> tuple[PingReply, int, dict[str, str]]:
+    @document_response(PingReply)
+    async def ping(query_args: PingQuery) -> Response:
         """Echo ``ECHOMSG`` with the region and instance that answered; never cached."""
-        return _reply(query_args.ECHOMSG), 200, NO_STORE
+        return _reply(query_args.ECHOMSG)
 
     @bp.get("/ping/delay")
     @handler_deadline(lambda settings: settings.max_delay_ms / 1000 + 1)  # the gateway allows 12 s
     @validate_querystring(delay)
-    @validate_response(PingReply)
-    async def delayed_ping(query_args: Any) -> tuple[PingReply, int, dict[str, str]]:
+    @document_response(PingReply)
+    async def delayed_ping(query_args: Any) -> Response:
         """Answer after ``ms`` milliseconds: a slow upstream on demand, for timeout diagnostics."""
         ms = int(query_args.ms)  # the model delay_query() built
         await asyncio.sleep(ms / 1000)
-        return _reply(f"delayed {ms} ms"), 200, NO_STORE
+        return _reply(f"delayed {ms} ms")
 
     return bp
