@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import functools
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,8 @@ from pathlib import Path
 
 from bench import cost
 from bench.table import append_record, print_table
-from tests.auth.flows import AuthFlows  # the same client-side flow the tests drive
-from tests.support import free_port
+from quartet_client import AuthClient
+from scripts.suite.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,9 +83,10 @@ def wrk(binary: str, url: str, token: str | None, connections: int, duration: in
 
 
 async def prepare_user(gateway: str) -> str:
-    async with AuthFlows(gateway) as flows:
-        user = await flows.register()
-        tokens = await flows.sign_in(user["email"], USER_SCOPES)
+    email, password = f"bench-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(16)
+    async with AuthClient(gateway) as flows:
+        await flows.register(email, password)
+        tokens = await flows.sign_in(email, USER_SCOPES, password)
         token = tokens["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         for i in range(30):

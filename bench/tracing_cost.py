@@ -24,8 +24,8 @@ from typing import Any
 
 from bench.table import print_table
 from scripts.suite.plan import plan as build_plan
+from scripts.suite.procs import free_port
 from scripts.suite.table import SHARED_DEFAULTS
-from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

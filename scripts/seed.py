@@ -30,17 +30,18 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from quartet_client import ApiError, AuthClient, QuartetApi, SignInFailed
+from quartet_client.api import Report, ReportFormat, Todo
 from scripts.suite.control import child_python
 from scripts.suite.plan import plan as build_plan
 from scripts.suite.procs import ROOT
 from scripts.suite.secrets import with_env_file
-from tests.auth.flows import AuthFlows  # the same client-side flow the SPA runs
 
 DEMO_EMAIL = "demo@quartet.localhost"
 DEMO_PASSWORD = "quartet-demo-password"  # the documented password of a local demo account
 DEMO_NAME = "Demo User"
 SCOPES = "profile todos:read todos:write reports:read reports:write"
-FORMATS = ("csv", "pdf", "json")
+FORMATS: tuple[ReportFormat, ...] = ("csv", "pdf", "json")
 WAIT_SECONDS = 90.0
 
 
@@ -70,31 +71,19 @@ def run_seed_command(command: list[str], env: dict[str, str], owner: str) -> str
 
 
 async def sign_in(gateway: str, email: str, password: str) -> str:
-    async with AuthFlows(gateway, address="127.0.0.1") as flows:
-        resp = await flows.http.post("/auth/register", json={"email": email, "password": password, "name": DEMO_NAME})
-        if resp.status_code not in (201, 409):
-            raise SeedError(f"register: {resp.status_code} {resp.text}")
+    async with AuthClient(gateway, address="127.0.0.1") as flows:
+        try:
+            await flows.register(email, password, DEMO_NAME)
+        except SignInFailed as error:
+            if error.response.status_code != 409:  # 409: the account exists, which is fine
+                raise SeedError(str(error)) from None
         try:
             tokens = await flows.sign_in(email, SCOPES, password)
-        except AssertionError as error:
+        except SignInFailed as error:
             raise SeedError(
                 f"signing in as {email} failed (an account with another password?): {str(error)[:300]}"
             ) from None
-    return str(tokens["access_token"])
-
-
-async def all_todos(http: httpx.AsyncClient) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        resp = await http.get("/todos", params=params)
-        resp.raise_for_status()
-        page = resp.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
+    return tokens["access_token"]
 
 
 async def wait_for(what: str, check: Any) -> Any:
@@ -109,23 +98,23 @@ async def wait_for(what: str, check: Any) -> Any:
         await asyncio.sleep(0.3)
 
 
-async def wait_for_read_model(http: httpx.AsyncClient, todos: list[dict[str, Any]]) -> None:
+async def wait_for_read_model(api: QuartetApi, todos: list[Todo]) -> None:
     """The reports summary counts what the todos service holds (the events have arrived)."""
     finished = sum(1 for t in todos if t["is_finished"])
 
     async def caught_up() -> bool:
-        resp = await http.get("/reports/summary")
-        body = resp.json() if resp.status_code == 200 else {}
-        return bool(body.get("total") == len(todos) and body.get("finished") == finished)
+        try:
+            summary = await api.summary()
+        except ApiError:
+            return False
+        return summary["total"] == len(todos) and summary["finished"] == finished
 
     await wait_for("the reports read model to count the demo todos", caught_up)
 
 
-async def ensure_reports(http: httpx.AsyncClient) -> dict[str, str]:
+async def ensure_reports(api: QuartetApi) -> dict[str, str]:
     """One finished report of each format: existing ones are kept, missing or failed ones requested."""
-    resp = await http.get("/reports", params={"limit": 100})
-    resp.raise_for_status()
-    reports = resp.json()["items"]
+    reports = (await api.list_reports(limit=100))["items"]
     chosen: dict[str, str] = {}
     for fmt in FORMATS:
         of_format = [r for r in reports if r["format"] == fmt and r["status"] != "failed"]
@@ -135,17 +124,20 @@ async def ensure_reports(http: httpx.AsyncClient) -> dict[str, str]:
         elif of_format:
             chosen[fmt] = of_format[0]["id"]
         else:
-            created = await http.post("/reports", json={"format": fmt})
-            if created.status_code != 202:
-                raise SeedError(f"POST /reports {fmt}: {created.status_code} {created.text}")
-            chosen[fmt] = created.json()["id"]
+            try:
+                chosen[fmt] = (await api.request_report(fmt))["id"]
+            except ApiError as error:
+                raise SeedError(str(error)) from None
     for fmt, report_id in chosen.items():
 
-        async def finished(report_id: str = report_id, fmt: str = fmt) -> dict[str, Any] | None:
-            body = (await http.get(f"/reports/{report_id}")).json()
-            if body.get("status") == "failed":
-                raise SeedError(f"the {fmt} report failed: {body.get('error')}")
-            return body if body.get("status") == "done" else None
+        async def finished(report_id: str = report_id, fmt: str = fmt) -> Report | None:
+            try:
+                report = await api.get_report(report_id)
+            except ApiError:  # away for a moment: ask again
+                return None
+            if report["status"] == "failed":
+                raise SeedError(f"the {fmt} report failed: {report['error']}")
+            return report if report["status"] == "done" else None
 
         await wait_for(f"the {fmt} report", finished)
     return chosen
@@ -160,12 +152,13 @@ async def seed(gateway: str, email: str, password: str, command: list[str], env:
     if not ready:
         raise SeedError(f"the suite does not answer at {gateway}/readyz: run `make up` first")
     token = await sign_in(gateway, email, password)
-    async with httpx.AsyncClient(base_url=gateway, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
-        me = (await http.get("/auth/me")).json()
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        api = QuartetApi(http, token)
+        me = await api.me()
         outcome = run_seed_command(command, env, me["id"])
-        todos = await all_todos(http)
-        await wait_for_read_model(http, todos)
-        reports = await ensure_reports(http)
+        todos = await api.all_todos()
+        await wait_for_read_model(api, todos)
+        reports = await ensure_reports(api)
     return {"user": me, "todos": todos, "reports": reports, "outcome": outcome}
 
 

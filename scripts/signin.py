@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import sys
 
-from tests.auth.flows import AuthFlows  # the same client-side flow the tests drive
+from quartet_client import AuthClient, SignInFailed  # the same client-side flow the tests drive
 
 SCOPES = "profile todos:read todos:write reports:read reports:write"
 
@@ -28,7 +28,7 @@ async def main() -> int:
     parser.add_argument("--scope", default=SCOPES)
     parser.add_argument("--register", action="store_true", help="create the account first")
     args = parser.parse_args()
-    async with AuthFlows(args.gateway, address="127.0.0.1") as flows:
+    async with AuthClient(args.gateway, address="127.0.0.1") as flows:
         if args.register:
             resp = await flows.http.post("/auth/register", json={"email": args.email, "password": args.password})
             if resp.status_code != 201:
@@ -36,7 +36,7 @@ async def main() -> int:
                 return 1
         try:
             tokens = await flows.sign_in(args.email, args.scope, args.password)
-        except AssertionError as error:
+        except SignInFailed as error:
             print(f"sign-in failed: {error}", file=sys.stderr)
             return 1
     print(tokens["access_token"])

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import aio_pika
 import asyncpg
 import httpx
 
+from scripts.suite.procs import free_port as free_port
 from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +44,6 @@ def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
     assert body["request_id"] == resp.headers["x-request-id"]
     assert {"type", "title", "detail"} <= body.keys()
     return body
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def unique(prefix: str) -> str:

@@ -161,6 +161,15 @@ def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def log_tail(name: str, lines: int = 40) -> str:
     """The last ``lines`` lines of a log, from its last ``==== ... ====`` marker (this run) on."""
     try:
