@@ -11,14 +11,15 @@ from services.kit.app import current_db, handler_deadline
 from services.kit.contract import links, responses
 from services.kit.problem import Problem
 from services.kit.security import current_user_id, require_scope
-from services.reports import events, jobs_store, store
+from services.reports import events
 from services.reports.schemas import Report, ReportList, ReportListQuery, ReportRequest, SummaryOut
 from services.reports.state import reports_state
+from services.reports.store import read_model, report_jobs
 
 bp = Blueprint("reports", __name__)
 
 
-def _report(row: jobs_store.JobRow) -> Report:
+def _report(row: report_jobs.JobRow) -> Report:
     return Report.model_validate(row.public())
 
 
@@ -28,7 +29,7 @@ def _report(row: jobs_store.JobRow) -> Report:
 async def get_summary() -> SummaryOut:
     """The caller's live statistics, from the read model the todo events keep (eventually consistent)."""
     async with current_db().connection() as conn:
-        summary = await store.summary(conn, current_user_id())
+        summary = await read_model.summary(conn, current_user_id())
     return SummaryOut.model_validate(summary, from_attributes=True)
 
 
@@ -44,8 +45,8 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
     limit = reports_state().settings.max_unfinished_jobs
     async with current_db().transaction() as conn:
         try:
-            row = await jobs_store.create_job(conn, owner, data.format, max_unfinished=limit)
-        except store.AccountDeleted:
+            row = await report_jobs.create_job(conn, owner, data.format, max_unfinished=limit)
+        except read_model.AccountDeleted:
             raise Problem(403, "this account has been deleted") from None
         if row is None:
             raise Problem(
@@ -62,7 +63,7 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
 async def list_reports(query_args: ReportListQuery) -> ReportList:
     """The caller's reports, newest first."""
     async with current_db().connection() as conn:
-        rows = await jobs_store.list_jobs(conn, current_user_id(), limit=query_args.limit)
+        rows = await report_jobs.list_jobs(conn, current_user_id(), limit=query_args.limit)
     return ReportList(items=[_report(r) for r in rows])
 
 
@@ -72,7 +73,7 @@ async def list_reports(query_args: ReportListQuery) -> ReportList:
 async def get_report(report_id: UUID) -> Report:
     """One report's status and progress."""
     async with current_db().connection() as conn:
-        row = await jobs_store.get_job(conn, current_user_id(), report_id)
+        row = await report_jobs.get_job(conn, current_user_id(), report_id)
     if row is None:
         raise Problem(404, "report not found")
     return _report(row)
@@ -96,9 +97,9 @@ async def get_report_file(report_id: UUID) -> Response:
     """The rendered file (409 while the report is not done)."""
     owner = current_user_id()
     async with current_db().connection() as conn:
-        file = await jobs_store.get_file(conn, owner, report_id)
+        file = await report_jobs.get_file(conn, owner, report_id)
         if file is None:
-            row = await jobs_store.get_job(conn, owner, report_id)
+            row = await report_jobs.get_job(conn, owner, report_id)
             if row is None:
                 raise Problem(404, "report not found")
             raise Problem(409, f"the report is {row.status}, it has no file", headers={"Retry-After": "2"})

@@ -1,23 +1,20 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from quart import Quart
 
 from services.kit import events
 from services.kit.app import create_service_app, kit_of
-from services.kit.migrations import MigrationSource
 from services.kit.security import BEARER_SECURITY_SCHEME, install_auth
 from services.kit.security.verifier import JwksFetcher
 from services.reports.api import bp
 from services.reports.config import ReportsSettings
 from services.reports.events import HANDLERS
 from services.reports.jobs import ensure_jobs_queue
+from services.reports.migrations import MIGRATIONS
 from services.reports.state import ReportsState
 from services.reports.sweeper import JobSweeper
-
-MIGRATIONS = [events.MIGRATIONS, MigrationSource("reports", Path(__file__).parent / "migrations")]
 
 
 def create_app(settings: ReportsSettings, *, fetch_jwks: JwksFetcher | None = None) -> Quart:

@@ -18,8 +18,8 @@ from uuid import UUID
 from services.kit.db import Connection
 from services.kit.events import Event, Handler, outbox
 from services.kit.logging import get_logger
-from services.reports import jobs_store, store
 from services.reports.schemas import TodoEventData
+from services.reports.store import read_model, report_jobs
 
 log = get_logger("reports.events")
 
@@ -30,12 +30,12 @@ REPORT_COMPLETED = "report.completed"
 # Published --------------------------------------------------------------------------------------
 
 
-async def report_requested(conn: Connection, job: jobs_store.JobRow) -> None:
+async def report_requested(conn: Connection, job: report_jobs.JobRow) -> None:
     """A job is queued: the worker that takes it from the jobs queue renders it."""
     await outbox.add(conn, REPORT_REQUESTED, subject=job.owner_id, data={"job_id": job.id, "format": job.format})
 
 
-async def report_completed(conn: Connection, job: jobs_store.JobRow, size: int | None) -> None:
+async def report_completed(conn: Connection, job: report_jobs.JobRow, size: int | None) -> None:
     """A job finished: done (``size`` bytes of file) or failed (no size; ``error`` says why)."""
     data: dict[str, Any] = {
         "id": job.id,
@@ -52,21 +52,21 @@ async def report_completed(conn: Connection, job: jobs_store.JobRow, size: int |
 # Consumed ---------------------------------------------------------------------------------------
 
 
-def _fact(event: Event) -> store.TodoFact:
+def _fact(event: Event) -> read_model.TodoFact:
     data = TodoEventData.model_validate(event.data)
-    return store.TodoFact(data.id, data.is_finished, data.created_at, data.updated_at, data.finished_at)
+    return read_model.TodoFact(data.id, data.is_finished, data.created_at, data.updated_at, data.finished_at)
 
 
 async def on_todo_changed(conn: Connection, event: Event) -> None:
-    await store.apply_todo(conn, UUID(event.subject), _fact(event))
+    await read_model.apply_todo(conn, UUID(event.subject), _fact(event))
 
 
 async def on_todo_deleted(conn: Connection, event: Event) -> None:
-    await store.apply_todo(conn, UUID(event.subject), _fact(event), deleted=True)
+    await read_model.apply_todo(conn, UUID(event.subject), _fact(event), deleted=True)
 
 
 async def on_user_deleted(conn: Connection, event: Event) -> None:
-    purged = await store.purge_owner(conn, UUID(event.subject))
+    purged = await read_model.purge_owner(conn, UUID(event.subject))
     log.info("user purged", user_id=event.subject, **purged)
 
 

@@ -27,15 +27,27 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from services.reports.jobs_store import ReportFile
 from services.reports.pdf_fonts import PdfFonts
 from services.reports.pdf_text import ScriptText
-from services.reports.schemas import TodoItem
+from services.reports.schemas import ReportFormat, TodoItem
 
 CSV_COLUMNS = ("id", "content", "is_finished", "created_at", "updated_at", "finished_at")
-CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json", "pdf": "application/pdf"}
+CONTENT_TYPES: dict[ReportFormat, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "pdf": "application/pdf",
+}
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A rendered report: what the worker stores and ``GET /reports/{id}/file`` answers."""
+
+    content_type: str
+    filename: str
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -59,9 +71,9 @@ class ReportData:
         return f"quartet-report-{self.generated_at:%Y%m%d-%H%M%S}-{str(self.report_id)[:8]}.{extension}"
 
 
-def render(format: str, data: ReportData, fonts: PdfFonts | None = None) -> ReportFile:
+def render(format: ReportFormat, data: ReportData, fonts: PdfFonts | None = None) -> ReportFile:
     """The file in ``format``; a PDF needs the fonts (pdf_fonts.load_fonts), CSV and JSON do not."""
-    renderers: dict[str, Callable[[ReportData], bytes]] = {"csv": render_csv, "json": render_json}
+    renderers: dict[ReportFormat, Callable[[ReportData], bytes]] = {"csv": render_csv, "json": render_json}
     if fonts is not None:
         renderers["pdf"] = partial(render_pdf, fonts=fonts)
     elif format == "pdf":

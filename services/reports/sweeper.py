@@ -25,8 +25,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from services.kit.db import UNAVAILABLE_ERRORS, Database
 from services.kit.logging import get_logger
-from services.reports import events, jobs_store
+from services.reports import events
 from services.reports.config import ReportsSettings
+from services.reports.store import report_jobs
 
 log = get_logger("reports.sweeper")
 
@@ -67,20 +68,20 @@ class JobSweeper:
         """One round, in one transaction; what it did (nothing when another instance is sweeping)."""
         s = self._settings
         async with self._db.transaction() as conn:
-            if not await jobs_store.try_lock_sweep(conn):
+            if not await report_jobs.try_lock_sweep(conn):
                 return Swept()
-            stuck = await jobs_store.claim_stuck_jobs(conn, stale_seconds=s.job_stale_seconds, limit=s.job_sweep_batch)
+            stuck = await report_jobs.claim_stuck_jobs(conn, stale_seconds=s.job_stale_seconds, limit=s.job_sweep_batch)
             give_up_before = datetime.now(UTC) - timedelta(seconds=s.job_give_up_seconds)
             doomed = [j for j in stuck if j.created_at < give_up_before or j.sweeps >= s.job_max_sweeps]
             again = [j for j in stuck if j.created_at >= give_up_before and j.sweeps < s.job_max_sweeps]
             for job in doomed:
-                failed = await jobs_store.fail_job(conn, job.id, STUCK_REASON)
+                failed = await report_jobs.fail_job(conn, job.id, STUCK_REASON)
                 if failed is not None:
                     await events.report_completed(conn, failed, None)
             for job in again:
                 await events.report_requested(conn, job)
             if again:
-                await jobs_store.mark_swept(conn, [j.id for j in again])
+                await report_jobs.mark_swept(conn, [j.id for j in again])
         if doomed:
             self._swept.labels("failed").inc(len(doomed))
             log.warning("stuck report jobs failed", jobs=[str(j.id) for j in doomed])

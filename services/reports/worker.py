@@ -47,13 +47,14 @@ from services.kit.metrics import new_registry, serve_metrics
 from services.kit.migrations import migrate
 from services.kit.security import ClientCredentialsTokenSource
 from services.kit.tracing import request_id_trace_config
-from services.reports import events, jobs_store, store
-from services.reports.app import MIGRATIONS
+from services.reports import events
 from services.reports.config import ReportsSettings
 from services.reports.jobs import declare_jobs_queue
+from services.reports.migrations import MIGRATIONS
 from services.reports.pdf_fonts import FontUnavailable, PdfFonts, load_fonts
 from services.reports.render import ReportData, render
 from services.reports.schemas import ReportRequested, TodoItem
+from services.reports.store import read_model, report_jobs
 from services.reports.todos_client import TodosClient, TodosRefused, TodosUnavailable
 
 log = get_logger("reports.worker")
@@ -134,19 +135,19 @@ class Worker:
 
     async def run_job(self, job_id: UUID) -> Outcome:
         """Run one job under its advisory lock (released when its connection ends, even by a crash)."""
-        async with jobs_store.job_lock(self.db, job_id) as locked:
+        async with report_jobs.job_lock(self.db, job_id) as locked:
             return await self._run_locked(job_id) if locked else Outcome.BUSY
 
     async def _run_locked(self, job_id: UUID) -> Outcome:
         async with self.db.transaction() as conn:
-            job = await jobs_store.job_by_id(conn, job_id)
+            job = await report_jobs.job_by_id(conn, job_id)
             if job is None or job.finished:
                 return Outcome.SKIPPED
             if job.attempts >= self.settings.max_job_attempts:
                 reason = f"gave up after {job.attempts} unfinished attempts (worker stopped or lost its database)"
                 await self._fail(conn, job.id, reason)
                 return Outcome.FAILED
-            started = await jobs_store.start_job(conn, job_id, self.settings.instance)
+            started = await report_jobs.start_job(conn, job_id, self.settings.instance)
         assert started is not None
         log.info("job started", format=started.format, attempt=started.attempts)
         try:
@@ -165,34 +166,34 @@ class Worker:
                 await self._fail(conn, job_id, RENDERING_FAILED)
             return Outcome.FAILED
         async with self.db.transaction() as conn:
-            done = await jobs_store.complete_job(conn, job_id, file, len(todos))
+            done = await report_jobs.complete_job(conn, job_id, file, len(todos))
             if done is None:  # purged (user deleted) while we worked
                 return Outcome.SKIPPED
             await events.report_completed(conn, done, len(file.body))
         log.info("job done", todos=len(todos), bytes=len(file.body))
         return Outcome.DONE
 
-    async def _fetch(self, job: jobs_store.JobRow) -> list[TodoItem]:
+    async def _fetch(self, job: report_jobs.JobRow) -> list[TodoItem]:
         async with self.db.connection() as conn:
-            expected = max(1, await store.expected_todos(conn, job.owner_id))
+            expected = max(1, await read_model.expected_todos(conn, job.owner_id))
         todos: list[TodoItem] = []
 
         async def note_retry(attempt: int, attempts: int, reason: str) -> None:
             async with self.db.connection() as conn:
-                await jobs_store.note_retry(conn, job.id, attempt, attempts, reason)
+                await report_jobs.note_retry(conn, job.id, attempt, attempts, reason)
 
         async for page in self.todos.pages(job.owner_id, on_retry=note_retry):
             todos.extend(page)
             if len(todos) > self.settings.max_report_todos:
                 raise ReportTooLarge(f"more than {self.settings.max_report_todos} todos: too many for one report")
             async with self.db.connection() as conn:
-                await jobs_store.set_progress(
+                await report_jobs.set_progress(
                     conn, job.id, len(todos) * _FETCH_SHARE // max(expected, len(todos)), len(todos)
                 )
         return todos
 
     async def _fail(self, conn: Connection, job_id: UUID, reason: str) -> None:
-        failed = await jobs_store.fail_job(conn, job_id, reason)
+        failed = await report_jobs.fail_job(conn, job_id, reason)
         if failed is not None:
             await events.report_completed(conn, failed, None)
             log.warning("job failed", reason=reason)

@@ -16,8 +16,9 @@ import aio_pika
 import asyncpg
 import pytest
 
-from services.reports.app import MIGRATIONS, create_app
+from services.reports.app import create_app
 from services.reports.config import ReportsSettings
+from services.reports.migrations import MIGRATIONS
 from services.reports.pdf_fonts import PdfFonts, load_fonts
 from tests.factories import TestIssuer
 from tests.inprocess import InProcessService, migrated_database, serve, settings_for

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from services.kit.events import outbox
-from services.reports import jobs_store
 from services.reports.events import REPORT_REQUESTED
+from services.reports.store import report_jobs
 from services.reports.sweeper import STUCK_REASON
 from tests.reports.client import CompletedEvents, add_todos, hold_mid_fetch, reports_api, request_report, wait_report
 from tests.reports.conftest import Lab, StartWorker
@@ -95,11 +95,11 @@ async def test_a_job_a_live_worker_holds_is_not_swept(lab: Lab, new_user: User) 
     await lose_messages(lab, 2)
     worker = await asyncpg.connect(lab.suite.envs[lab.reports_name]["DATABASE_URL"])  # as a worker would
     try:
-        assert await jobs_store.try_lock_job(worker, held)  # type: ignore[arg-type]
+        assert await report_jobs.try_lock_job(worker, held)  # type: ignore[arg-type]
         await lab.fetch(AGE, [held, free])  # both stale in the same instant: one sweep sees both
         await until(lambda: _equals(sweeps(lab, free), 1), "the sweep of the free job")
         assert await sweeps(lab, held) == 0
-        await jobs_store.unlock_job(worker, held)  # type: ignore[arg-type]
+        await report_jobs.unlock_job(worker, held)  # type: ignore[arg-type]
         await lab.fetch(AGE, [held])
         await until(lambda: _equals(sweeps(lab, held), 1), "the sweep once the worker let go")
     finally:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from services.reports import store
-from services.reports.app import MIGRATIONS
+from services.reports.migrations import MIGRATIONS
+from services.reports.store import read_model
 from tests.inprocess import MigratedDatabase
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
@@ -21,13 +21,13 @@ def at(minutes: int) -> datetime:
     return BASE + timedelta(minutes=minutes)
 
 
-def fact(todo: uuid.UUID, updated: int, finished: int | None = None) -> store.TodoFact:
-    return store.TodoFact(
+def fact(todo: uuid.UUID, updated: int, finished: int | None = None) -> read_model.TodoFact:
+    return read_model.TodoFact(
         todo, finished is not None, at(0), at(updated), at(finished) if finished is not None else None
     )
 
 
-def history() -> list[tuple[store.TodoFact, bool]]:
+def history() -> list[tuple[read_model.TodoFact, bool]]:
     """Every event of four todos, in the order they happened: (state, is a deletion)."""
     t0, t1, t2, t3 = (uuid.uuid4() for _ in range(4))
     return [
@@ -55,14 +55,14 @@ async def conn(migrated_db: MigratedDatabase) -> AsyncIterator[asyncpg.Connectio
         await connection.close()
 
 
-async def summary_after(conn: asyncpg.Connection, events: list[tuple[store.TodoFact, bool]]) -> store.Summary:
+async def summary_after(conn: asyncpg.Connection, events: list[tuple[read_model.TodoFact, bool]]) -> read_model.Summary:
     owner = uuid.uuid4()
     transaction = conn.transaction()
     await transaction.start()
     try:
         for state, deleted in events:
-            await store.apply_todo(conn, owner, state, deleted=deleted)
-        result = await store.summary(conn, owner)
+            await read_model.apply_todo(conn, owner, state, deleted=deleted)
+        result = await read_model.summary(conn, owner)
     finally:
         await transaction.rollback()
     return result
@@ -98,9 +98,9 @@ async def test_a_deleted_users_late_events_are_ignored(conn: asyncpg.Connection)
     transaction = conn.transaction()
     await transaction.start()
     try:
-        await store.apply_todo(conn, owner, fact(uuid.uuid4(), 0))
-        assert (await store.purge_owner(conn, owner))["todos"] == 1
-        assert not await store.apply_todo(conn, owner, fact(uuid.uuid4(), 1))
-        assert (await store.summary(conn, owner)).total == 0
+        await read_model.apply_todo(conn, owner, fact(uuid.uuid4(), 0))
+        assert (await read_model.purge_owner(conn, owner))["todos"] == 1
+        assert not await read_model.apply_todo(conn, owner, fact(uuid.uuid4(), 1))
+        assert (await read_model.summary(conn, owner)).total == 0
     finally:
         await transaction.rollback()

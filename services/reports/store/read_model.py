@@ -1,4 +1,4 @@
-"""SQL of the reports read model and of purging a user; jobs and files are in :mod:`services.reports.jobs_store`.
+"""SQL of the reports read model and of purging a user; jobs and files are in :mod:`.report_jobs`.
 
 Every user query names its owner.
 """

@@ -18,7 +18,9 @@ from uuid import UUID
 import asyncpg
 
 from services.kit.db import Connection, Database
-from services.reports import store
+from services.reports.render import ReportFile
+from services.reports.schemas import ReportFormat
+from services.reports.store import read_model
 
 # Jobs --------------------------------------------------------------------------------------------
 
@@ -32,7 +34,7 @@ _JOB_COLUMNS = (
 class JobRow:
     id: UUID
     owner_id: UUID
-    format: str
+    format: ReportFormat
     status: str
     progress: int
     todo_count: int | None
@@ -69,15 +71,15 @@ class JobRow:
         }
 
 
-async def create_job(conn: Connection, owner: UUID, format: str, *, max_unfinished: int) -> JobRow | None:
+async def create_job(conn: Connection, owner: UUID, format: ReportFormat, *, max_unfinished: int) -> JobRow | None:
     """Store a queued job; ``None`` when the owner already has ``max_unfinished`` queued or running.
 
     Runs in the caller's transaction; a per-owner advisory lock makes the count and
     the insert one step, so concurrent requests cannot both slip under the bound.
     """
-    await store.lock_owner(conn, owner)
+    await read_model.lock_owner(conn, owner)
     if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM deleted_users WHERE owner_id = $1)", owner):
-        raise store.AccountDeleted(owner)
+        raise read_model.AccountDeleted(owner)
     unfinished = await conn.fetchval(
         "SELECT count(*) FROM report_jobs WHERE owner_id = $1 AND status IN ('queued', 'running')", owner
     )
@@ -104,13 +106,6 @@ async def get_job(conn: Connection, owner: UUID, job_id: UUID) -> JobRow | None:
         f"SELECT {_JOB_COLUMNS} FROM report_jobs WHERE owner_id = $1 AND id = $2", owner, job_id
     )
     return JobRow.of(record) if record else None
-
-
-@dataclass(frozen=True)
-class ReportFile:
-    content_type: str
-    filename: str
-    body: bytes
 
 
 async def get_file(conn: Connection, owner: UUID, job_id: UUID) -> ReportFile | None:
