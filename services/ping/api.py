@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 from quart import Blueprint, Response
 from quart_schema import document_response
 
 from services.kit.app import handler_deadline
 from services.kit.type_adapters import validate_querystring
-from services.ping.config import PingSettings
-from services.ping.schemas import PingQuery, PingReply, delay_query
+from services.ping.schemas import DelayQuery, PingQuery, PingReply
 from services.ping.state import ping_state
+
+bp = Blueprint("ping", __name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -26,26 +26,19 @@ def _reply(message: str) -> Response:
     return Response(reply.model_dump_json(), content_type="application/json", headers=NO_STORE)
 
 
-def blueprint(settings: PingSettings) -> Blueprint:
-    """The ping routes; ``/ping/delay``'s documented bound is this instance's ``MAX_DELAY_MS``."""
-    bp = Blueprint("ping", __name__)
-    delay = delay_query(settings.max_delay_ms)
+@bp.get("/ping")
+@validate_querystring(PingQuery)
+@document_response(PingReply)
+async def ping(query_args: PingQuery) -> Response:
+    """Echo ``ECHOMSG`` with the region and instance that answered; never cached."""
+    return _reply(query_args.ECHOMSG)
 
-    @bp.get("/ping")
-    @validate_querystring(PingQuery)
-    @document_response(PingReply)
-    async def ping(query_args: PingQuery) -> Response:
-        """Echo ``ECHOMSG`` with the region and instance that answered; never cached."""
-        return _reply(query_args.ECHOMSG)
 
-    @bp.get("/ping/delay")
-    @handler_deadline(lambda settings: settings.max_delay_ms / 1000 + 1)  # the gateway allows 12 s
-    @validate_querystring(delay)
-    @document_response(PingReply)
-    async def delayed_ping(query_args: Any) -> Response:
-        """Answer after ``ms`` milliseconds: a slow upstream on demand, for timeout diagnostics."""
-        ms = int(query_args.ms)  # the model delay_query() built
-        await asyncio.sleep(ms / 1000)
-        return _reply(f"delayed {ms} ms")
-
-    return bp
+@bp.get("/ping/delay")
+@handler_deadline(lambda settings: settings.max_delay_ms / 1000 + 1)  # the gateway allows 12 s
+@validate_querystring(DelayQuery)
+@document_response(PingReply)
+async def delayed_ping(query_args: DelayQuery) -> Response:
+    """Answer after ``ms`` milliseconds: a slow upstream on demand, for timeout diagnostics."""
+    await asyncio.sleep(query_args.ms / 1000)
+    return _reply(f"delayed {query_args.ms} ms")
