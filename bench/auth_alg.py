@@ -42,7 +42,7 @@ def per_op_us(fn: Callable[[], object], rounds: int) -> float:
 
 def main(rounds: int) -> None:
     warnings.simplefilter("ignore")  # joserfc warns that "EdDSA" is deprecated (RFC 9864)
-    keys = {
+    keys: dict[str, RSAKey | ECKey | OKPKey] = {
         "RS256": RSAKey.generate_key(2048),
         "ES256": ECKey.generate_key("P-256"),
         "EdDSA": OKPKey.generate_key("Ed25519"),

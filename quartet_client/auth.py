@@ -16,7 +16,7 @@ import html
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, Self, TypedDict
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -80,7 +80,7 @@ class Authorization:
     params: dict[str, str] = field(default_factory=dict)
 
 
-def authorization(scope: str = DEFAULT_SCOPE, **overrides: str | None) -> Authorization:
+def authorization(scope: str = DEFAULT_SCOPE, /, **overrides: str | None) -> Authorization:
     """The SPA's authorization request for ``scope``; an override of ``None`` leaves that parameter out."""
     verifier, challenge = pkce_pair()
     params: dict[str, str | None] = {
@@ -132,7 +132,7 @@ class AuthClient:
             transport = httpx.AsyncHTTPTransport(local_address=source)
         self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
 
-    async def __aenter__(self) -> AuthClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -128,9 +128,9 @@ async def ensure_reports(api: QuartetApi) -> dict[str, str]:
                 chosen[fmt] = (await api.request_report(fmt))["id"]
             except ApiError as error:
                 raise SeedError(str(error)) from None
-    for fmt, report_id in chosen.items():
+    for name, report_id in chosen.items():
 
-        async def finished(report_id: str = report_id, fmt: str = fmt) -> Report | None:
+        async def finished(report_id: str = report_id, fmt: str = name) -> Report | None:
             try:
                 report = await api.get_report(report_id)
             except ApiError:  # away for a moment: ask again
@@ -139,7 +139,7 @@ async def ensure_reports(api: QuartetApi) -> dict[str, str]:
                 raise SeedError(f"the {fmt} report failed: {report['error']}")
             return report if report["status"] == "done" else None
 
-        await wait_for(f"the {fmt} report", finished)
+        await wait_for(f"the {name} report", finished)
     return chosen
 
 

@@ -103,7 +103,9 @@ async def wait_ready(app: Quart, timeout: float = 30.0) -> None:
 
 def asgi_client(app: Quart, headers: dict[str, str] | None = None, base_url: str = BASE_URL) -> httpx.AsyncClient:
     """An httpx client whose requests go straight to ``app`` (started with ``app.test_app()``)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url, headers=headers, timeout=30)
+    # Quart's ASGI signature is typed with hypercorn's types, httpx's with its own: the same protocol.
+    asgi: Any = app
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url=base_url, headers=headers, timeout=30)
 
 
 @asynccontextmanager

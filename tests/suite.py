@@ -30,7 +30,8 @@ import httpx
 
 from scripts.suite import table
 from tests.auth.flows import PASSWORD, WORKER_SECRET, AuthFlows
-from tests.factories import USER_SCOPES, User
+from tests.factories import USER_SCOPES as USER_SCOPES
+from tests.factories import User as User
 from tests.support import (
     AMQP_URL,
     ServiceProcess,

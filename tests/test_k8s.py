@@ -109,7 +109,8 @@ def _get(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1, deployment["metadata"]["name"]
-    return containers[0]
+    container: dict[str, Any] = containers[0]
+    return container
 
 
 def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -121,7 +122,7 @@ def _port_number(container: dict[str, Any], port: int | str) -> int:
         return port
     named = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == port]
     assert named, f"no container port named {port!r}"
-    return named[0]
+    return int(named[0])
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -146,7 +147,8 @@ def everything() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def shared_env(base: list[dict[str, Any]]) -> dict[str, str]:
-    return _get(base, "ConfigMap", "quartet-config")["data"]
+    data: dict[str, str] = _get(base, "ConfigMap", "quartet-config")["data"]
+    return data
 
 
 def test_the_contract_and_the_suite_table_agree() -> None:
@@ -491,7 +493,8 @@ def test_local_overlay_renders_and_every_process_accepts_its_environment(tmp_pat
         assert container["image"] == "quartet:dev"
         env = _resolve_env(docs, container, f"{name}-pod")
         assert len(container["env"]) == len({e["name"] for e in container["env"]}), f"{name}: duplicate env"
-        settings = settings_type(**{k.lower(): v for k, v in env.items()})
+        fields: dict[str, Any] = {k.lower(): v for k, v in env.items()}
+        settings = settings_type(**fields)
         for key in USES_SECRET.get(name, ()):
             assert getattr(settings, key.lower()).get_secret_value() == secrets[key], f"{name}: {key}"
         if name in CONTRACT_PORTS:

@@ -55,7 +55,7 @@ def config(procs: Iterable[Proc]) -> str:
     for proc in procs:
         scrape_port = metrics_port(proc)
         if scrape_port is not None:
-            target = {"targets": [f"127.0.0.1:{scrape_port}"], "labels": {"process": proc.name}}
+            target: dict[str, object] = {"targets": [f"127.0.0.1:{scrape_port}"], "labels": {"process": proc.name}}
             jobs.setdefault(job_of(proc.name), []).append(target)
     document = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},

@@ -17,6 +17,7 @@ import pytest
 from joserfc.jwk import JWKRegistry, Key
 from quart import Quart
 
+from quartet_client.auth import UserProfile
 from services.auth.app import create_app
 from services.auth.config import AuthSettings
 from services.auth.sealing import KeyEncryptionKeys, SealedKey
@@ -118,5 +119,5 @@ async def flows(auth_service: AuthService) -> AsyncIterator[AuthFlows]:
 
 
 @pytest.fixture
-async def user(flows: AuthFlows) -> dict[str, Any]:
+async def user(flows: AuthFlows) -> UserProfile:
     return await flows.register()

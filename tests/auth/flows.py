@@ -7,7 +7,6 @@ harness gives it, and a test gets the bodies as plain dicts to poke at.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 import httpx
 
@@ -18,6 +17,8 @@ from quartet_client.auth import (
     WORKER_CLIENT,
     AuthClient,
     Authorization,
+    Tokens,
+    UserProfile,
     authorization,
     hidden_fields,
     pkce_pair,
@@ -45,14 +46,14 @@ __all__ = [
 class AuthFlows(AuthClient):
     async def register(
         self, email: str | None = None, password: str = PASSWORD, name: str | None = "Test"
-    ) -> dict[str, Any]:
-        return dict(await super().register(email or f"user-{secrets.token_hex(6)}@example.com", password, name))
+    ) -> UserProfile:
+        return await super().register(email or f"user-{secrets.token_hex(6)}@example.com", password, name)
 
     async def authorize(self, auth: Authorization, email: str, password: str = PASSWORD) -> dict[str, str]:
         return await super().authorize(auth, email, password)
 
-    async def sign_in(self, email: str, scope: str = DEFAULT_SCOPE, password: str = PASSWORD) -> dict[str, Any]:
-        return dict(await super().sign_in(email, scope, password))
+    async def sign_in(self, email: str, scope: str = DEFAULT_SCOPE, password: str = PASSWORD) -> Tokens:
+        return await super().sign_in(email, scope, password)
 
     async def client_credentials(
         self, scope: str | None = None, *, secret: str = WORKER_SECRET, client_id: str = WORKER_CLIENT

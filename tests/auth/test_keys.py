@@ -12,9 +12,10 @@ from services.auth.signing import JWKS_MARGIN, generate_key, key_state
 from services.auth.store.keys import KeyRow
 from services.kit.security import InvalidToken, TokenVerifier
 from services.kit.security.verifier import unverified_header
-from tests.auth.conftest import AuthService, auth_env
+from tests.auth.conftest import AuthService
 from tests.auth.flows import AuthFlows
 from tests.commands import Done, last_line, run_python
+from tests.suite import auth_env
 
 TTL = timedelta(minutes=15)
 

@@ -24,10 +24,11 @@ from services.auth.sealing import KeyEncryptionKeys, SealedKey, kek_id
 from services.auth.signing import generate_key
 from services.kit.security import TokenVerifier
 from services.kit.security.verifier import unverified_header
-from tests.auth.conftest import SIGNING_KEK, AuthService, auth_env, start_auth
+from tests.auth.conftest import AuthService, start_auth
 from tests.auth.test_keys import rotate_keys, service_token
 from tests.commands import refuses_to_start
 from tests.inprocess import MigratedDatabase
+from tests.suite import SIGNING_KEK, auth_env
 from tests.support import free_port
 
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
@@ -102,7 +103,7 @@ async def test_plaintext_keys_from_before_are_sealed_at_start_and_old_keks_rewra
             json.dumps(legacy.as_dict(private=True)),
             json.dumps(legacy.as_dict(private=False)),
         )
-        assert legacy.as_dict(private=True)["d"] in pg_dump(first.dsn)  # the control: a dump did leak it
+        assert str(legacy.as_dict(private=True)["d"]) in pg_dump(first.dsn)  # the control: a dump did leak it
     # The next start seals it; with a new KEK listed first, every data key is re-wrapped too.
     async for second in start_auth(own_db, log_dir, SIGNING_KEK=f"{new_kek},{SIGNING_KEK}"):
         rows = await second.fetch("SELECT kid, private_jwk, kek_id FROM signing_keys")
@@ -165,14 +166,14 @@ def test_the_built_in_kek_is_refused_unless_the_issuer_is_on_loopback(auth_url: 
             AuthSettings(
                 auth_url=auth_url,
                 public_url=public_url,
-                reports_worker_client_secret=REAL_WORKER_SECRET,  # type: ignore[arg-type]
-                signing_kek=kek,  # type: ignore[arg-type]
+                reports_worker_client_secret=REAL_WORKER_SECRET,
+                signing_kek=kek,
             )
     settings = AuthSettings(
         auth_url=auth_url,
         public_url=public_url,
-        reports_worker_client_secret=REAL_WORKER_SECRET,  # type: ignore[arg-type]
-        signing_kek=SIGNING_KEK,  # type: ignore[arg-type]
+        reports_worker_client_secret=REAL_WORKER_SECRET,
+        signing_kek=SIGNING_KEK,
     )
     assert settings.key_encryption_keys().current_id == kek_id(base64.b64decode(SIGNING_KEK))
     # On a developer machine the default is fine.
@@ -186,4 +187,4 @@ def test_a_kek_that_is_not_32_bytes_of_base64_is_refused_with_the_reason(bad: st
     from services.auth.config import AuthSettings
 
     with pytest.raises(ValidationError, match=r"SIGNING_KEK|key-encryption key"):
-        AuthSettings(signing_kek=bad)  # type: ignore[arg-type]
+        AuthSettings(signing_kek=bad)

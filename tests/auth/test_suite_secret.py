@@ -71,7 +71,7 @@ def test_only_auth_gets_a_signing_kek_and_it_is_a_valid_one(run_dir: Path) -> No
     environ = {**ensure_secrets({})}
     procs = {p.name: p for p in all_procs(build_plan(environ))}
     kek = procs["auth"].env[SIGNING_KEK]
-    assert AuthSettings(signing_kek=kek).key_encryption_keys()  # type: ignore[arg-type]
+    assert AuthSettings(signing_kek=kek).key_encryption_keys()
     assert ensure_secrets({})[SIGNING_KEK] == kek  # kept: losing it would lock the keys away
     for name, proc in procs.items():
         if proc.module != "services.auth":

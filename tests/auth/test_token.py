@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.auth.conftest import AuthService
-from tests.auth.flows import WEB_CLIENT, WORKER_CLIENT, AuthFlows, authorization
+from tests.auth.flows import WEB_CLIENT, WORKER_CLIENT, WORKER_SECRET, AuthFlows, authorization
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,8 @@ async def test_public_client_cannot_use_client_credentials(flows: AuthFlows) -> 
 
 
 async def test_password_grant_is_refused(flows: AuthFlows, user: dict[str, Any]) -> None:
-    for auth in [None, (WORKER_CLIENT, "test-worker-secret")]:
+    auths: list[tuple[str, str] | None] = [None, (WORKER_CLIENT, WORKER_SECRET)]
+    for auth in auths:
         resp = await flows.http.post(
             "/auth/token",
             data={
@@ -134,7 +136,7 @@ async def test_password_grant_is_refused(flows: AuthFlows, user: dict[str, Any])
                 "password": "correct horse battery",
                 "client_id": WEB_CLIENT,
             },
-            auth=auth,
+            auth=auth or httpx.USE_CLIENT_DEFAULT,
         )
         assert resp.status_code == 400
         assert resp.json()["error"] == "unsupported_grant_type"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
@@ -19,7 +20,7 @@ def auth_service(auth_in_process: AuthService) -> AuthService:
     return auth_in_process
 
 
-def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+def bearer(tokens: Mapping[str, object]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 

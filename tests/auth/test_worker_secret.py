@@ -11,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from services.auth.config import DEFAULT_WORKER_SECRET, AuthSettings
-from tests.auth.conftest import SIGNING_KEK, auth_env, start_auth
+from tests.auth.conftest import start_auth
 from tests.auth.flows import AuthFlows
+from tests.suite import SIGNING_KEK, auth_env
 from tests.support import ROOT, free_port
 
 
@@ -52,14 +53,14 @@ def test_the_built_in_secret_is_refused_when_the_issuer_is_not_loopback(auth_db:
     "issuer", ["http://127.0.0.1:8001", "http://localhost:8001", "http://[::1]:8001", "http://127.0.0.2"]
 )
 def test_the_built_in_secret_is_allowed_on_a_loopback_issuer(issuer: str) -> None:
-    settings = AuthSettings(auth_url=issuer, reports_worker_client_secret=DEFAULT_WORKER_SECRET)  # type: ignore[arg-type]
+    settings = AuthSettings(auth_url=issuer, reports_worker_client_secret=DEFAULT_WORKER_SECRET)
     assert settings.reports_worker_client_secret.get_secret_value() == DEFAULT_WORKER_SECRET
 
 
 @pytest.mark.parametrize("issuer", ["http://auth:8001", "https://auth.example.com", "http://10.0.0.5:8001"])
 def test_a_real_secret_is_required_elsewhere(issuer: str) -> None:
     with pytest.raises(ValidationError, match="REPORTS_WORKER_CLIENT_SECRET"):
-        AuthSettings(auth_url=issuer, reports_worker_client_secret=DEFAULT_WORKER_SECRET)  # type: ignore[arg-type]
+        AuthSettings(auth_url=issuer, reports_worker_client_secret=DEFAULT_WORKER_SECRET)
     real = {"reports_worker_client_secret": "s3cret-" + "x" * 20, "signing_kek": SIGNING_KEK}
     assert AuthSettings(auth_url=issuer, **real)  # type: ignore[arg-type]
 

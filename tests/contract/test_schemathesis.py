@@ -26,7 +26,7 @@ ping = schemathesis.pytest.from_fixture("ping_schema")
 gateway = schemathesis.pytest.from_fixture("gateway_schema")
 
 
-def _headers(case: schemathesis.Case, fuzzer: User, doomed: list[User]) -> dict[str, str]:
+def _headers(case: schemathesis.Case[Any], fuzzer: User, doomed: list[User]) -> dict[str, str]:
     user = fuzzer
     if case.method == "DELETE" and case.path == "/auth/me":
         user = doomed[0] if doomed else fuzzer
@@ -34,27 +34,27 @@ def _headers(case: schemathesis.Case, fuzzer: User, doomed: list[User]) -> dict[
 
 
 @auth.parametrize()
-def test_auth_contract(case: schemathesis.Case, fuzzer: User, doomed: list[User]) -> None:
+def test_auth_contract(case: schemathesis.Case[Any], fuzzer: User, doomed: list[User]) -> None:
     case.call_and_validate(headers=_headers(case, fuzzer, doomed[:1]))
 
 
 @todos.parametrize()
-def test_todos_contract(case: schemathesis.Case, fuzzer: User, doomed: list[User]) -> None:
+def test_todos_contract(case: schemathesis.Case[Any], fuzzer: User, doomed: list[User]) -> None:
     case.call_and_validate(headers=_headers(case, fuzzer, doomed))
 
 
 @reports.parametrize()
-def test_reports_contract(case: schemathesis.Case, fuzzer: User, doomed: list[User]) -> None:
+def test_reports_contract(case: schemathesis.Case[Any], fuzzer: User, doomed: list[User]) -> None:
     case.call_and_validate(headers=_headers(case, fuzzer, doomed))
 
 
 @ping.parametrize()
-def test_ping_contract(case: schemathesis.Case, fuzzer: User, doomed: list[User]) -> None:
+def test_ping_contract(case: schemathesis.Case[Any], fuzzer: User, doomed: list[User]) -> None:
     case.call_and_validate(headers=_headers(case, fuzzer, doomed))
 
 
 @gateway.parametrize()
-def test_merged_contract_at_the_gateway(case: schemathesis.Case, fuzzer: User, doomed: list[User]) -> None:
+def test_merged_contract_at_the_gateway(case: schemathesis.Case[Any], fuzzer: User, doomed: list[User]) -> None:
     case.call_and_validate(headers=_headers(case, fuzzer, doomed[1:]))
 
 
@@ -67,10 +67,10 @@ def _run_state_machine(schema: schemathesis.BaseSchema, user: User) -> set[tuple
     seen: set[tuple[str, str, int]] = set()
 
     class Workflow(machine):  # type: ignore[misc,valid-type]
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             return {"headers": {"Authorization": f"Bearer {user.token}"}}
 
-        def after_call(self, response: schemathesis.Response, case: schemathesis.Case) -> None:
+        def after_call(self, response: schemathesis.Response, case: schemathesis.Case[Any]) -> None:
             seen.add((case.method, case.path, response.status_code))
 
     Workflow.run(settings=STATEFUL)

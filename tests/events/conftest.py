@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 import aiormq.exceptions
@@ -194,7 +195,7 @@ async def make_bus(broker: Broker) -> AsyncIterator[MakeBus]:
             await db.close()
 
 
-async def scalar(dsn: str, sql: str, *args: object) -> object:
+async def scalar(dsn: str, sql: str, *args: object) -> Any:
     conn = await asyncpg.connect(dsn)
     try:
         return await conn.fetchval(sql, *args)

@@ -35,7 +35,7 @@ async def write(db: Database, count: int, start: int, *, per_transaction: int = 
 
 
 async def count(dsn: str, sql: str) -> int:
-    return int(await scalar(dsn, sql))  # type: ignore[arg-type]
+    return int(await scalar(dsn, sql))
 
 
 def start_consumer(service: str, dsn: str, exchange: str, log_path: Path) -> ServiceProcess:

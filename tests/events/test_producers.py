@@ -134,7 +134,7 @@ async def todos_service(make_bus: MakeBus, database: Dsn, users: Users) -> tuple
 
 
 async def count_todos(dsn: str, owner: uuid.UUID) -> int:
-    return int(await scalar(dsn, "SELECT count(*) FROM todos WHERE owner_id = $1", owner))  # type: ignore[arg-type]
+    return int(await scalar(dsn, "SELECT count(*) FROM todos WHERE owner_id = $1", owner))
 
 
 async def test_user_deleted_from_anyone_but_auth_is_dead_lettered_and_from_auth_purges(

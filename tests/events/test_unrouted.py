@@ -53,7 +53,7 @@ async def test_event_nobody_consumes_is_kept_in_the_unrouted_queue_and_marked_se
 
         async def all_sent() -> bool:
             sent = await scalar(dsn, "SELECT count(*) FROM event_outbox WHERE published_at IS NOT NULL")
-            return sent == len(ids)
+            return bool(sent == len(ids))
 
         await wait_for(all_sent, what="the outbox rows marked sent")
     kept = await broker.get_all(unrouted_policy)

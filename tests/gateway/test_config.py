@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.config import GatewaySettings
-from gateway.edge_auth import bearer_token, requirement_for
-from gateway.routing import build_routes
+from gateway.edge_auth import bearer_token
+from gateway.routing import build_routes, requirement_for
 from services.kit.security.verifier import Claims, TokenCache
 
 

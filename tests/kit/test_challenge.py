@@ -31,7 +31,7 @@ KEY = ECKey.generate_key("P-256", parameters={"kid": "k1", "alg": "ES256"})
 
 def token(**overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": "quartet", "sub": str(uuid.uuid4()), "client_id": "quartet-web"}
+    claims: dict[str, Any] = {"iss": ISSUER, "aud": "quartet", "sub": str(uuid.uuid4()), "client_id": "quartet-web"}
     claims |= {"scope": "todos:read", "jti": str(uuid.uuid4()), "iat": now, "exp": now + 300} | overrides
     return jwt.encode({"alg": "ES256", "kid": "k1", "typ": "at+jwt"}, claims, KEY, algorithms=["ES256"])
 

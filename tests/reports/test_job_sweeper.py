@@ -95,11 +95,11 @@ async def test_a_job_a_live_worker_holds_is_not_swept(lab: Lab, new_user: User) 
     await lose_messages(lab, 2)
     worker = await asyncpg.connect(lab.suite.envs[lab.reports_name]["DATABASE_URL"])  # as a worker would
     try:
-        assert await report_jobs.try_lock_job(worker, held)  # type: ignore[arg-type]
+        assert await report_jobs.try_lock_job(worker, held)
         await lab.fetch(AGE, [held, free])  # both stale in the same instant: one sweep sees both
         await until(lambda: _equals(sweeps(lab, free), 1), "the sweep of the free job")
         assert await sweeps(lab, held) == 0
-        await report_jobs.unlock_job(worker, held)  # type: ignore[arg-type]
+        await report_jobs.unlock_job(worker, held)
         await lab.fetch(AGE, [held])
         await until(lambda: _equals(sweeps(lab, held), 1), "the sweep once the worker let go")
     finally:
@@ -121,7 +121,7 @@ async def test_a_duplicate_message_for_a_running_job_is_harmless(
         conn = await asyncpg.connect(lab.suite.envs[lab.reports_name]["DATABASE_URL"])
         try:
             async with conn.transaction():
-                await outbox.add(  # type: ignore[arg-type]
+                await outbox.add(
                     conn, REPORT_REQUESTED, subject=new_user.id, data={"job_id": report["id"], "format": "json"}
                 )
         finally:

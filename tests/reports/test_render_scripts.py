@@ -22,12 +22,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pypdf
 import pytest
 from bidi import get_display
 from fontTools.ttLib import TTFont as ToolsFont
+from pypdf.generic import DictionaryObject
 
 from services.reports.config import FONT_PACKAGES, ReportsSettings
 from services.reports.pdf_fonts import FontUnavailable, PdfFonts, load_fonts
@@ -92,7 +93,13 @@ def drawn_text(reader: pypdf.PdfReader) -> Iterator[tuple[str, str, dict[str, tu
     glyphs: dict[str, dict[str, tuple[str, int]]] = {}
     for page in reader.pages:
         pieces: list[tuple[str, Any]] = []
-        page.extract_text(visitor_text=lambda text, cm, tm, font, size, into=pieces: into.append((text, font)))
+
+        def visit(
+            text: str, cm: object, tm: object, font: Any, size: object, into: list[tuple[str, Any]] = pieces
+        ) -> None:
+            into.append((text, font))
+
+        page.extract_text(visitor_text=visit)
         for text, font in pieces:
             if not text.strip():  # pypdf adds spaces and newlines of its own, outside any font
                 continue
@@ -154,7 +161,11 @@ def test_every_character_is_drawn_with_a_real_glyph_of_an_embedded_font(pdf_font
     assert {"日", "の", "买"} <= by_font["DroidSansFallback"]
     assert {"우", "빵"} <= by_font["WenQuanYiMicroHei-0"]
     assert {"é", "\u041a", "\u03b3", "ש", "\ufefb"} <= by_font["DejaVuSans"]  # Cyrillic Ka, Greek gamma
-    fonts_in_pdf = {str(f.get_object()["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
+    fonts_in_pdf = {
+        str(f.get_object()["/BaseFont"])
+        for p in reader.pages
+        for f in cast(DictionaryObject, cast(DictionaryObject, p["/Resources"])["/Font"]).values()
+    }
     assert not any("Helvetica" in f for f in fonts_in_pdf)
 
 

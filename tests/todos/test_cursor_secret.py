@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -17,11 +19,12 @@ _OFF_LOOPBACK = [
 
 @pytest.mark.parametrize("where", _OFF_LOOPBACK)
 def test_the_built_in_secret_is_refused_off_loopback(where: dict[str, str]) -> None:
+    fields: dict[str, Any] = {k.lower(): v for k, v in where.items()}
     with pytest.raises(ValidationError, match="CURSOR_SECRET"):
-        TodosSettings(**{k.lower(): v for k, v in where.items()})
+        TodosSettings(**fields)
     with pytest.raises(ValidationError, match="CURSOR_SECRET"):
-        TodosSettings(cursor_secret=DEFAULT_CURSOR_SECRET, **{k.lower(): v for k, v in where.items()})
-    chosen = TodosSettings(cursor_secret="a-real-secret-of-enough-length", **{k.lower(): v for k, v in where.items()})
+        TodosSettings(cursor_secret=DEFAULT_CURSOR_SECRET, **fields)
+    chosen = TodosSettings(cursor_secret="a-real-secret-of-enough-length", **fields)
     assert chosen.cursor_secret.get_secret_value() == "a-real-secret-of-enough-length"
 
 
