@@ -19,7 +19,7 @@ from gateway.openapi import MergedOpenAPI
 from gateway.pools import UpstreamPools
 from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, add_rate_limit_headers
-from gateway.routing import build_routes
+from gateway.routes import build_routes
 from gateway.static import SinglePageApp
 from services.kit.docs import DocsOAuth
 from services.kit.logging import get_logger

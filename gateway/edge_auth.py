@@ -31,7 +31,8 @@ from services.kit.logging import get_logger
 from services.kit.problem import Problem
 from services.kit.security.challenge import bearer_token as bearer_token  # re-exported for its callers
 from services.kit.security.challenge import insufficient_scope, verified_claims
-from services.kit.security.verifier import Claims, TokenVerifier
+from services.kit.security.claims import Claims
+from services.kit.security.verifier import TokenVerifier
 
 log = get_logger("gateway.auth")
 

@@ -33,7 +33,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware import EXCHANGE
 from gateway.pools import UpstreamPools
 from gateway.retry import may_retry, no_replay, not_sent
-from gateway.routing import Route
+from gateway.routes import Route
 from services.kit.logging import get_logger
 from services.kit.problem import Problem
 

@@ -15,7 +15,7 @@ handler deadline of the service behind it (the kit's ``REQUEST_TIMEOUT_SECONDS``
 5 s, for interactive routes; slow handlers declare their own with
 ``services.kit.app.handler_deadline``), so the service gives up first and answers its
 own 504 problem, and the gateway's 504 means the instance did not answer at all.
-docs/gateway.md has the table with every value.
+docs/gateway.md has the table with every value; :mod:`gateway.routes` builds it from the settings.
 
 Edge auth and rate limits look a path's row up with :func:`route_for`, which reads
 the path with empty segments dropped (``//auth//register/`` is ``/auth/register``),
@@ -26,14 +26,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from gateway.balancer import Upstream
-from gateway.bulkheads import Bulkhead
-
-if TYPE_CHECKING:
-    from gateway.config import GatewaySettings
-    from services.kit.security.verifier import Claims
+from services.kit.security.claims import Claims
 
 
 @dataclass(frozen=True)
@@ -111,7 +105,7 @@ PREFIXES: tuple[tuple[str, str], ...] = tuple(
 )
 
 
-def _specificity(spec: RouteSpec) -> tuple[bool, int]:
+def specificity(spec: RouteSpec) -> tuple[bool, int]:
     """Sort key, most specific first: pattern rows, then longer prefixes."""
     return spec.pattern is None, -len(spec.prefix)
 
@@ -121,7 +115,7 @@ def _segments(path: str) -> tuple[str, ...]:
 
 
 # Each row with the segments it matches: a pattern's exactly ("{...}" is any one segment), a prefix's as a start.
-_MATCHERS = [(spec, _segments(spec.pattern or spec.prefix)) for spec in sorted(TABLE, key=_specificity)]
+_MATCHERS = [(spec, _segments(spec.pattern or spec.prefix)) for spec in sorted(TABLE, key=specificity)]
 
 
 def route_for(path: str) -> RouteSpec | None:
@@ -150,66 +144,3 @@ def budget_for(path: str) -> RateBudget:
         return RateBudget.EXEMPT
     spec = route_for(path)
     return spec.budget if spec is not None else RateBudget.DEFAULT
-
-
-@dataclass(frozen=True)
-class Route:
-    """A row of the table, built: its upstream's instances, its timeouts and its own bulkhead."""
-
-    spec: RouteSpec
-    upstream: Upstream
-    timeout_seconds: float
-    connect_timeout_seconds: float
-    bulkhead: Bulkhead | None  # the route's own cap on requests in flight, if it has one
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def prefix(self) -> str:
-        return self.spec.prefix
-
-    @property
-    def honours_idempotency_key(self) -> bool:
-        return self.spec.honours_idempotency_key
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        """The aiohttp route patterns: the pattern, or the prefix itself and everything below it.
-
-        Matching whole segments is what keeps ``/todosx`` away from the todos service.
-        """
-        if self.spec.pattern is not None:
-            return (self.spec.pattern,)
-        return self.spec.prefix, self.spec.prefix + "/{tail:.*}"
-
-
-def build_routes(settings: GatewaySettings) -> list[Route]:
-    """The routing table from settings, most specific first (the order the router tries them)."""
-    upstreams = {
-        name: Upstream.of(
-            name,
-            settings.upstream_urls(name),
-            failures_to_open=settings.breaker_failures,
-            open_seconds=settings.breaker_open_seconds,
-        )
-        for name in dict.fromkeys(spec.upstream for spec in TABLE)
-    }
-    bulkheads: dict[str, Bulkhead] = {}  # rows sharing a name share one cap
-    routes = []
-    for spec in TABLE:
-        cap = settings.upstream_route_max_in_flight.get(spec.name, spec.max_in_flight)
-        if cap is not None and spec.name not in bulkheads:
-            bulkheads[spec.name] = Bulkhead(f"the {spec.name} route", cap)
-        timeout = settings.upstream_route_timeouts.get(spec.name, spec.timeout_seconds)
-        routes.append(
-            Route(
-                spec,
-                upstreams[spec.upstream],
-                timeout if timeout is not None else settings.upstream_timeout_seconds,
-                settings.route_connect_timeout(spec.name),
-                bulkheads.get(spec.name),
-            )
-        )
-    return sorted(routes, key=lambda route: _specificity(route.spec))

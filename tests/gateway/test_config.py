@@ -7,8 +7,10 @@ from pydantic import ValidationError
 
 from gateway.config import GatewaySettings
 from gateway.edge_auth import bearer_token
-from gateway.routing import build_routes, requirement_for
-from services.kit.security.verifier import Claims, TokenCache
+from gateway.routes import build_routes
+from gateway.routing import requirement_for
+from services.kit.security.claims import Claims
+from services.kit.security.verifier import TokenCache
 
 
 def settings_from(monkeypatch: pytest.MonkeyPatch, **env: str) -> GatewaySettings:

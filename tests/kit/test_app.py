@@ -73,7 +73,7 @@ async def test_readyz_is_503_while_draining() -> None:
 
 
 def test_a_client_credentials_token_is_never_a_user_even_with_a_uuid_client_id() -> None:
-    from services.kit.security.verifier import Claims
+    from services.kit.security.claims import Claims
 
     client = "0b5c5b1e-8a57-4a0e-9a43-53a9d0f6f0e1"
     service = Claims(client, client, frozenset(), "j", 0, 0, "iss", ("quartet",), {})

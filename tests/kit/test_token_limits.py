@@ -13,7 +13,8 @@ import pytest
 
 from services.kit.config import ServiceSettings
 from services.kit.security import TokenVerifier
-from services.kit.security.verifier import Claims, TokenCache
+from services.kit.security.claims import Claims
+from services.kit.security.verifier import TokenCache
 from tests.auth.conftest import AuthService, auth_db, auth_service  # noqa: F401 - fixtures
 from tests.kit.test_security import (  # noqa: F401 - fixtures
     AUDIENCE,

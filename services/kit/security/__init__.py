@@ -29,8 +29,9 @@ from services.kit.security.challenge import (
     missing_token,
     verified_claims,
 )
+from services.kit.security.claims import Claims
 from services.kit.security.token_source import ClientCredentialsTokenSource, TokenRequestFailed
-from services.kit.security.verifier import Claims, InvalidToken, TokenVerifier, parse_jwks
+from services.kit.security.verifier import InvalidToken, TokenVerifier, parse_jwks
 
 __all__ = [
     "BEARER_SCHEME_NAME",

@@ -27,7 +27,8 @@ from services.kit.context import ServiceKit, current_kit, kit_of
 from services.kit.contract import BEARER_SCHEME_NAME as BEARER_SCHEME_NAME
 from services.kit.contract import mark_scopes
 from services.kit.security.challenge import insufficient_scope, verified_claims
-from services.kit.security.verifier import Claims, JwksFetcher, TokenVerifier
+from services.kit.security.claims import Claims
+from services.kit.security.verifier import JwksFetcher, TokenVerifier
 from services.kit.tracing import request_id_trace_config
 
 DEFAULT_AUDIENCE = "quartet"

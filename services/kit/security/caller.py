@@ -21,7 +21,7 @@ from uuid import UUID
 from quart import g
 
 from services.kit.problem import Problem
-from services.kit.security.verifier import Claims
+from services.kit.security.claims import Claims
 
 
 @dataclass(frozen=True)

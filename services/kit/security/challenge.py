@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 
 from services.kit.problem import Problem
-from services.kit.security.verifier import MAX_TOKEN_BYTES, Claims, InvalidToken, KeysUnavailable, TokenVerifier
+from services.kit.security.claims import Claims
+from services.kit.security.verifier import MAX_TOKEN_BYTES, InvalidToken, KeysUnavailable, TokenVerifier
 
 REALM = "quartet"
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")

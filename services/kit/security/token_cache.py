@@ -12,10 +12,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from services.kit.security.verifier import Claims
+from services.kit.security.claims import Claims
 
 
 @dataclass(frozen=True)

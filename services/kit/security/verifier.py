@@ -22,15 +22,14 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import aiohttp
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
 
+from services.kit.security.claims import Claims
 from services.kit.security.jwks import ALLOWED_ALGORITHMS, JwksFetcher, JwksKeys, http_fetcher, parse_jwks
 from services.kit.security.token_cache import TokenCache
 
@@ -54,38 +53,6 @@ class InvalidToken(Exception):
 
 class KeysUnavailable(Exception):
     """The issuer's keys cannot be fetched right now, so no token can be judged (answer 503, not 401)."""
-
-
-@dataclass(frozen=True)
-class Claims:
-    """The verified claims of an access token."""
-
-    sub: str
-    client_id: str
-    scopes: frozenset[str]
-    jti: str
-    iat: int
-    exp: int
-    issuer: str
-    audience: tuple[str, ...]
-    raw: Mapping[str, Any] = field(repr=False)
-
-    @property
-    def user_id(self) -> UUID | None:
-        """The user the token speaks for; ``None`` for a service token (client credentials).
-
-        A client-credentials token's subject is the client itself, so it is never a user,
-        even if a client id happened to look like a UUID.
-        """
-        if self.sub == self.client_id:
-            return None
-        try:
-            return UUID(self.sub)
-        except ValueError:
-            return None
-
-    def has_scopes(self, *scopes: str) -> bool:
-        return self.scopes.issuperset(scopes)
 
 
 def unverified_header(token: str) -> dict[str, Any]:
