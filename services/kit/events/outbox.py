@@ -1,10 +1,10 @@
 """The transactional outbox: write an event in the caller's transaction; the relay's SQL.
 
-``add`` is what services call next to their change::
+``add`` is what a service's typed publisher calls, in the transaction of the change
+(``services/todos/events.py``)::
 
-    async with db.transaction() as conn:
-        todo = await store.create_todo(conn, owner, content, max_todos)
-        await outbox.add(conn, "todo.created", subject=owner, data=todo.event())
+    async def todo_created(conn: Connection, owner: UUID, row: store.TodoRow) -> None:
+        await outbox.add(conn, "todo.created", subject=owner, data=_todo_data(row))
 
 If the transaction rolls back, the event never existed. The producer name is not
 stored: each service owns its database, so the relay of that service stamps its own
