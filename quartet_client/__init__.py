@@ -12,7 +12,17 @@ It talks to the suite as any outside program does — HTTP through the public co
 
 from __future__ import annotations
 
-from quartet_client.api import ApiError, QuartetApi
-from quartet_client.auth import AuthClient, Authorization, SignInFailed, Tokens, authorization
+from quartet_client.api import QuartetApi
+from quartet_client.auth import AuthClient, Authorization, Tokens, authorization
+from quartet_client.errors import ApiError, Refused, SignInFailed
 
-__all__ = ["ApiError", "AuthClient", "Authorization", "QuartetApi", "SignInFailed", "Tokens", "authorization"]
+__all__ = [
+    "ApiError",
+    "AuthClient",
+    "Authorization",
+    "QuartetApi",
+    "Refused",
+    "SignInFailed",
+    "Tokens",
+    "authorization",
+]

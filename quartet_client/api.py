@@ -14,17 +14,10 @@ from typing import Literal, TypedDict
 
 import httpx
 
+from quartet_client.errors import ApiError
+
 ReportFormat = Literal["csv", "pdf", "json"]
 TodoStatus = Literal["open", "finished", "all"]
-
-
-class ApiError(Exception):
-    """The suite answered a call with another status than the contract's success."""
-
-    def __init__(self, call: str, resp: httpx.Response) -> None:
-        super().__init__(f"{call}: {resp.status_code} {resp.text[:2000]}")
-        self.call = call
-        self.response = resp
 
 
 class Todo(TypedDict):

@@ -21,19 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from quartet_client.errors import SignInFailed
+
 WEB_CLIENT = "quartet-web"
 WEB_REDIRECT = "http://localhost:8080/app/callback"
 WORKER_CLIENT = "reports-worker"
 DEFAULT_SCOPE = "profile todos:read"
-
-
-class SignInFailed(Exception):
-    """A step of registering or signing in got another answer than the flow expects."""
-
-    def __init__(self, step: str, resp: httpx.Response) -> None:
-        super().__init__(f"{step}: {resp.status_code} {resp.text}")
-        self.step = step
-        self.response = resp
 
 
 class Tokens(TypedDict):

@@ -42,15 +42,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
-class ReportFile:
-    """A rendered report: what the worker stores and ``GET /reports/{id}/file`` answers."""
-
-    content_type: str
-    filename: str
-    body: bytes
-
-
-@dataclass(frozen=True)
 class ReportData:
     report_id: UUID
     owner: UUID
@@ -69,6 +60,15 @@ class ReportData:
 
     def filename(self, extension: str) -> str:
         return f"quartet-report-{self.generated_at:%Y%m%d-%H%M%S}-{str(self.report_id)[:8]}.{extension}"
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A rendered report: what the worker stores and ``GET /reports/{id}/file`` answers."""
+
+    content_type: str
+    filename: str
+    body: bytes
 
 
 def render(format: ReportFormat, data: ReportData, fonts: PdfFonts | None = None) -> ReportFile:
