@@ -154,9 +154,22 @@ def path_exists(span: str, page: Path) -> bool:
     return any((base / path).exists() for base in (ROOT, page.parent, *SEARCHED))
 
 
+@cache
+def file_names() -> frozenset[str]:
+    """The names of the files in the tree (a page may name ``api.py`` or ``worker.py`` alone)."""
+    skipped = {".git", ".venv", "node_modules", ".run", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+    names: set[str] = set()
+    for path in ROOT.rglob("*"):
+        if not skipped.intersection(path.relative_to(ROOT).parts):
+            names.add(path.name)
+    return frozenset(names)
+
+
 def broken_references(page: Path) -> list[str]:
     broken = []
     for span in code_spans(page):
+        if re.fullmatch(r"[\w-]+\.(?:py|sql)", span) and span not in file_names():
+            broken.append(f"file `{span}`")
         if looks_like_path(span) and not path_exists(span, page):
             broken.append(f"path `{span}`")
         for dotted in DOTTED.findall(span):
@@ -193,13 +206,14 @@ def test_every_code_reference_in_the_docs_resolves(page: Path) -> None:
 def test_the_checks_see_a_missing_symbol_path_target_and_setting(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
-        "`services.kit.tasks.no_such_function`, `services/kit/no_such_module.py`, `make no-such-target`,"
-        " `NO_SUCH_SETTING_ANYWHERE=1`, [gone](no-such-page.md)\n"
+        "`services.kit.tasks.no_such_function`, `services/kit/no_such_module.py`, `no_such_file.py`,"
+        " `make no-such-target`, `NO_SUCH_SETTING_ANYWHERE=1`, [gone](no-such-page.md)\n"
         "`services.kit.tasks`, `services/kit/tasks.py`, `make lint`, `REQUEST_TIMEOUT_SECONDS`\n"
     )
     assert broken_references(page) == [
         "symbol `services.kit.tasks.no_such_function`",
         "path `services/kit/no_such_module.py`",
+        "file `no_such_file.py`",
         "make target `make no-such-target`",
         "setting `NO_SUCH_SETTING_ANYWHERE`",
         "link (no-such-page.md)",
