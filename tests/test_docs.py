@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
+from quart import Quart
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_ROOTS = ("services", "gateway", "tests", "scripts", "bench", "quartet_client")
@@ -117,6 +118,8 @@ def names_in_code() -> frozenset[str]:
     for path in [ROOT / "Makefile", ROOT / "compose.yaml", ROOT / ".env.example", *(ROOT / "deploy").rglob("*.yaml")]:
         if path.is_file():
             names |= set(re.findall(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b", path.read_text()))
+    # Quart's own configuration keys (BODY_TIMEOUT, RESPONSE_TIMEOUT), which the kit sets.
+    names |= set(Quart.default_config)
     return frozenset(names | setting_names())
 
 
