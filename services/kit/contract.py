@@ -70,8 +70,9 @@ class ValidationIssue(BaseModel):
     """One thing wrong with the input (never the input itself)."""
 
     loc: list[str | int] = Field(description="Where: body/query field path.")
-    msg: str
-    type: str
+    field: str = Field(description="The field's dotted name, for showing beside it.")
+    msg: str = Field(description="What is wrong, in words (never a pattern or the input).")
+    type: str = Field(description="pydantic's error type, for programs.")
 
 
 class ProblemDetails(BaseModel):
