@@ -42,7 +42,11 @@ def message(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"{field} is not a field this request accepts"
     if kind == "string_too_short":
-        return f"{field} must not be empty" if ctx.get("min_length") == 1 else f"{field} must be at least {_chars(ctx.get('min_length'))} long"
+        return (
+            f"{field} must not be empty"
+            if ctx.get("min_length") == 1
+            else f"{field} must be at least {_chars(ctx.get('min_length'))} long"
+        )
     if kind == "string_too_long":
         return f"{field} must be at most {_chars(ctx.get('max_length'))} long"
     if kind == "string_pattern_mismatch":
