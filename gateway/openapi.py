@@ -31,7 +31,13 @@ from aiohttp import web
 
 from gateway.balancer import Upstream
 from gateway.routing import PREFIXES, requirement_for
-from services.kit.contract import BODY_METHODS, SHARED_STATUSES, add_missing, problem_response
+from services.kit.contract import (
+    BODY_METHODS,
+    SCOPE_DESCRIPTIONS,
+    SHARED_STATUSES,
+    add_missing,
+    problem_response,
+)
 from services.kit.docs import DocsOAuth, docs_asset, docs_html, oauth2_redirect_html
 from services.kit.problem import Problem
 from services.kit.security import BEARER_SCHEME_NAME
@@ -112,7 +118,7 @@ def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str,
         for path, item in (spec.get("paths") or {}).items():
             if routed(path, prefixes):
                 merged["paths"][path] = add_edge_statuses(path, item)
-        for tag in spec.get("tags") or []:
+        for tag in spec.get("tags") or []:  # one per service (the kit tags each operation with it)
             if tag not in merged["tags"]:
                 merged["tags"].append(tag)
     if unavailable:
@@ -137,7 +143,11 @@ def with_oauth2(spec: dict[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
                 listed.update(dict.fromkeys(requirement[OAUTH2_SCHEME_NAME]))
             operation["security"] = [*oauth, *requirements]
     # Relative URLs (OpenAPI 3.1 allows them): the token request stays on whichever origin served /docs.
-    flow = {"authorizationUrl": "/auth/authorize", "tokenUrl": "/auth/token", "scopes": {s: s for s in listed}}
+    flow = {
+        "authorizationUrl": "/auth/authorize",
+        "tokenUrl": "/auth/token",
+        "scopes": {s: SCOPE_DESCRIPTIONS.get(s, s) for s in listed},
+    }
     oauth2 = {
         "type": "oauth2",
         "description": "Sign in with a Quartet account (authorization code + PKCE).",
