@@ -89,6 +89,10 @@ def add_edge_statuses(path: str, item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _tagged(item: dict[str, Any], service: str) -> dict[str, Any]:
+    return {method: {**op, "tags": [service]} if isinstance(op, dict) else op for method, op in item.items()}
+
+
 def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str, Any]:
     """One OpenAPI document from the services' documents, keyed by service name."""
     merged: dict[str, Any] = {
@@ -117,10 +121,11 @@ def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str,
                 components.setdefault(kind, {})[renames.get(name, name) if kind == "schemas" else name] = value
         for path, item in (spec.get("paths") or {}).items():
             if routed(path, prefixes):
-                merged["paths"][path] = add_edge_statuses(path, item)
-        for tag in spec.get("tags") or []:  # one per service (the kit tags each operation with it)
-            if tag not in merged["tags"]:
-                merged["tags"].append(tag)
+                merged["paths"][path] = _tagged(add_edge_statuses(path, item), service)
+        # One group per service, under the gateway's name for it (a service's own name may carry a suffix).
+        described = [tag.get("description") for tag in spec.get("tags") or [] if tag.get("description")]
+        description = described[0] if described else (spec.get("info") or {}).get("description", "")
+        merged["tags"].append({"name": service, "description": description})
     if unavailable:
         merged["x-unavailable"] = sorted(unavailable)
     merged["paths"] = dict(sorted(merged["paths"].items()))
