@@ -63,7 +63,7 @@ export async function reportsView(root) {
       summaryBox.replaceChildren(heading,
         h('dl', { class: 'stats' }, stats.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, String(v))))),
         h('h3', {}, 'Created and finished per day, last 30 days'),
-        chart,
+        ...chart,
         h('p', { class: 'hint' }, s.updated_at ? `Updated ${formatDate(s.updated_at)}. ` : '',
           'These numbers follow your changes within a few seconds.'));
     } catch (error) {
