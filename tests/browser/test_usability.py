@@ -240,7 +240,7 @@ async def test_reports_page_through_the_list_and_say_when_there_is_nothing_yet(p
     await expect(page.get_by_role("button", name="Load more")).to_be_hidden()
     # One todo today: whole-number ticks (no "0.5"), readable on a phone.
     await expect(page.locator("#summary svg.chart")).to_have_count(1)
-    ticks = await page.locator("#summary svg.chart .tick").all_inner_texts()
+    ticks = await page.locator("#summary svg.chart .tick").evaluate_all("ts => ts.map(t => t.textContent)")
     assert [t for t in ticks if re.fullmatch(r"\d+", t)] == ["0", "1"], ticks
 
     async def readable() -> None:

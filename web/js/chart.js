@@ -32,7 +32,7 @@ function axes(W, maxY, unit, xLabel, integer = false) {
       svg('text', { class: 'tick', x: PAD.left - 6, y: y + 4, 'text-anchor': 'end' }, `${+(maxY * f).toFixed(1)}${unit}`),
     ];
   });
-  return [ticks, svg('text', { class: 'tick', x: W - PAD.right, y: H - 6, 'text-anchor': 'end' }, xLabel)];
+  return [ticks, xLabel ? svg('text', { class: 'tick', x: W - PAD.right, y: H - 6, 'text-anchor': 'end' }, xLabel) : null];
 }
 
 /** Lines of values per series: [{name, values}]. x = sample number, y = value. */

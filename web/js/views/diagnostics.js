@@ -94,7 +94,19 @@ export async function diagnosticsView(root) {
     if (alive) status.textContent = `Done: ${n} samples per region.`;
   }
 
+  // The chart is drawn at its box's width: again when that changes (a phone turned, a window resized).
+  let drawnWidth = chartBox.clientWidth;
+  const resized = new ResizeObserver(() => {
+    if (chartBox.clientWidth !== drawnWidth) {
+      drawnWidth = chartBox.clientWidth;
+      draw();
+    }
+  });
+  resized.observe(chartBox);
   draw();
   start();
-  return () => { alive = false; };
+  return () => {
+    alive = false;
+    resized.disconnect();
+  };
 }
