@@ -89,7 +89,9 @@ async def main() -> int:
         print(f"signin: {refused}", file=sys.stderr)
         return 1
     except httpx.HTTPError as error:
-        print(f"signin: cannot reach {args.gateway} ({type(error).__name__}); is the suite up? (make up)", file=sys.stderr)
+        print(
+            f"signin: cannot reach {args.gateway} ({type(error).__name__}); is the suite up? (make up)", file=sys.stderr
+        )
         return 1
     print(token)
     return 0

@@ -4,8 +4,8 @@ pydantic reports a failed ``pattern`` as "String should match pattern '^[^\\x00-
 person needs "content must not be only whitespace". Each error becomes
 ``{"loc", "field", "msg", "type"}`` where ``msg`` is a sentence fragment naming the
 field (``field`` is the dotted location, ``loc`` the raw one). Schemas that know better
-raise :class:`pydantic_core.PydanticCustomError` (or ``ValueError``) in a
-``mode="before"`` validator, which runs before the pattern and whose message is kept.
+raise ``ValueError("content must not be ...")`` in a ``mode="before"`` validator,
+which runs before the pattern and whose message is kept.
 The input and the constraint's internals (the pattern) are never echoed back.
 
 Used by the kit's 422 handler and by server-rendered forms (auth's sign-in and

@@ -5,7 +5,6 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
 
 from services.kit.text import FREE_TEXT, has_control_characters
 
@@ -16,11 +15,9 @@ def _human_content(value: object) -> object:
     # Before the pattern (FREE_TEXT): the same refusals, said in words (the kit never shows a pattern).
     if isinstance(value, str):
         if has_control_characters(value, allow_layout=True):
-            raise PydanticCustomError(
-                "control_characters", "content must not contain control characters (tab and line breaks are fine)"
-            )
+            raise ValueError("content must not contain control characters (tab and line breaks are fine)")
         if value and not value.strip():
-            raise PydanticCustomError("blank", "content must not be only whitespace")
+            raise ValueError("content must not be only whitespace")
     return value
 
 

@@ -38,7 +38,7 @@ async def fits(page: Page, name: str) -> None:
 
 
 async def at_both_sizes(page: Page, name: str, *, phone_check: Any = None) -> None:
-    """Screenshots at 1280×800 and 390×844; the phone fits; axe finds nothing serious at either size."""
+    """Screenshots at 1280x800 and 390x844; the phone fits; axe finds nothing serious at either size."""
     for label, size in SIZES:
         await page.set_viewport_size(size)
         await page.wait_for_timeout(150)  # a chart redraws at its new width
@@ -95,9 +95,9 @@ async def test_refused_todos_are_said_beside_the_field_in_words(page: Page, web:
         await field.fill("ring the bell\u0007")
         await field.press("Enter")
     assert (await refused.value).status == 422
-    alert = page.get_by_role("alert").filter(has_text="Could not add the todo")
+    alert = page.get_by_role("alert").filter(has_text="Could not add the todo").locator(".text")
     await expect(alert).to_have_text(
-        "Could not add the todo: Content must not contain control characters (tab and line breaks are fine).×"
+        "Could not add the todo: Content must not contain control characters (tab and line breaks are fine)."
     )
     assert "pattern" not in (await alert.inner_text())
     await expect(error).to_be_hidden()
