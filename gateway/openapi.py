@@ -31,7 +31,13 @@ from aiohttp import web
 
 from gateway.balancer import Upstream
 from gateway.routing import PREFIXES, requirement_for
-from services.kit.contract import BODY_METHODS, SHARED_STATUSES, add_missing, problem_response
+from services.kit.contract import (
+    BODY_METHODS,
+    SCOPE_DESCRIPTIONS,
+    SHARED_STATUSES,
+    add_missing,
+    problem_response,
+)
 from services.kit.docs import DocsOAuth, docs_asset, docs_html, oauth2_redirect_html
 from services.kit.problem import Problem
 from services.kit.security import BEARER_SCHEME_NAME
@@ -83,6 +89,10 @@ def add_edge_statuses(path: str, item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _tagged(item: dict[str, Any], service: str) -> dict[str, Any]:
+    return {method: {**op, "tags": [service]} if isinstance(op, dict) else op for method, op in item.items()}
+
+
 def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str, Any]:
     """One OpenAPI document from the services' documents, keyed by service name."""
     merged: dict[str, Any] = {
@@ -111,10 +121,11 @@ def merge(specs: dict[str, dict[str, Any]], unavailable: list[str]) -> dict[str,
                 components.setdefault(kind, {})[renames.get(name, name) if kind == "schemas" else name] = value
         for path, item in (spec.get("paths") or {}).items():
             if routed(path, prefixes):
-                merged["paths"][path] = add_edge_statuses(path, item)
-        for tag in spec.get("tags") or []:
-            if tag not in merged["tags"]:
-                merged["tags"].append(tag)
+                merged["paths"][path] = _tagged(add_edge_statuses(path, item), service)
+        # One group per service, under the gateway's name for it (a service's own name may carry a suffix).
+        described = [tag.get("description") for tag in spec.get("tags") or [] if tag.get("description")]
+        description = described[0] if described else (spec.get("info") or {}).get("description", "")
+        merged["tags"].append({"name": service, "description": description})
     if unavailable:
         merged["x-unavailable"] = sorted(unavailable)
     merged["paths"] = dict(sorted(merged["paths"].items()))
@@ -137,7 +148,11 @@ def with_oauth2(spec: dict[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
                 listed.update(dict.fromkeys(requirement[OAUTH2_SCHEME_NAME]))
             operation["security"] = [*oauth, *requirements]
     # Relative URLs (OpenAPI 3.1 allows them): the token request stays on whichever origin served /docs.
-    flow = {"authorizationUrl": "/auth/authorize", "tokenUrl": "/auth/token", "scopes": {s: s for s in listed}}
+    flow = {
+        "authorizationUrl": "/auth/authorize",
+        "tokenUrl": "/auth/token",
+        "scopes": {s: SCOPE_DESCRIPTIONS.get(s, s) for s in listed},
+    }
     oauth2 = {
         "type": "oauth2",
         "description": "Sign in with a Quartet account (authorization code + PKCE).",

@@ -60,6 +60,8 @@ NEEDS: tuple[Need, ...] = (
     Need("postgresql", "the services' databases", _has_file("/usr/lib/postgresql/*/bin/postgres")),
     Need("rabbitmq-server", "the event bus", _has_cmd("rabbitmq-server")),
     Need("chromium", "the browser tests", _has_file("/usr/bin/chromium")),
+    # The browser tests' accessibility check installs axe-core with it (tests/browser/axe.py).
+    Need("npm", "the browser tests' accessibility check (axe-core)", _has_cmd("npm")),
     Need("wrk", "make bench", _has_cmd("wrk")),
     Need(
         "fonts-dejavu-core",

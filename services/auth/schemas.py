@@ -5,7 +5,7 @@ import unicodedata
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from services.auth.store.rows import User
 from services.kit.text import BLANK, CONTROL, NO_CONTROL, SPACE
@@ -47,17 +47,35 @@ def normalize_email(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().lower()
 
 
+_EMAIL_SHAPE = re.compile(EMAIL_PATTERN)
+
+
+def _in_words(value: object, info: ValidationInfo) -> object:
+    """Before the pattern: a field's refusals in words (the kit never shows a pattern)."""
+    field = info.field_name
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value or (field != "password" and has_control_characters(value)):
+        what = "a NUL character" if field == "password" else "control characters"
+        raise ValueError(f"{field} must not contain {what}")
+    if field == "email" and len(value) <= 320 and not _EMAIL_SHAPE.match(value):
+        raise ValueError("email is not an email address (name@example.com)")
+    return value
+
+
 class RegisterRequest(BaseModel):
     email: str = Field(max_length=320, pattern=EMAIL_PATTERN, description="Unique; compared without regard to case.")
     password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH, pattern="^[^\\x00]*$")
     name: str | None = Field(None, max_length=200, pattern=NO_CONTROL)
+
+    _words = field_validator("email", "password", "name", mode="before")(_in_words)
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
         email = normalize_email(_no_control_characters(value))
         if not _EMAIL.match(email):
-            raise ValueError("not an email address")
+            raise ValueError("email is not an email address (name@example.com)")
         return email
 
     @field_validator("name")

@@ -70,8 +70,9 @@ class ValidationIssue(BaseModel):
     """One thing wrong with the input (never the input itself)."""
 
     loc: list[str | int] = Field(description="Where: body/query field path.")
-    msg: str
-    type: str
+    field: str = Field(description="The field's dotted name, for showing beside it.")
+    msg: str = Field(description="What is wrong, in words (never a pattern or the input).")
+    type: str = Field(description="pydantic's error type, for programs.")
 
 
 class ProblemDetails(BaseModel):
@@ -183,13 +184,38 @@ def add_missing(operation: dict[str, Any], status: int, response: dict[str, Any]
         found[status] = response
 
 
+# What each scope lets an app do, in words (the OAuth2 scheme of /docs lists them).
+SCOPE_DESCRIPTIONS: dict[str, str] = {
+    "profile": "See your name and email, and delete your account.",
+    "todos:read": "See your todos.",
+    "todos:write": "Add, change, finish and delete your todos.",
+    "reports:read": "See your statistics and your reports, and download them.",
+    "reports:write": "Request new reports of your todos.",
+    "todos:read:any": "Services only: read any user's todos (the report worker).",
+}
+
+
+def _markdown(text: str) -> str:
+    # Docstrings are reStructuredText (``code``); OpenAPI renders CommonMark (`code`).
+    return text.replace("``", "`")
+
+
 class ContractProvider(OpenAPIProvider):
-    """quart-schema's document, completed with every status the kit's rules say a route can answer."""
+    """quart-schema's document, completed with every status the kit's rules say a route can answer.
+
+    Every operation is tagged with the service's name, so the merged document at the
+    gateway groups the operations by service.
+    """
 
     def schema(self) -> dict[str, Any]:
         document = super().schema()
         document["components"]["schemas"].update(components())
+        description = _markdown(document.get("info", {}).get("description") or "")
+        document["tags"] = [{"name": self._service_tag(), "description": description}]
         return document
+
+    def _service_tag(self) -> str:
+        return str(self._app.extensions["quartet"].settings.service_name)
 
     def operation_id(self, method: str, path: str, func: Callable[..., Any]) -> str | None:
         # The handler's name: what links() refers to (each handler here serves one method).
@@ -206,7 +232,12 @@ class ContractProvider(OpenAPIProvider):
         handler = self._app.view_functions[rule.endpoint]
         for path_item in paths.values():
             for method, operation in list(path_item.items()):
-                path_item[method] = complete(operation, handler, method, has_path_parameters=bool(rule.arguments))
+                done = complete(operation, handler, method, has_path_parameters=bool(rule.arguments))
+                for text in ("summary", "description"):
+                    if done.get(text):
+                        done[text] = _markdown(done[text])
+                done.setdefault("tags", [self._service_tag()])
+                path_item[method] = done
         return paths, found_components
 
 

@@ -15,6 +15,7 @@ from quart import Quart, Response, current_app, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from services.kit import field_errors
 from services.kit.context import kit_of, request_id
 from services.kit.db import UNAVAILABLE_ERRORS
 from services.kit.logging import get_logger
@@ -48,7 +49,8 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(RequestSchemaValidationError)
     async def on_invalid(error: RequestSchemaValidationError) -> Response:
-        return problem_response(Problem(422, "the request is not valid", errors=_validation_errors(error)))
+        errors = _validation_errors(error)
+        return problem_response(Problem(422, field_errors.detail(errors), errors=errors))
 
     @app.errorhandler(HTTPException)
     async def on_http_error(error: HTTPException) -> Response:
@@ -99,9 +101,6 @@ def _validation_errors(error: RequestSchemaValidationError) -> list[dict[str, An
     inner = error.validation_error
     errors_method = getattr(inner, "errors", None)
     if callable(errors_method):
-        # Never echo the input back: it may hold a password or a token.
-        return [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in errors_method(include_url=False, include_input=False, include_context=False)
-        ]
-    return [{"loc": [], "msg": str(inner), "type": "invalid"}]
+        # Never echo the input back: it may hold a password or a token (nor the context's pattern).
+        return field_errors.field_errors(errors_method(include_url=False, include_input=False))
+    return [{"loc": [], "field": "the request", "msg": "the request is not valid", "type": "invalid"}]

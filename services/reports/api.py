@@ -60,11 +60,19 @@ async def request_report(data: ReportRequest) -> tuple[Report, int, dict[str, st
 @require_scope("reports:read")
 @validate_querystring(ReportListQuery)
 @validate_response(ReportList)
+@responses(400, describe={400: "The cursor was not made by this service."})
 async def list_reports(query_args: ReportListQuery) -> ReportList:
-    """The caller's reports, newest first."""
+    """The caller's reports, newest first, one keyset page at a time (``next_cursor``, like todos)."""
+    try:
+        after = report_jobs.decode_cursor(query_args.cursor) if query_args.cursor else None
+    except report_jobs.BadCursor:
+        raise Problem(400, "the cursor is not valid for this listing") from None
     async with current_db().connection() as conn:
-        rows = await report_jobs.list_jobs(conn, current_user_id(), limit=query_args.limit)
-    return ReportList(items=[_report(r) for r in rows])
+        rows = await report_jobs.list_jobs(conn, current_user_id(), limit=query_args.limit + 1, after=after)
+    page, more = rows[: query_args.limit], len(rows) > query_args.limit
+    return ReportList(
+        items=[_report(r) for r in page], next_cursor=report_jobs.encode_cursor(page[-1]) if more else None
+    )
 
 
 @bp.get("/reports/<uuid:report_id>")

@@ -32,6 +32,7 @@ class ReportRequest(BaseModel):
 
 class ReportListQuery(BaseModel):
     limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=512, description="`next_cursor` of the previous page.")
 
 
 class Report(BaseModel):
@@ -49,6 +50,7 @@ class Report(BaseModel):
 
 class ReportList(BaseModel):
     items: list[Report]
+    next_cursor: str | None = Field(None, description="The next page's cursor; null on the last page.")
 
 
 class TodoEventData(BaseModel):

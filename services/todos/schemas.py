@@ -11,14 +11,18 @@ from services.kit.text import FREE_TEXT, has_control_characters
 MAX_CONTENT = 1000
 
 
-def _trimmed_content(value: str) -> str:
-    # The pattern (FREE_TEXT) already holds; this refuses lone surrogates and trims.
-    if has_control_characters(value, allow_layout=True):
-        raise ValueError("content must not contain control characters")
-    value = value.strip()
-    if not value:
-        raise ValueError("content must not be only whitespace")
+def _human_content(value: object) -> object:
+    # Before the pattern (FREE_TEXT): the same refusals, said in words (the kit never shows a pattern).
+    if isinstance(value, str):
+        if has_control_characters(value, allow_layout=True):
+            raise ValueError("content must not contain control characters (tab and line breaks are fine)")
+        if value and not value.strip():
+            raise ValueError("content must not be only whitespace")
     return value
+
+
+def _trimmed_content(value: str) -> str:
+    return value.strip()
 
 
 class TodoCreate(BaseModel):
@@ -32,6 +36,7 @@ class TodoCreate(BaseModel):
         "stored trimmed.",
     )
 
+    _human = field_validator("content", mode="before")(_human_content)
     _check = field_validator("content")(_trimmed_content)
 
 
@@ -40,6 +45,8 @@ class TodoPatch(BaseModel):
 
     content: str | None = Field(None, min_length=1, max_length=MAX_CONTENT, pattern=FREE_TEXT)
     is_finished: bool | None = None
+
+    _human = field_validator("content", mode="before")(_human_content)
 
     @field_validator("content")
     @classmethod

@@ -66,6 +66,29 @@ async def test_invalid_registration_is_422(flows: AuthFlows, body: dict[str, Any
     assert resp.status_code == 422
     assert resp.headers["content-type"].startswith("application/problem+json")
     assert "long enough" not in resp.text  # the password is never echoed
+    # In words, per field, never a pattern (issue 25).
+    problem = resp.json()
+    assert problem["detail"].endswith(".") and "pattern" not in resp.text and "^[" not in resp.text
+    assert all(e["msg"].startswith(e["field"]) for e in problem["errors"]), problem["errors"]
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"email": "not-an-email", "password": "long enough"}, "Email is not an email address (name@example.com)."),
+        ({"email": "a\u0007@example.com", "password": "long enough"}, "Email must not contain control characters."),
+        ({"email": "a@example.com", "password": "short"}, "Password must be at least 8 characters long."),
+        (
+            {"email": "a@example.com", "password": "long enough", "name": "\u0001"},
+            "Name must not contain control characters.",
+        ),
+        ({"password": "long enough"}, "Email is required."),
+    ],
+)
+async def test_a_refused_registration_says_what_is_wrong(flows: AuthFlows, body: dict[str, Any], said: str) -> None:
+    resp = await flows.http.post("/auth/register", json=body)
+    assert resp.status_code == 422
+    assert resp.json()["detail"] == said
 
 
 async def test_password_of_1024_characters_is_accepted(flows: AuthFlows) -> None:

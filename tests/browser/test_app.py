@@ -49,10 +49,12 @@ async def api_todos(web: Suite, email: str, contents: list[str]) -> list[dict[st
     return created
 
 
+SIGN_IN_FORM = re.compile(r"/auth/authorize\?")
+
+
 async def sign_in(page: Page, email: str) -> None:
-    """From the app's login page through the auth service's form back into the app."""
-    await page.get_by_role("button", name="Log in", exact=True).click()
-    await page.wait_for_url(re.compile(r"/auth/authorize\?"))
+    """A protected page of the app goes straight to the auth service's form (one step), then back."""
+    await page.wait_for_url(SIGN_IN_FORM)
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
@@ -82,30 +84,17 @@ async def add_todo(page: Page, content: str) -> None:
 
 
 async def test_a_user_keeps_a_todo_list_across_sessions(page: Page, web: Suite) -> None:
-    # Register; a second registration with the same email is refused in plain words.
+    # The app sends a stranger straight to the sign-in form; registering there signs you in.
     await page.goto("/app/")
-    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
-    await page.screenshot(path=artifact("01-login.png"), full_page=True)
+    await page.wait_for_url(SIGN_IN_FORM)
+    await page.screenshot(path=artifact("01-sign-in.png"), full_page=True)
     await page.get_by_role("link", name="Create an account").click()
     email = new_email()
-    for attempt in range(2):
-        await page.get_by_label("Email").fill(email)
-        await page.get_by_label("Name (optional)").fill("Ada Web")
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Create account").click()
-        if attempt == 0:
-            await expect(page.get_by_text(f"Account created for {email}")).to_be_visible()
-            await page.screenshot(path=artifact("02-register.png"), full_page=True)
-    await expect(page.get_by_role("alert")).to_have_text("an account with this email already exists")
-
-    # Log in through the auth service's own form.
-    await page.get_by_role("main").get_by_role("link", name="Log in").click()
-    await page.get_by_role("button", name="Log in", exact=True).click()
-    await page.wait_for_url(re.compile(r"/auth/authorize\?"))
-    await page.screenshot(path=artifact("03-auth-form.png"), full_page=True)
     await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Name (optional)").fill("Ada Web")
     await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.screenshot(path=artifact("02-register.png"), full_page=True)
+    await page.get_by_role("button", name="Create account").click()
     await page.wait_for_url(re.compile(r"/app/$"))
     await expect(page.locator("#todo-empty")).to_have_text("Nothing to do yet. Add your first todo above.")
     await expect(page.locator("#account .who")).to_have_text("Ada Web")
@@ -123,8 +112,9 @@ async def test_a_user_keeps_a_todo_list_across_sessions(page: Page, web: Suite) 
     async with page.expect_response(is_call("PUT", r"/finish$")) as finished:
         await page.get_by_role("button", name="Finish: write report").click()
     assert (await finished.value).status == 200
-    async with page.expect_response(is_call("DELETE", r"/todos/")) as deleted:
+    async with page.expect_response(is_call("DELETE", r"/todos/")) as deleted:  # once the undo time is up
         await page.get_by_role("button", name="Delete: call mom").click()
+        await expect(page.get_by_role("button", name="Undo")).to_be_visible()
     assert (await deleted.value).status == 204
     await expect(todo_texts(page)).to_have_text(["write report", "buy oat milk"])
     await expect(page.locator("#todo-list li.finished .content")).to_have_text(["write report"])
@@ -150,13 +140,32 @@ async def test_a_user_keeps_a_todo_list_across_sessions(page: Page, web: Suite) 
     await expect(page.get_by_role("button", name="Load more")).to_be_hidden()
     await page.screenshot(path=artifact("04-todos.png"), full_page=True)
 
-    # Log out (the refresh token is revoked), log back in: the same list.
+    # Log out (the refresh token is revoked): the login page says so and offers both ways on.
     async with page.expect_response(is_call("POST", r"/auth/revoke$")) as revoked:
         await page.get_by_role("button", name="Log out").click()
     assert (await revoked.value).status == 200
     await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await expect(page.get_by_text("You are logged out.")).to_be_visible()
+    await expect(page.locator("[data-nav][aria-current]")).to_have_count(0)  # no tab is this page
     assert await page.evaluate("sessionStorage.getItem('quartet.refresh_token')") is None
-    await sign_in(page, email)
+
+    # Registering again with the same email: refused in words, with a way to sign in instead.
+    await page.get_by_role("button", name="Create an account").click()
+    await page.wait_for_url(SIGN_IN_FORM)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("alert")).to_contain_text("An account with this email already exists.")
+    await page.get_by_role("link", name="Sign in instead").click()
+    await expect(page.get_by_label("Email")).to_have_value(email)
+    # A wrong password keeps the email; the right one signs in: the same list.
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("Invalid email or password.")
+    await expect(page.get_by_label("Email")).to_have_value(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(re.compile(r"/app/$"))
     await expect(todo_texts(page)).to_have_text(newest_first[:10])
 
     # Phone width: everything still fits (no horizontal scrolling).
@@ -289,8 +298,7 @@ async def test_reports_page_says_so_when_the_service_does_not_answer(page: Page,
 
 
 async def sign_in_to(page: Page, email: str, path: str) -> None:
-    await page.get_by_role("button", name="Log in", exact=True).click()
-    await page.wait_for_url(re.compile(r"/auth/authorize\?"))
+    await page.wait_for_url(SIGN_IN_FORM)
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()

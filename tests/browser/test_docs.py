@@ -46,7 +46,7 @@ async def test_authorize_signs_in_and_try_it_out_lists_my_todos_through_the_gate
     popup_errors: list[str] = []
     popup.on("pageerror", lambda error: popup_errors.append(str(error)))
     await popup.wait_for_url(re.compile(r"/auth/authorize\?"))
-    await expect(popup.get_by_text("Quartet API docs")).to_be_visible()
+    await expect(popup.get_by_text("Quartet API docs", exact=True)).to_be_visible()
     await popup.get_by_label("Email").fill(user.email)
     await popup.get_by_label("Password").fill(PASSWORD)
     async with popup.expect_event("close"):

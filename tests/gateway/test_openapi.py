@@ -46,6 +46,14 @@ async def test_merged_openapi_lists_every_running_services_paths(
     assert spec["paths"]["/auth/me"]["get"]["security"][0] == {"oauth2": ["profile"]}
     assert {"bearer": ["todos:write"]} in spec["paths"]["/todos"]["post"]["security"]  # a pasted token still works
     assert "security" not in spec["paths"]["/ping"]["get"] and "security" not in spec["paths"]["/auth/token"]["post"]
+    # Grouped by service, in words (issue 25): a tag per service, scopes described, no RST backticks.
+    assert {tag["name"] for tag in spec["tags"]} == {"auth", "todos", "ping"}
+    operations = [(path, op) for path, item in spec["paths"].items() for op in item.values() if isinstance(op, dict)]
+    for path, operation in operations:
+        assert operation["tags"] == [path.split("/")[1] if not path.startswith("/.well-known") else "auth"], path
+        assert "``" not in operation.get("summary", "") + operation.get("description", ""), path
+    assert all(description != scope for scope, description in flow["scopes"].items()), flow["scopes"]
+    assert flow["scopes"]["todos:write"] == "Add, change, finish and delete your todos."
     # The docs page renders this document, from the gateway itself.
     docs = httpx.get(f"{gateway.url}/docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text

@@ -110,3 +110,19 @@ async def test_another_users_report_is_not_found_on_every_route(suite: Suite, al
         assert mine["id"] not in {r["id"] for r in (await as_bob.get("/reports")).json()["items"]}
         assert_problem(await as_bob.get("/reports/7d9f6a4e-0000-4000-8000-000000000000"), 404)
         assert (await as_alice.get(f"/reports/{mine['id']}/file")).status_code == 200
+
+
+async def test_the_report_list_pages_with_a_keyset_cursor(suite: Suite, new_user: User) -> None:
+    async with suite.client(new_user, base_url=suite.reports_url) as reports:
+        made = [(await request_report(reports, "json"))["id"] for _ in range(5)]
+        seen: list[str] = []
+        cursor: str | None = None
+        for _ in range(5):
+            params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            page = (await reports.get("/reports", params=params)).json()
+            seen += [r["id"] for r in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(made))  # newest first, each once, then next_cursor null
+        assert_problem(await reports.get("/reports", params={"cursor": "not-a-cursor"}), 400)

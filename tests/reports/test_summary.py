@@ -40,6 +40,9 @@ async def test_summary_follows_creates_finishes_and_deletes(suite: Suite, new_us
         summary = await wait_summary(reports, lambda s: s["total"] == 3)
         assert (summary["open"], summary["finished"]) == (2, 1)
         assert summary["updated_at"] is not None
+        # The chart counts what exists too: created per day adds up to the total (issue 25).
+        assert sum(d["created"] for d in summary["per_day"]) == summary["total"] == 3
+        assert sum(d["finished"] for d in summary["per_day"]) == summary["finished"] == 1
 
 
 def envelope(user: User, event_type: str, todo: dict[str, Any], event_id: str | None = None) -> bytes:

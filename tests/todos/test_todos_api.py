@@ -217,3 +217,32 @@ async def test_empty_patch_changes_nothing(todos: InProcessService, alice: User)
         assert same.status_code == 200 and same.headers["etag"] == etag
         assert same.json()["updated_at"] == todo["updated_at"]
         assert_problem(await api.patch(f"/todos/{uuid.uuid4()}", json={}), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"content": "   "}, "Content must not be only whitespace."),
+        ({"content": "bell\u0007"}, "Content must not contain control characters (tab and line breaks are fine)."),
+        ({"content": "x" * 1001}, "Content must be at most 1000 characters long."),
+        ({}, "Content is required."),
+    ],
+)
+async def test_a_refused_todo_is_said_in_words_never_as_a_pattern(
+    todos: InProcessService, new_user: User, body: dict[str, object], said: str
+) -> None:
+    async with todos.client(new_user) as api:
+        for resp in (
+            await api.post("/todos", json=body),
+            await api.patch(f"/todos/{uuid.uuid4()}", json=body or {"content": None, "x": 1}),
+        ):
+            problem = assert_problem(resp, 422)
+            text = resp.text
+            assert "pattern" not in text and "^[" not in text and "\\x" not in text, text
+            if resp.request.method == "POST":
+                assert problem["detail"] == said
+                (error,) = problem["errors"]
+                assert error["field"] == "content" and error["loc"] == ["content"]
+                assert error["msg"] == said[0].lower() + said[1:-1]
+            else:
+                assert problem["detail"].endswith(".") and problem["detail"][0].isupper()

@@ -31,16 +31,14 @@ export async function describe(resp) {
   let body = null;
   if ((resp.headers.get('Content-Type') ?? '').includes('json')) body = await resp.json().catch(() => null);
   if (body && typeof body === 'object') {
-    const fields = Array.isArray(body.errors)
-      ? body.errors.map((e) => [Array.isArray(e.loc) ? e.loc.at(-1) : e.field, e.msg ?? e.message].filter(Boolean).join(': '))
-      : [];
+    // The API's detail is a sentence that already says what each field's error says.
     const main = body.detail || body.error_description || body.title;
-    if (main || fields.length) return [main, ...fields].filter(Boolean).join(' — ');
+    if (main) return main;
   }
   return STATUS_WORDS[resp.status] ?? `The request failed (HTTP ${resp.status}).`;
 }
 
-async function send(path, { method, json, headers }, token) {
+async function send(path, { method, json, headers, keepalive }, token) {
   const all = { ...headers };
   if (token) all.Authorization = `Bearer ${token}`;
   if (json !== undefined) all['Content-Type'] = 'application/json';
@@ -50,6 +48,7 @@ async function send(path, { method, json, headers }, token) {
       headers: all,
       body: json === undefined ? undefined : JSON.stringify(json),
       cache: 'no-store',
+      keepalive: Boolean(keepalive),
     });
   } catch {
     throw new ApiError(0, 'Could not reach the server. Check your connection and try again.');
@@ -60,8 +59,8 @@ async function send(path, { method, json, headers }, token) {
  * One API call with the user's token. A 401 (the token expired in flight, or the clock is off)
  * refreshes once and retries, so the user never sees it. Returns the Response; throws ApiError.
  */
-export async function api(path, { method = 'GET', json, headers = {}, auth = true } = {}) {
-  const request = { method, json, headers };
+export async function api(path, { method = 'GET', json, headers = {}, auth = true, keepalive = false } = {}) {
+  const request = { method, json, headers, keepalive };
   let resp = await send(path, request, auth ? await accessToken() : null);
   if (auth && resp.status === 401) resp = await send(path, request, await refresh());
   if (!resp.ok) throw new ApiError(resp.status, await describe(resp));

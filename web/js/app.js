@@ -1,8 +1,8 @@
 // The shell: routes under /app/, the account area, and who may see what.
 
-import { completeLogin, logout, onChange, resume, signedIn } from './auth.js';
+import { completeLogin, logout, onChange, resume, signedIn, takeEndedReason } from './auth.js';
 import { apiJson } from './api.js';
-import { clearFlash, flash, h } from './dom.js';
+import { clearFlash, h } from './dom.js';
 import { loginView } from './views/login.js';
 import { registerView } from './views/register.js';
 import { todosView } from './views/todos.js';
@@ -22,6 +22,8 @@ const ROUTES = {
 const view = document.getElementById('view');
 let cleanup = null;
 let profile = null;
+// What the login page says before the user goes on (logged out, sign-in cancelled or failed); once.
+let loginReason = null;
 
 export function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', path);
@@ -36,18 +38,25 @@ async function render() {
   cleanup = null;
   const round = ++renderRound;
   const path = location.pathname;
+  if (signedIn() && (path === '/app/login' || path === '/app/register')) {
+    history.replaceState(null, '', '/app/');
+    return render();
+  }
   const [routeView, needsUser, navKey, title] = ROUTES[path] ?? [notFoundView, false, null, 'Not found'];
   const showLogin = needsUser && !signedIn();
   const [shown, shownTitle] = showLogin ? [loginView, 'Log in'] : [routeView, title];
+  const reason = shown === loginView ? (loginReason ?? takeEndedReason()) : null;
+  if (shown === loginView) loginReason = null;
   document.title = `${shownTitle} · Quartet`;
   for (const link of document.querySelectorAll('[data-nav]')) {
-    if (link.dataset.nav === navKey) link.setAttribute('aria-current', 'page');
+    // The login page is none of the tabs, even when it stands in for one.
+    if (link.dataset.nav === navKey && !showLogin) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
   // Each page draws into its own box: one still loading when the user moves on draws nowhere.
   const page = h('div', { class: 'page' });
   view.replaceChildren(page);
-  const stop = (await shown(page, { navigate, returnTo: path + location.search })) ?? null;
+  const stop = (await shown(page, { navigate, returnTo: path + location.search, reason })) ?? null;
   if (round !== renderRound) {
     stop?.();
     return;
@@ -84,9 +93,11 @@ async function renderAccount() {
 }
 
 async function onLogout() {
+  // On the login page first, so the sign-out does not redraw the protected page underneath.
+  history.pushState(null, '', '/app/login');
   await logout();
-  flash('You are logged out.');
-  navigate('/app/login');
+  loginReason = 'You are logged out.';
+  render();
 }
 
 // Same-origin links marked data-link stay inside the app.
@@ -102,7 +113,7 @@ window.addEventListener('popstate', render);
 onChange((isIn) => {
   if (!isIn) profile = null;
   renderAccount();
-  // Signed out underneath a protected page (the session ended): show the login page.
+  // Signed out underneath a protected page (the session ended): the login page says so.
   if (!isIn && ROUTES[location.pathname]?.[1]) render();
 });
 
@@ -113,7 +124,7 @@ async function boot() {
       history.replaceState(null, '', returnTo);
     } catch (error) {
       history.replaceState(null, '', '/app/login');
-      flash(error.message, 'error');
+      loginReason = error.message;
     }
   } else {
     await resume();

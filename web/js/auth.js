@@ -13,6 +13,7 @@ const PENDING_KEY = 'quartet.pending_login';
 const REFRESH_LEAD_SECONDS = 60;
 
 let session = null; // {accessToken, expiresAt (ms since epoch)}
+let endedReason = null; // why the session ended underneath the user (a refused refresh), said once
 let refreshTimer = null;
 let inflight = null;
 const listeners = new Set();
@@ -52,8 +53,11 @@ async function s256(verifier) {
   return base64url(new Uint8Array(digest));
 }
 
-/** Leave for the auth service's sign-in form; it comes back to /app/callback. */
-export async function startLogin(returnTo = '/app/') {
+/**
+ * Leave for the auth service's sign-in form (or, with `register`, its registration form: the same
+ * authorization request, so a new account comes back signed in); it returns to /app/callback.
+ */
+export async function startLogin(returnTo = '/app/', { register = false } = {}) {
   const verifier = randomString(48);
   const state = randomString(16);
   sessionStorage.setItem(PENDING_KEY, JSON.stringify({ verifier, state, returnTo }));
@@ -66,6 +70,7 @@ export async function startLogin(returnTo = '/app/') {
     code_challenge: await s256(verifier),
     code_challenge_method: 'S256',
   });
+  if (register) params.set('prompt', 'create'); // OpenID Connect's "initiate user registration"
   location.assign(`/auth/authorize?${params}`);
 }
 
@@ -74,6 +79,7 @@ export async function completeLogin(search) {
   const query = new URLSearchParams(search);
   const pending = JSON.parse(sessionStorage.getItem(PENDING_KEY) ?? 'null');
   sessionStorage.removeItem(PENDING_KEY);
+  if (query.get('error') === 'access_denied') throw new AuthError('Sign-in was cancelled. You are not signed in.');
   if (query.get('error')) {
     throw new AuthError(query.get('error_description') || `Sign-in did not complete (${query.get('error')}).`);
   }
@@ -137,7 +143,10 @@ async function rotate() {
   try {
     accept(await tokenRequest({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: CLIENT_ID }));
   } catch (error) {
-    if (error.sessionEnded) forget();
+    if (error.sessionEnded) {
+      endedReason = 'Your session has ended (it expired or was signed out elsewhere). Please sign in again.';
+      forget();
+    }
     throw error;
   }
   return session.accessToken;
@@ -147,6 +156,13 @@ async function rotate() {
 export async function accessToken() {
   if (session && Date.now() < session.expiresAt - 10_000) return session.accessToken;
   return refresh();
+}
+
+/** Why the last session ended, once (then null): the login page says it instead of leaving at once. */
+export function takeEndedReason() {
+  const reason = endedReason;
+  endedReason = null;
+  return reason;
 }
 
 /** On page load: pick up the tab's session, if it has one. */

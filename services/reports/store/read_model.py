@@ -75,7 +75,11 @@ class Summary:
 
 
 async def summary(conn: Connection, owner: UUID, *, today: date | None = None) -> Summary:
-    """The owner's statistics, derived from the todo rows (UTC days, oldest first)."""
+    """The owner's statistics, derived from the todo rows (UTC days, oldest first).
+
+    Like the totals, ``per_day`` counts only todos that exist now: a deleted todo leaves the
+    chart too, so the days' "created" add up to ``total`` (for todos of the last 30 days).
+    """
     today = today or datetime.now(UTC).date()
     first_day = today - timedelta(days=SUMMARY_DAYS - 1)
     since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
@@ -96,10 +100,10 @@ async def summary(conn: Connection, owner: UUID, *, today: date | None = None) -
         """
         SELECT day, sum(created)::int AS created, sum(finished)::int AS finished FROM (
             SELECT (created_at AT TIME ZONE 'UTC')::date AS day, 1 AS created, 0 AS finished
-            FROM todo_facts WHERE owner_id = $1 AND created_at >= $2
+            FROM todo_facts WHERE owner_id = $1 AND NOT deleted AND created_at >= $2
             UNION ALL
             SELECT (finished_at AT TIME ZONE 'UTC')::date, 0, 1
-            FROM todo_facts WHERE owner_id = $1 AND finished_at >= $2
+            FROM todo_facts WHERE owner_id = $1 AND NOT deleted AND finished_at >= $2
         ) AS activity
         GROUP BY day
         """,

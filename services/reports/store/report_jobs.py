@@ -8,6 +8,8 @@ unfinished job, so the sweeper can tell a stuck job from a slow one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -92,11 +94,44 @@ async def create_job(conn: Connection, owner: UUID, format: ReportFormat, *, max
     return JobRow.of(record)
 
 
-async def list_jobs(conn: Connection, owner: UUID, *, limit: int) -> list[JobRow]:
+class BadCursor(ValueError):
+    """A cursor this service did not hand out."""
+
+
+def encode_cursor(row: JobRow) -> str:
+    """The page position after ``row`` (its ``created_at`` and id), opaque to clients.
+
+    Not signed (todos' cursors are): every listing query names its owner, so an altered
+    cursor only moves within the caller's own reports.
+    """
+    raw = f"{row.created_at.isoformat()}|{row.id.hex}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, hex_id = raw.partition("|")
+        created_at = datetime.fromisoformat(when)
+        if created_at.tzinfo is None:
+            raise ValueError("naive time")
+        return created_at, UUID(hex=hex_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise BadCursor("malformed cursor") from error
+
+
+async def list_jobs(
+    conn: Connection, owner: UUID, *, limit: int, after: tuple[datetime, UUID] | None = None
+) -> list[JobRow]:
+    """The owner's reports, newest first, from after ``after`` (a keyset position) on."""
     rows = await conn.fetch(
-        f"SELECT {_JOB_COLUMNS} FROM report_jobs WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        f"SELECT {_JOB_COLUMNS} FROM report_jobs WHERE owner_id = $1"
+        " AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))"
+        " ORDER BY created_at DESC, id DESC LIMIT $2",
         owner,
         limit,
+        after[0] if after else None,
+        after[1] if after else None,
     )
     return [JobRow.of(r) for r in rows]
 

@@ -30,6 +30,8 @@ export async function diagnosticsView(root) {
   const status = h('p', { id: 'ping-status', role: 'status' });
   const table = h('table', { id: 'ping-table' });
   const chartBox = h('div', { class: 'chart-box', id: 'ping-chart' });
+  // On a phone the table keeps region and times; who answered and how many samples go below it.
+  const phoneNotes = h('ul', { class: 'phone-only answered-list', id: 'ping-answered' });
   const form = h('form', { class: 'row', onsubmit: start }, h('label', { for: 'samples' }, 'Samples per region'), count, run);
   const results = settings.regions.map((region) => ({ ...region, values: [], answered: new Set(), error: null }));
 
@@ -37,24 +39,31 @@ export async function diagnosticsView(root) {
     h('h1', {}, 'Diagnostics'),
     h('p', {}, 'Round-trip time from this browser to the ping service of each region: ',
       'the time a request takes to get there and the answer to come back.'),
-    form, status, h('div', { class: 'table-wrap' }, table), chartBox,
+    form, status, h('div', { class: 'table-wrap' }, table), phoneNotes, chartBox,
     h('p', { class: 'hint' }, 'p50 is the median; p95 is the time 95 % of the samples stayed under. ',
       'The first sample may include opening the connection.'));
 
   function draw() {
-    const head = h('tr', {}, ['Region', 'Answered by', 'Samples', 'min', 'p50', 'p95', 'max'].map((t) => h('th', { scope: 'col' }, t)));
+    const head = h('tr', {}, [['Region'], ['Answered by', 'wide-only'], ['Samples', 'wide-only'], ['min'], ['p50'], ['p95'], ['max']]
+      .map(([t, cls]) => h('th', { scope: 'col', class: cls ?? null }, t)));
     const rows = results.map((r) => {
       const s = summarize(r.values);
       const answered = r.error ? h('span', { class: 'error' }, r.error) : [...r.answered].join(', ') || '—';
       return h('tr', { 'data-region': r.name },
-        h('th', { scope: 'row' }, r.name), h('td', { class: 'answered' }, answered), h('td', {}, String(s.count)),
+        h('th', { scope: 'row' }, r.name), h('td', { class: 'answered wide-only' }, answered),
+        h('td', { class: 'samples wide-only' }, String(s.count)),
         h('td', { class: 'min' }, ms(s.min)), h('td', { class: 'p50' }, ms(s.p50)),
         h('td', { class: 'p95' }, ms(s.p95)), h('td', { class: 'max' }, ms(s.max)));
     });
     table.replaceChildren(h('caption', {}, 'Round-trip time per region'), h('thead', {}, head), h('tbody', {}, rows));
+    phoneNotes.replaceChildren(...results.map((r) => h('li', {}, `${r.name}: ${r.values.length} samples`,
+      r.error ? h('span', { class: 'error' }, `, ${r.error}`) : `, answered by ${[...r.answered].join(', ') || '—'}`)));
     const summary = results.map((r) => `${r.name}: ${r.values.length} samples, median ${ms(summarize(r.values).p50)}`).join('; ');
     chartBox.replaceChildren(
-      lineChart(results, { label: `Round-trip time per sample. ${summary}`, unit: ' ms', xLabel: 'sample', xMax: Number(count.value) || 1 }),
+      lineChart(results, {
+        label: `Round-trip time per sample. ${summary}`, unit: ' ms', xLabel: 'sample', xMax: Number(count.value) || 1,
+        width: chartBox.clientWidth,
+      }),
       legend(results.map((r) => r.name)));
   }
 
@@ -85,7 +94,19 @@ export async function diagnosticsView(root) {
     if (alive) status.textContent = `Done: ${n} samples per region.`;
   }
 
+  // The chart is drawn at its box's width: again when that changes (a phone turned, a window resized).
+  let drawnWidth = chartBox.clientWidth;
+  const resized = new ResizeObserver(() => {
+    if (chartBox.clientWidth !== drawnWidth) {
+      drawnWidth = chartBox.clientWidth;
+      draw();
+    }
+  });
+  resized.observe(chartBox);
   draw();
   start();
-  return () => { alive = false; };
+  return () => {
+    alive = false;
+    resized.disconnect();
+  };
 }

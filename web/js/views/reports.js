@@ -27,6 +27,8 @@ export async function reportsView(root) {
   let alive = true;
   let pollTimer = null;
   const reports = new Map(); // id → report, newest first by created_at
+  let cursor = null; // the next page of GET /reports (keyset, like todos)
+  const more = h('button', { type: 'button', id: 'reports-more', hidden: true, onclick: () => loadList() }, 'Load more');
   const summaryBox = h('section', { id: 'summary', 'aria-labelledby': 'summary-h' }, h('h2', { id: 'summary-h' }, 'Your statistics'));
   const list = h('ul', { id: 'report-list', class: 'reports', 'aria-label': 'Your reports' });
   const buttons = FORMATS.map(([format, label]) =>
@@ -35,39 +37,64 @@ export async function reportsView(root) {
     h('h2', { id: 'requests-h' }, 'Reports'),
     h('p', {}, 'A report lists all your todos. It is prepared in the background; download it when it is ready.'),
     h('p', { class: 'row' }, buttons),
-    list);
+    list,
+    h('p', {}, more));
   root.append(h('h1', {}, 'Reports'), summaryBox, requestBox);
 
   function unavailable(box, heading) {
     box.replaceChildren(heading, h('p', { class: 'note warn' }, UNAVAILABLE));
   }
 
+  let shownSummary = null; // drawn again when the box changes width (a phone turned, a window resized)
+  let drawnWidth = 0;
+  const resized = new ResizeObserver(() => {
+    if (shownSummary && summaryBox.clientWidth !== drawnWidth) drawSummary(shownSummary);
+  });
+  resized.observe(summaryBox);
+
   async function loadSummary() {
     const heading = summaryBox.firstChild;
     try {
-      const s = await apiJson('/reports/summary');
-      const stats = [['Total', s.total], ['Open', s.open], ['Finished', s.finished],
-        ['Median time to finish', duration(s.median_seconds_to_finish)]];
-      const rows = s.per_day.map((d) => ({ label: d.date, values: [d.created, d.finished] }));
-      const created = rows.reduce((a, r) => a + r.values[0], 0);
-      const finished = rows.reduce((a, r) => a + r.values[1], 0);
-      summaryBox.replaceChildren(heading,
-        h('dl', { class: 'stats' }, stats.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, String(v))))),
-        h('h3', {}, 'Created and finished per day, last 30 days'),
-        barChart(rows, ['created', 'finished'], { label: `Per day over the last 30 days: ${created} created, ${finished} finished.` }),
-        legend(['created', 'finished']),
-        h('p', { class: 'hint' }, s.updated_at ? `Updated ${formatDate(s.updated_at)}. ` : '',
-          'These numbers follow your changes within a few seconds.'));
+      drawSummary(await apiJson('/reports/summary'));
     } catch (error) {
       if (error.unavailable) unavailable(summaryBox, heading);
       else summaryBox.replaceChildren(heading, h('p', { class: 'note error' }, error.message));
     }
   }
 
+  function drawSummary(s) {
+    const heading = summaryBox.firstChild;
+    shownSummary = s;
+    drawnWidth = summaryBox.clientWidth;
+    const stats = [['Total', s.total], ['Open', s.open], ['Finished', s.finished],
+      ['Median time to finish', duration(s.median_seconds_to_finish)]];
+    const rows = s.per_day.map((d) => ({ label: d.date, values: [d.created, d.finished] }));
+    const created = rows.reduce((a, r) => a + r.values[0], 0);
+    const finished = rows.reduce((a, r) => a + r.values[1], 0);
+    // Nothing happened in 30 days: say so instead of an empty chart.
+    const chart = created + finished === 0
+      ? [h('p', { class: 'empty', id: 'no-activity' }, 'No activity yet. Add or finish a todo and it shows here within a few seconds.')]
+      : [barChart(rows, ['created', 'finished'], {
+        label: `Per day over the last 30 days: ${created} created, ${finished} finished.`, width: summaryBox.clientWidth,
+      }), legend(['created', 'finished'])];
+    summaryBox.replaceChildren(heading,
+      h('dl', { class: 'stats' }, stats.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, String(v))))),
+      h('h3', {}, 'Created and finished per day, last 30 days'),
+      ...chart,
+      h('p', { class: 'hint' }, s.updated_at ? `Updated ${formatDate(s.updated_at)}. ` : '',
+        'These numbers follow your changes within a few seconds.'));
+  }
+
   async function loadList() {
+    more.disabled = true;
     try {
-      const page = await apiJson('/reports?limit=10');
+      const params = new URLSearchParams({ limit: 10 });
+      if (cursor) params.set('cursor', cursor);
+      const page = await apiJson(`/reports?${params}`);
+      if (!alive) return;
       for (const report of page.items) reports.set(report.id, report);
+      cursor = page.next_cursor ?? null;
+      more.hidden = !cursor;
       draw();
       poll();
     } catch (error) {
@@ -76,6 +103,8 @@ export async function reportsView(root) {
       } else {
         flash(`Could not list your reports: ${error.message}`, 'error');
       }
+    } finally {
+      more.disabled = false;
     }
   }
 
@@ -146,6 +175,7 @@ export async function reportsView(root) {
   await Promise.all([loadSummary(), loadList()]);
   return () => {
     alive = false;
+    resized.disconnect();
     clearTimeout(pollTimer);
   };
 }

@@ -1,8 +1,45 @@
-// Todos: newest first, "load more" with the cursor, optimistic add / edit / finish / delete.
+// Todos: newest first, "load more" with the cursor, optimistic add / edit / finish, and a delete
+// that can be undone for a few seconds (the DELETE is sent only when that time is up, or when the
+// user leaves the page). Every refused action says why beside the field (docs/web.md).
 
 import { api, apiJson } from '../api.js';
 import { config } from '../config.js';
-import { flash, formatDate, h } from '../dom.js';
+import { flash, formatDate, formatDay, h, shorten } from '../dom.js';
+
+const MAX = 1000; // what the API accepts (services/todos/schemas.py)
+const UNDO_MS = 5000;
+// A todo longer than this (or with more lines) is clamped to three lines, with "Show all".
+const CLAMP_CHARS = 180;
+
+/** Why a todo's text is refused before it is sent, or null. */
+function refusal(text, { editing = false } = {}) {
+  if (!text.trim() && editing) return 'A todo cannot be empty or only spaces. Change the text, or press Cancel (Esc) to keep it as it was.';
+  if (!text.trim()) return 'Write something first: a todo cannot be empty or only spaces.';
+  if (text.length > MAX) return `A todo can have at most ${MAX} characters; this one has ${text.length}. Shorten it by ${text.length - MAX}.`;
+  return null;
+}
+
+/** A text field's character counter and error line, tied to it by aria-describedby. */
+function fieldHelp(field, id) {
+  const counter = h('span', { id: `${id}-count`, class: 'counter', 'aria-live': 'off' });
+  const error = h('p', { id: `${id}-error`, class: 'field-error', role: 'alert', hidden: true });
+  field.setAttribute('aria-describedby', `${id}-count ${id}-error`);
+  const count = () => {
+    const n = field.value.length;
+    counter.textContent = n > MAX ? `${n} / ${MAX}: ${n - MAX} too many` : `${n} / ${MAX}`;
+    counter.classList.toggle('over', n > MAX);
+    if (!error.hidden && !refusal(field.value)) show(null);
+  };
+  const show = (message) => {
+    error.hidden = !message;
+    error.textContent = message ?? '';
+    if (message) field.setAttribute('aria-invalid', 'true');
+    else field.removeAttribute('aria-invalid');
+  };
+  field.addEventListener('input', count);
+  count();
+  return { counter, error, show, count };
+}
 
 const FILTERS = [['all', 'All'], ['open', 'Open'], ['finished', 'Finished']];
 const EMPTY = {
@@ -22,16 +59,22 @@ export async function todosView(root) {
   const list = h('ul', { id: 'todo-list', class: 'todos', 'aria-label': 'Todos' });
   const empty = h('p', { id: 'todo-empty', class: 'empty', hidden: true });
   const more = h('button', { type: 'button', id: 'load-more', hidden: true, onclick: () => load(false) }, 'Load more');
-  const input = h('input', { id: 'new-todo', name: 'content', required: true, maxlength: 1000, autocomplete: 'off' });
-  const addForm = h('form', { class: 'add', onsubmit: add },
+  const deleting = new Map(); // todo id → {timer, commit}: deleted here, undoable until the timer fires
+  // No maxlength: a paste longer than the limit is kept and the counter says by how much.
+  const input = h('input', { id: 'new-todo', name: 'content', autocomplete: 'off' });
+  const addHelp = fieldHelp(input, 'new-todo');
+  const addForm = h('form', { class: 'add', onsubmit: add, novalidate: true },
     h('label', { for: 'new-todo' }, 'New todo'),
-    h('div', { class: 'row' }, input, h('button', { type: 'submit', class: 'primary' }, 'Add')));
+    h('div', { class: 'row' }, input, h('button', { type: 'submit', class: 'primary' }, 'Add')),
+    h('div', { class: 'field-help' }, addHelp.counter),
+    addHelp.error);
+  const count = h('p', { id: 'todo-count', class: 'count' });
   const filters = h('fieldset', { class: 'filters' }, h('legend', {}, 'Show'),
     FILTERS.map(([value, label]) => h('label', {},
       h('input', { type: 'radio', name: 'filter', value, checked: value === state.filter, onchange: () => setFilter(value) }),
       ` ${label}`)));
 
-  root.append(h('h1', {}, 'Todos'), addForm, filters, list, empty, h('p', {}, more));
+  root.append(h('h1', {}, 'Todos'), addForm, filters, count, list, empty, h('p', {}, more));
 
   async function load(reset) {
     if (state.loading) return;
@@ -43,6 +86,7 @@ export async function todosView(root) {
     try {
       const page = await apiJson(`/todos?${params}`);
       if (!alive) return;
+      page.items = page.items.filter((t) => !deleting.has(t.id));
       const known = new Set(page.items.map((t) => t.id));
       const kept = reset ? state.items.filter((t) => addedMeanwhile.has(t.id) && !known.has(t.id)) : state.items;
       state.items = [...kept, ...page.items.filter((t) => !kept.some((k) => k.id === t.id))];
@@ -62,6 +106,18 @@ export async function todosView(root) {
     load(true);
   }
 
+  // "3 todos: 2 open, 1 finished" once everything is loaded; until then what is shown.
+  function counted() {
+    const n = state.items.length;
+    const noun = (k, word) => `${k} ${word}${k === 1 ? '' : 's'}`;
+    if (!n) return '';
+    if (state.cursor) return `${noun(n, 'todo')} shown; more below.`;
+    const done = state.items.filter((t) => t.is_finished).length;
+    if (state.filter === 'open') return `${noun(n, 'open todo')}.`;
+    if (state.filter === 'finished') return `${noun(n, 'finished todo')}.`;
+    return `${noun(n, 'todo')}: ${n - done} open, ${done} finished.`;
+  }
+
   const shows = (todo) => state.filter === 'all' || (state.filter === 'finished') === todo.is_finished;
 
   // Redraw the list, keeping keyboard focus on the control it was on.
@@ -71,6 +127,7 @@ export async function todosView(root) {
     empty.hidden = state.items.length > 0;
     empty.textContent = EMPTY[state.filter];
     more.hidden = !state.cursor;
+    count.textContent = counted();
     if (focused) {
       // The same control, else the first control of the same todo (Finish became Reopen).
       const todoId = focused.split(':')[0];
@@ -82,28 +139,49 @@ export async function todosView(root) {
   function item(todo) {
     const key = (name) => ({ 'data-focus-key': `${todo.id}:${name}` });
     if (state.editing === todo.id) return editor(todo);
-    const meta = todo.pending ? 'saving…' : todo.is_finished ? `finished ${formatDate(todo.finished_at)}` : `added ${formatDate(todo.created_at)}`;
+    const name = shorten(todo.content);
+    const button = (verb, onclick, extra = {}) => h('button', {
+      type: 'button', ...key(verb.toLowerCase()), disabled: todo.pending, 'aria-label': `${verb}: ${name}`, onclick, ...extra,
+    }, verb);
+    const long = todo.content.length > CLAMP_CHARS || todo.content.split('\n').length > 3;
+    const content = h('span', { class: `content${long ? ' clamped' : ''}`, id: `content-${todo.id}` }, todo.content);
+    const toggle = long ? h('button', { type: 'button', class: 'link more', 'aria-expanded': 'false', 'aria-controls': content.id, onclick: (event) => {
+      const open = content.classList.toggle('clamped') === false;
+      event.currentTarget.setAttribute('aria-expanded', String(open));
+      event.currentTarget.textContent = open ? 'Show less' : 'Show all';
+    } }, 'Show all') : null;
+    // Always the creation date (the list's order); finishing is shown beside it, not instead.
+    const meta = todo.pending
+      ? [h('span', {}, 'saving…')]
+      : [h('span', { title: formatDate(todo.created_at) }, `added ${formatDay(todo.created_at)}`),
+        todo.is_finished ? h('span', { class: 'badge done', title: formatDate(todo.finished_at) }, `finished ${formatDay(todo.finished_at)}`) : null];
     return h('li', { class: `todo${todo.is_finished ? ' finished' : ''}${todo.pending ? ' pending' : ''}`, 'data-id': todo.id },
-      h('span', { class: 'content' }, todo.content),
-      h('span', { class: 'meta' }, meta),
-      h('span', { class: 'actions' },
-        todo.is_finished
-          ? h('button', { type: 'button', ...key('reopen'), disabled: todo.pending, 'aria-label': `Reopen: ${todo.content}`, onclick: () => reopen(todo) }, 'Reopen')
-          : h('button', { type: 'button', ...key('finish'), disabled: todo.pending, 'aria-label': `Finish: ${todo.content}`, onclick: () => finish(todo) }, 'Finish'),
-        h('button', { type: 'button', ...key('edit'), disabled: todo.pending, 'aria-label': `Edit: ${todo.content}`, onclick: () => startEdit(todo) }, 'Edit'),
-        h('button', { type: 'button', class: 'danger', ...key('delete'), disabled: todo.pending, 'aria-label': `Delete: ${todo.content}`, onclick: () => remove(todo) }, 'Delete')));
+      h('div', { class: 'body' }, content, toggle, h('div', { class: 'meta' }, meta)),
+      h('div', { class: 'actions' },
+        todo.is_finished ? button('Reopen', () => reopen(todo)) : button('Finish', () => finish(todo)),
+        button('Edit', () => startEdit(todo)),
+        button('Delete', () => remove(todo), { class: 'danger' })));
   }
 
   function editor(todo) {
     const id = `edit-${todo.id}`;
-    const field = h('input', { id, value: todo.content, required: true, maxlength: 1000, autocomplete: 'off' });
-    const form = h('form', { class: 'edit' },
+    const field = h('input', { id, value: todo.content, autocomplete: 'off' });
+    const help = fieldHelp(field, id);
+    const form = h('form', { class: 'edit', novalidate: true },
       h('label', { for: id, class: 'visually-hidden' }, 'Edit todo'),
-      field,
-      h('button', { type: 'submit', class: 'primary' }, 'Save'),
-      h('button', { type: 'button', onclick: cancelEdit }, 'Cancel'));
+      h('div', { class: 'row' }, field,
+        h('button', { type: 'submit', class: 'primary' }, 'Save'),
+        h('button', { type: 'button', onclick: cancelEdit }, 'Cancel')),
+      h('div', { class: 'field-help' }, help.counter),
+      help.error);
     form.addEventListener('submit', (event) => {
       event.preventDefault();
+      const why = refusal(field.value, { editing: true });
+      if (why) {
+        help.show(why);
+        field.focus();
+        return;
+      }
       save(todo, field.value.trim());
     });
     field.addEventListener('keydown', (event) => {
@@ -154,17 +232,24 @@ export async function todosView(root) {
 
   async function add(event) {
     event.preventDefault();
+    const why = refusal(input.value);
+    if (why) {
+      addHelp.show(why);
+      input.focus();
+      return;
+    }
+    addHelp.show(null);
     const content = input.value.trim();
-    if (!content) return;
     const temp = { id: `new-${crypto.randomUUID()}`, content, is_finished: false, pending: true, created_at: new Date().toISOString() };
     const before = state.items;
     input.value = '';
+    addHelp.count();
     await optimistic(
       () => {
         addedMeanwhile.add(temp.id);
         if (shows(temp)) state.items = [temp, ...state.items];
       },
-      () => { state.items = before.filter((t) => t.id !== temp.id); input.value = input.value || content; },
+      () => { state.items = before.filter((t) => t.id !== temp.id); input.value = input.value || content; addHelp.count(); },
       async () => {
         // The key makes a retried create (a lost response) return the same todo, not a second one.
         const resp = await api('/todos', { method: 'POST', json: { content }, headers: { 'Idempotency-Key': temp.id } });
@@ -233,23 +318,49 @@ export async function todosView(root) {
       'Could not reopen the todo');
   }
 
-  async function remove(todo) {
+  // Gone from the list at once; the DELETE waits UNDO_MS so "Undo" can put it back.
+  function remove(todo) {
     const index = state.items.indexOf(todo);
-    await optimistic(
-      () => { state.items = state.items.filter((t) => t !== todo); },
-      () => { state.items.splice(index, 0, todo); },
-      async () => {
-        try {
-          await api(`/todos/${todo.id}`, { method: 'DELETE' });
-        } catch (error) {
-          if (error.status !== 404) throw error; // already gone (deleted elsewhere): that is what we wanted
-        }
-        etags.delete(todo.id);
-      },
-      'Could not delete the todo');
+    state.items = state.items.filter((t) => t !== todo);
+    draw();
     input.focus();
+    const commit = async ({ keepalive = false } = {}) => {
+      clearTimeout(entry.timer);
+      deleting.delete(todo.id);
+      try {
+        await api(`/todos/${todo.id}`, { method: 'DELETE', keepalive });
+      } catch (error) {
+        if (error.status === 404) return; // already gone (deleted elsewhere): that is what we wanted
+        if (!alive) return;
+        state.items.splice(Math.min(index, state.items.length), 0, todo);
+        draw();
+        flash(`Could not delete the todo: ${error.message}`, 'error');
+        return;
+      }
+      etags.delete(todo.id);
+    };
+    const entry = { commit, timer: setTimeout(() => commit(), UNDO_MS) };
+    deleting.set(todo.id, entry);
+    flash(`Deleted “${shorten(todo.content)}”.`, 'info', {
+      label: 'Undo', id: 'undo-delete',
+      onclick: () => {
+        clearTimeout(entry.timer);
+        deleting.delete(todo.id);
+        state.items.splice(Math.min(index, state.items.length), 0, todo);
+        draw();
+        list.querySelector(`li[data-id="${CSS.escape(todo.id)}"] button`)?.focus();
+      },
+    });
   }
 
+  // Leaving the page (or the tab) ends the undo window: the pending deletes go now.
+  const flushDeletes = () => { for (const entry of [...deleting.values()]) entry.commit({ keepalive: true }); };
+  window.addEventListener('pagehide', flushDeletes);
+
   await load(true);
-  return () => { alive = false; };
+  return () => {
+    flushDeletes();
+    window.removeEventListener('pagehide', flushDeletes);
+    alive = false;
+  };
 }
