@@ -99,8 +99,8 @@ def ps(run_dir: Path) -> str:
     return done.stdout
 
 
-def test_the_backoff_doubles_from_half_a_second_up_to_its_cap() -> None:
-    assert [supervise.backoff(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+def test_the_backoff_doubles_from_a_quarter_second_up_to_its_cap() -> None:
+    assert [supervise.backoff(n) for n in range(1, 7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
     assert (supervise.MAX_CRASHES, supervise.WINDOW_SECONDS) == (5, 60.0)
 
 
@@ -149,7 +149,7 @@ def test_a_killed_gateway_and_a_killed_todos_instance_answer_again(suite: Suite,
     table = ps(run_dir)
     assert any(line.split()[:1] == ["gateway"] and " 1  ready" in line for line in table.splitlines()), table
     log = (run_dir / "supervisor.log").read_text()
-    assert "gateway (pid" in log and "restarting in 0.5 s" in log
+    assert "gateway (pid" in log and "restarting in 0.25 s" in log
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ for each process of the plan that has a pid file:
 2. gone while ``.run/<name>.stopping`` names its pid → stopped on purpose (``make down``,
    ``make restart``, ``make dev`` stop through procs.stop, which writes that file); no pid
    file at all → not wanted (stopped, or never started): left alone;
-3. otherwise it crashed: restarted after a backoff of 0.5 s doubling per crash in the
-   window (0.5, 1, 2, 4 s; at most 8 s), with the plan's command and environment;
+3. otherwise it crashed: restarted after a backoff of 0.25 s doubling per crash in the
+   window (0.25, 0.5, 1, 2 s; at most 8 s), with the plan's command and environment;
 4. the 5th crash within 60 s (:data:`MAX_CRASHES`, :data:`WINDOW_SECONDS`: started once,
    restarted 4 times) gives up: the pid file is removed, the process stays down, and
    ``make ps`` shows why (its last exit) with the last lines of its log. ``make up``
@@ -43,7 +43,7 @@ NAME = "supervisor"
 MODULE = "scripts.suite"
 MAX_CRASHES = 5
 WINDOW_SECONDS = 60.0
-FIRST_DELAY_SECONDS = 0.5
+FIRST_DELAY_SECONDS = 0.25
 MAX_DELAY_SECONDS = 8.0
 TICK_SECONDS = 0.2
 
@@ -201,7 +201,7 @@ class Supervisor:
             return
         delay = backoff(len(watch.crashes))
         watch.state, watch.dead_pid, watch.restart_at = "restarting", pid, now + delay
-        self.say(f"{proc.name} (pid {pid}) {watch.last_exit}; restarting in {delay:.1f} s")
+        self.say(f"{proc.name} (pid {pid}) {watch.last_exit}; restarting in {delay:g} s")
 
     def restart(self, proc: Proc, watch: Watch) -> None:
         if watch.dead_pid is not None and procs.stopping_on_purpose(proc.name, watch.dead_pid):
@@ -241,7 +241,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.say(
-            f"supervisor {os.getpid()} up: restart with backoff {FIRST_DELAY_SECONDS} s doubling (max "
+            f"supervisor {os.getpid()} up: restart with backoff {FIRST_DELAY_SECONDS:g} s doubling (max "
             f"{MAX_DELAY_SECONDS:.0f} s); give up after {MAX_CRASHES} crashes within {WINDOW_SECONDS:.0f} s"
         )
         while not stopping:
