@@ -2,17 +2,17 @@
 """``make dev``: the local suite, each process restarted when the code it runs changes.
 
 It runs ``make up`` (python -m scripts.suite) and then watches ``services/`` and ``gateway/``
-(``*.py``, ``*.sql``, ``*.html``), polling their modification times every half second
-(standard library only, so nothing to install and it works on any filesystem). A change
-restarts exactly the processes that run that code:
+(``*.py``, ``*.sql``, ``*.html``) through ``watchfiles`` (inotify on Linux, FSEvents on
+macOS; it falls back to polling where the filesystem sends no events). A change restarts
+exactly the processes that run that code:
 
 - ``services/<name>/...``  that service's instances and its workers
   (``services/reports/`` restarts ``reports`` and ``reports-worker``);
 - ``services/kit/...``     every process (they all run the kit), the gateway included;
 - ``gateway/...``          the gateway.
 
-An editor's save can touch several files: the restart waits until the tree has been
-quiet for a moment, then stops the processes the way ``make down`` does (SIGTERM, they
+An editor's save can touch several files: watchfiles groups the changes until the tree
+has been quiet for 0.3 s, then the restart stops the processes the way ``make down`` does (SIGTERM, they
 drain) and starts them again; services migrate at start, so a new ``migrations/*.sql``
 is applied by the restart. A process that does not come back (a syntax error, say) is
 reported with the end of its log and started again at the next change. ``web/`` is
@@ -25,9 +25,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+
+import watchfiles
 
 from scripts.suite import procs
 from scripts.suite.control import child_python, timeout_from
@@ -40,28 +43,20 @@ from scripts.suite.up import cmd_up
 
 WATCHED_DIRS = ("services", "gateway")
 WATCHED_SUFFIXES = frozenset({".py", ".sql", ".html"})
-POLL_SECONDS = 0.5
-QUIET_SECONDS = 0.3
-
-Snapshot = dict[Path, int]
+QUIET_MS = 300  # a burst of writes (an editor's save) is one change once the tree is quiet this long
 
 
-def snapshot(root: Path) -> Snapshot:
-    """Modification time (ns) of every watched file under ``root``."""
-    found: Snapshot = {}
-    for folder in WATCHED_DIRS:
-        for path in (root / folder).rglob("*"):
-            if path.suffix in WATCHED_SUFFIXES and "__pycache__" not in path.parts:
-                try:
-                    found[path] = path.stat().st_mtime_ns
-                except OSError:  # removed between listing and stat
-                    continue
-    return found
+def is_source(_change: watchfiles.Change, path: str) -> bool:
+    """The files whose change restarts a process: code, migrations, templates (not caches)."""
+    found = Path(path)
+    return found.suffix in WATCHED_SUFFIXES and "__pycache__" not in found.parts
 
 
-def changed(before: Snapshot, after: Snapshot) -> set[Path]:
-    """Files added, removed or modified between two snapshots."""
-    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+def changes(root: Path = ROOT, stop: threading.Event | None = None) -> Iterator[set[Path]]:
+    """Each burst of changes to watched files under ``root`` (blocks until the next one)."""
+    folders = [root / folder for folder in WATCHED_DIRS if (root / folder).is_dir()]
+    for batch in watchfiles.watch(*folders, watch_filter=is_source, step=QUIET_MS, stop_event=stop):
+        yield {Path(path) for _, path in batch}
 
 
 def runs_code_of(proc: Proc, package: str) -> bool:
@@ -105,22 +100,9 @@ class Reloader:
         self.root = root
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
-        self.seen = snapshot(root)
 
-    def poll(self) -> list[str]:
-        """Restart what the changes since the last call touch; returns their names."""
-        current = snapshot(self.root)
-        paths = changed(self.seen, current)
-        if not paths:
-            return []
-        while True:  # wait for the burst of writes to end
-            time.sleep(QUIET_SECONDS)
-            later = snapshot(self.root)
-            if later == current:
-                break
-            paths |= changed(current, later)
-            current = later
-        self.seen = current
+    def handle(self, paths: set[Path]) -> list[str]:
+        """Restart what the changed ``paths`` touch; returns their names."""
         group = affected(paths, self.running, self.root)
         if group:
             names = ", ".join(sorted(str(p.relative_to(self.root)) for p in paths)[:3])
@@ -149,22 +131,23 @@ def main() -> int:
     environ = with_env_file(os.environ)
     environ = {**environ, **ensure_secrets(environ)}
     the_plan = build_plan(environ)
-    # Snapshot first: an edit made while the suite starts is picked up by the first poll.
     reloader = Reloader(
-        all_procs(the_plan),
+        [p for p in all_procs(the_plan) if not p.argv],  # our code only: not Prometheus
         child_python(environ),
         os.environ,
         ready_timeout=timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0),
         stop_timeout=timeout_from(environ, "QUARTET_STOP_TIMEOUT", 30.0),
     )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cmd_up(environ)
-    say("watching services/ and gateway/ for changes (Ctrl-C stops the suite; `make logs FOLLOW=1` shows its logs)")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        while True:
-            reloader.poll()
-            time.sleep(POLL_SECONDS)
+        say("watching services/ and gateway/ for changes (Ctrl-C stops the suite; `make logs FOLLOW=1` shows its logs)")
+        for paths in changes(ROOT, stop):
+            reloader.handle(paths)
     except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
         say("stopping the suite")
         cmd_down(environ)
     return 0

@@ -1,13 +1,16 @@
-"""scripts/dev.py (`make dev`): a change restarts exactly the processes that run the changed code."""
+"""scripts/dev.py (`make dev`): a change, seen through watchfiles, restarts exactly the processes that run it."""
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import watchfiles
 
 from scripts import dev
 from scripts.suite import procs as suite_procs
@@ -31,13 +34,12 @@ def test_changed_code_restarts_the_processes_that_run_it() -> None:
     assert restarted("services/kit/docs.html") == everything
 
 
-def test_only_watched_files_count_as_changes(tmp_path: Path) -> None:
-    (tmp_path / "services" / "ping" / "__pycache__").mkdir(parents=True)
-    (tmp_path / "gateway").mkdir()
-    (tmp_path / "web").mkdir()
-    for name in ("services/ping/api.py", "services/ping/__pycache__/api.cpython-311.pyc", "gateway/a.py", "web/app.js"):
-        (tmp_path / name).write_text("x")
-    assert set(dev.snapshot(tmp_path)) == {tmp_path / "services/ping/api.py", tmp_path / "gateway/a.py"}
+def test_only_watched_files_count_as_changes() -> None:
+    modified = watchfiles.Change.modified
+    assert dev.is_source(modified, "/x/services/ping/api.py")
+    assert dev.is_source(modified, "/x/services/reports/migrations/0002_more.sql")
+    assert not dev.is_source(modified, "/x/services/ping/__pycache__/api.cpython-311.pyc")
+    assert not dev.is_source(modified, "/x/web/app.js")
 
 
 @pytest.fixture
@@ -68,25 +70,40 @@ def ping(run_dir: Path) -> Iterator[suite_procs.Proc]:
         suite_procs.stop([("ping", pid_now)], 20)
 
 
-def touch(path: Path) -> None:
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+def write_later(path: Path, delay: float = 1.0) -> threading.Thread:
+    """Append to ``path`` after ``delay`` s, from another thread (the watch blocks this one)."""
+
+    def write() -> None:
+        time.sleep(delay)
+        with path.open("a") as out:
+            out.write("# edited\n")
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread
 
 
-def test_touching_a_file_restarts_the_served_process(ping: suite_procs.Proc, watched_tree: Path) -> None:
+def test_an_edit_seen_by_watchfiles_restarts_the_served_process(ping: suite_procs.Proc, watched_tree: Path) -> None:
     before = suite_procs.running_pid("ping", "services.ping")
     assert before is not None
     reloader = dev.Reloader([ping], sys.executable, os.environ, root=watched_tree, ready_timeout=30)
-    assert reloader.poll() == []  # nothing changed yet
+    stop = threading.Event()
+    timer = threading.Timer(60, stop.set)  # the watch never blocks the test for longer
+    timer.start()
+    try:
+        watch = dev.changes(watched_tree, stop)
+        write_later(watched_tree / "services/todos/api.py")  # not ping's code
+        assert reloader.handle(next(watch)) == []
+        assert suite_procs.running_pid("ping", "services.ping") == before
 
-    touch(watched_tree / "services/todos/api.py")  # not ping's code
-    assert reloader.poll() == []
-    assert suite_procs.running_pid("ping", "services.ping") == before
-
-    touch(watched_tree / "services/ping/api.py")
-    assert reloader.poll() == ["ping"]
+        write_later(watched_tree / "services/ping/api.py")
+        paths = next(watch)
+        assert paths == {watched_tree / "services/ping/api.py"}
+        assert reloader.handle(paths) == ["ping"]
+    finally:
+        stop.set()
+        timer.cancel()
     after = suite_procs.running_pid("ping", "services.ping")
     assert after is not None and after != before
     assert not suite_procs.alive(before)
     assert suite_procs.http_ready(ping.port or 0)
-    assert reloader.poll() == []  # the change is handled once

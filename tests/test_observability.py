@@ -57,7 +57,8 @@ def test_make_up_scrapes_every_instance_and_worker_with_the_rules(tmp_path: Path
         for target in job["static_configs"]
     }
     assert ("todos", "todos-2", "127.0.0.1:8012") in targets
-    assert ("gateway", "gateway", "127.0.0.1:8080") in targets
+    # The gateway's private metrics listener: its public port serves no /metrics.
+    assert ("gateway", "gateway", "127.0.0.1:9080") in targets
     assert ("reports-worker", "reports-worker", "127.0.0.1:9104") in targets
     assert ("reports-worker", "reports-worker-2", "127.0.0.1:9114") in targets
     assert {process for _, process, _ in targets} == {p.name for p in procs}

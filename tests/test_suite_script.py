@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.suite import checkout
 from scripts.suite import procs as suite_procs
 from scripts.suite import table as suite_table
 from scripts.suite.control import resolve, stop_names
@@ -100,7 +103,7 @@ def test_restart_takes_one_service_instance_by_instance_then_its_workers() -> No
 
 
 def test_each_database_service_gets_its_own_role_and_database() -> None:
-    plan = build_plan({"TODOS_DB_PASSWORD": "s3cret/x"})
+    plan = build_plan({"TODOS_DB_PASSWORD": "s3cret/x", "QUARTET_CHECKOUT_ID": ""})
     urls = {p.name: p.env.get("DATABASE_URL") for p in plan.services + plan.extras}
     assert urls["auth"] == "postgresql://quartet_auth:quartet_auth_dev@127.0.0.1:5432/quartet_auth"
     assert urls["todos"] == "postgresql://quartet_todos:s3cret%2Fx@127.0.0.1:5432/quartet_todos"
@@ -154,3 +157,49 @@ def test_started_process_is_ready_recognised_as_ours_and_stopped(run_dir: Path) 
     finally:
         if suite_procs.alive(pid):
             suite_procs.stop([("ping", pid)], timeout=5)
+
+
+def test_a_checkouts_names_come_from_its_path_so_two_checkouts_share_nothing() -> None:
+    cid = checkout.checkout_id({})
+    assert cid == hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+    plan = build_plan({})
+    auth = next(p for p in plan.services if p.name == "auth")
+    assert auth.env["DATABASE_URL"].endswith(f"/quartet_auth_{cid}")
+    assert auth.env["AMQP_URL"].startswith(f"amqp://quartet_auth_{cid}:")
+    assert auth.env["AMQP_URL"].endswith(f"@127.0.0.1:5672/quartet-{cid}")
+    producers = json.loads(auth.env["EVENTS_PRODUCERS"])
+    assert producers == {
+        "user": f"quartet_auth_{cid}",
+        "todo": f"quartet_todos_{cid}",
+        "report": f"quartet_reports_{cid}",
+    }
+    other = build_plan({"QUARTET_CHECKOUT_ID": "b2"})
+    assert next(p for p in other.services if p.name == "auth").env["DATABASE_URL"].endswith("/quartet_auth_b2")
+    with pytest.raises(SystemExit, match="QUARTET_CHECKOUT_ID"):
+        build_plan({"QUARTET_CHECKOUT_ID": "Not/Valid"})
+
+
+def test_a_port_offset_moves_every_port_and_the_urls_that_name_them() -> None:
+    plan = build_plan({"QUARTET_PORT_OFFSET": "20000", "QUARTET_PROMETHEUS": "1"})
+    ports = {p.name: p.port for p in plan.all_procs()}
+    assert ports["auth"] == 28001 and ports["todos-2"] == 28012 and ports["gateway"] == 28080
+    assert plan.gateway_metrics_port == 29080
+    worker = next(p for p in plan.extras if p.name == "reports-worker")
+    assert worker.env["WORKER_METRICS_PORT"] == "29104"
+    auth = next(p for p in plan.services if p.name == "auth")
+    assert auth.env["AUTH_URL"] == "http://127.0.0.1:28001" and auth.env["PUBLIC_URL"] == "http://localhost:28080"
+    assert auth.env["WEB_REDIRECT_URIS"] == "http://localhost:28080/app/callback"
+    assert plan.gateway.env["CORS_ORIGINS"] == "http://localhost:28080"
+    assert plan.gateway.env["TODOS_URLS"] == "http://127.0.0.1:28002,http://127.0.0.1:28012"
+    if plan.prometheus is not None:
+        assert plan.prometheus.port == 29090 and plan.prometheus.ready_path == "/-/ready"
+    # Without an offset, nothing the services default to is set by the plan.
+    assert "WEB_REDIRECT_URIS" not in next(p for p in build_plan({}).services if p.name == "auth").env
+
+
+def test_every_process_up_starts_is_in_the_plan_prometheus_included() -> None:
+    plan = build_plan({})
+    if plan.prometheus is None:
+        pytest.skip("Debian's prometheus is not installed")
+    assert plan.prometheus in plan.all_procs()
+    assert build_plan({"QUARTET_PROMETHEUS": "0"}).prometheus is None

@@ -31,7 +31,7 @@ import re
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -217,34 +217,62 @@ def existing_users() -> set[str]:
     return {entry["user"] for entry in json.loads(_ctl(["list_users", "-q", "--formatter", "json"]) or "[]")}
 
 
-def put_user(user: str, password: str, perms: Permissions, exchange: str, *, exists: bool | None = None) -> None:
-    """Create ``user`` (or reset its password) and set its permissions; the password goes by stdin."""
+def put_user(
+    user: str, password: str, perms: Permissions, exchange: str, *, exists: bool | None = None, vhost: str = VHOST
+) -> None:
+    """Create ``user`` (or reset its password) and set its permissions on ``vhost``; the password goes by stdin."""
     if exists is None:
         exists = user in existing_users()
     if exists:
         _ctl(["change_password", user], stdin=password + "\n")
     else:
         _ctl(["add_user", user], stdin=password + "\n")
-    _ctl(["set_permissions", "-p", VHOST, user, perms.configure, perms.write, perms.read])
-    _ctl(["set_topic_permissions", "-p", VHOST, user, exchange, perms.topic_write, perms.topic_read])
+    _ctl(["set_permissions", "-p", vhost, user, perms.configure, perms.write, perms.read])
+    _ctl(["set_topic_permissions", "-p", vhost, user, exchange, perms.topic_write, perms.topic_read])
 
 
 def delete_user(user: str) -> None:
     _ctl(["delete_user", user])
 
 
-def provision(passwords: dict[str, str], exchange: str) -> list[str]:
+def existing_vhosts() -> set[str]:
+    return {entry["name"] for entry in json.loads(_ctl(["list_vhosts", "-q", "--formatter", "json"]) or "[]")}
+
+
+def provision(
+    passwords: dict[str, str], exchange: str, vhost: str = VHOST, user_of: Callable[[str], str] = str
+) -> list[str]:
     """Create or update the user of each service in ``passwords`` on the local broker (idempotent).
 
-    An existing user gets this checkout's password (the broker is the machine's; the
-    last ``make up`` wins). Returns the user names.
+    ``vhost`` is created when missing; ``user_of`` names a role's user for this checkout
+    (scripts/suite/checkout.py). An existing user gets this checkout's password. Returns
+    the user names.
     """
+    if vhost not in existing_vhosts():
+        _ctl(["add_vhost", vhost])
     present = existing_users()
+    names = []
     for service, password in passwords.items():
         role = ROLES[service]
-        put_user(role.user, password, permissions(role, exchange, service), exchange, exists=role.user in present)
+        user = user_of(role.user)
+        put_user(user, password, permissions(role, exchange, service), exchange, exists=user in present, vhost=vhost)
+        names.append(user)
     try:
-        broker_policy.apply(exchange, VHOST)  # events nobody consumes are kept in E.unrouted
+        broker_policy.apply(exchange, vhost)  # events nobody consumes are kept in E.unrouted
     except (RuntimeError, subprocess.SubprocessError) as exc:
         raise BrokerAdminError(f"alternate-exchange policy: {exc}") from None
-    return [ROLES[service].user for service in passwords]
+    return names
+
+
+def forget(users: Iterable[str], vhost: str) -> list[str]:
+    """Delete ``users`` and ``vhost`` (with its exchanges and queues) where they exist; never ``/``."""
+    present = existing_users()
+    removed = []
+    for user in users:
+        if user in present:
+            delete_user(user)
+            removed.append(f"broker user {user}")
+    if vhost != VHOST and vhost in existing_vhosts():
+        _ctl(["delete_vhost", vhost])
+        removed.append(f"vhost {vhost}")
+    return removed

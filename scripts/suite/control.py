@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from scripts.suite import procs, prometheus, table
+from scripts.suite import procs, prometheus, supervise, table
 from scripts.suite.procs import ROOT, RUN_DIR, Proc
 
 # The upstream lists the running gateway was started with (it reads them once, at start).
@@ -34,9 +34,11 @@ def timeout_from(environ: Mapping[str, str], key: str, default: float) -> float:
 
 
 def resolve(name: str) -> tuple[str, int | None] | None:
-    """(module, port) of a process the supervisor may have started: a row of the table, or Prometheus."""
+    """(module, port) of a process the suite may have started: a row of the table, Prometheus, the supervisor."""
     if name == prometheus.NAME:
         return prometheus.NAME, None
+    if name == supervise.NAME:
+        return supervise.MODULE, None
     return table.resolve(name)
 
 

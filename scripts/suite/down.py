@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Mapping
 
-from scripts.suite import procs, secrets
+from scripts.suite import broker, checkout, infra, procs, secrets, supervise
 from scripts.suite.control import (
     GATEWAY_UPSTREAMS_FILE,
     child_python,
@@ -21,9 +21,9 @@ from scripts.suite.control import (
     stop_names,
     timeout_from,
 )
-from scripts.suite.plan import plan, restart_order
+from scripts.suite.plan import database_spec, pg_admin_url, plan, restart_order
 from scripts.suite.procs import Proc
-from scripts.suite.table import GATEWAY
+from scripts.suite.table import GATEWAY, SERVICES
 
 # After an instance is ready again, the gateway's next health check (every 2 s) must see it
 # before the next instance drains, or both would be out of rotation at once.
@@ -32,14 +32,20 @@ REJOIN_SECONDS = 3.0
 
 def cmd_down(environ: Mapping[str, str]) -> int:
     names = procs.recorded_names()
+    supervise.plan_file().unlink(missing_ok=True)
+    supervise.state_file().unlink(missing_ok=True)
     if not names:
         say("==> nothing of the local suite runs")
         return 0
+    # The supervisor first (nothing is brought back), then the gateway (nothing new reaches a
+    # service that drains), then the rest together.
+    supervisor = [n for n in names if n == supervise.NAME]
     first = [n for n in names if module_of(n) == GATEWAY.module]
-    rest = [n for n in names if n not in first]
-    outcome = stop_names(first, environ)
+    rest = [n for n in names if n not in first and n not in supervisor]
+    outcome = stop_names(supervisor, environ)
+    outcome.update(stop_names(first, environ))
     outcome.update(stop_names(rest, environ))
-    for name in first + rest:
+    for name in supervisor + first + rest:
         say(f"    {name:<16} {outcome.get(name, '?')}")
     GATEWAY_UPSTREAMS_FILE.unlink(missing_ok=True)
     say("==> suite stopped (PostgreSQL and RabbitMQ keep running)")
@@ -74,4 +80,27 @@ def cmd_restart(environ: Mapping[str, str], names: list[str]) -> int:
     if the_plan.gateway in order:
         GATEWAY_UPSTREAMS_FILE.write_text(json.dumps(the_plan.upstreams, sort_keys=True))
     say("==> restarted")
+    return 0
+
+
+def cmd_forget(environ: Mapping[str, str]) -> int:
+    """Drop this checkout's databases and roles, its broker vhost and users (checkout.py names them).
+
+    For a checkout about to be deleted, and for tests that ran ``up`` in a copy of the
+    checkout. Nothing may run; the next ``make up`` creates everything again.
+    """
+    running = [n for n in procs.recorded_names() if procs.running_pid(n, module_of(n) or "", forget_stale=False)]
+    if running:
+        raise SystemExit(f"error: {', '.join(running)} still run: `make down` first")
+    specs = [database_spec(s, environ) for s in SERVICES if s.has_database]
+    try:
+        dropped = infra.drop_databases(pg_admin_url(environ), [spec.name for spec in specs])
+    except infra.InfraError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    users = [checkout.broker_user(role.user, environ) for role in broker.ROLES.values()]
+    try:
+        dropped += broker.forget(users, checkout.vhost(environ))
+    except broker.BrokerAdminError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    say(f"==> forgot {', '.join(dropped)}" if dropped else "==> nothing of this checkout to forget")
     return 0

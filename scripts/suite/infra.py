@@ -177,3 +177,33 @@ def provision_databases(admin_url: str, specs: Sequence[DatabaseSpec]) -> list[s
             f"could not create the service databases as {urlsplit(admin_url).username}@"
             f"{Endpoint.from_url(admin_url, 5432)}: {exc!r}. Set QUARTET_PG_ADMIN_URL to a superuser DSN."
         ) from exc
+
+
+async def _drop(admin_url: str, names: Sequence[str]) -> list[str]:
+    import asyncpg
+
+    done: list[str] = []
+    conn = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        for name in names:
+            if not _IDENT.match(name):
+                raise InfraError(f"not a plain identifier: {name!r}")
+            if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+                done.append(f"database {name}")
+            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
+                await conn.execute(f'DROP ROLE "{name}"')
+                done.append(f"role {name}")
+    finally:
+        await conn.close()
+    return done
+
+
+def drop_databases(admin_url: str, names: Sequence[str]) -> list[str]:
+    """Drop each database and its owner role of the same name, where they exist; returns what went."""
+    try:
+        return asyncio.run(asyncio.wait_for(_drop(admin_url, names), timeout=60))
+    except InfraError:
+        raise
+    except Exception as exc:
+        raise InfraError(f"could not drop {', '.join(names)}: {exc!r}") from exc

@@ -8,14 +8,16 @@ Standard library only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from scripts.suite import infra, secrets
+from scripts.suite import checkout, infra, prometheus, secrets
 from scripts.suite.procs import Proc
 from scripts.suite.table import (
     DEFAULT_INSTANCES,
     GATEWAY,
+    GATEWAY_METRICS_PORT,
     INSTANCE_PORT_STEP,
     SERVICES,
     SHARED_DEFAULTS,
@@ -23,6 +25,7 @@ from scripts.suite.table import (
     base_name,
     env_prefix,
     instance_name,
+    row,
 )
 
 # PostgreSQL connections the local suite may hold at most, all pools full, shared evenly
@@ -41,9 +44,26 @@ class Plan:
     extras: list[Proc]  # workers, started after their service's migrations
     gateway: Proc
     upstreams: dict[str, str]  # gateway env: AUTH_URLS=...
+    prometheus: Proc | None = None  # when Debian's prometheus is installed (and QUARTET_PROMETHEUS is not 0)
 
     def all_procs(self) -> list[Proc]:
-        return [*self.services, *self.extras, self.gateway]
+        return [*self.services, *self.extras, self.gateway, *([self.prometheus] if self.prometheus else [])]
+
+    @property
+    def gateway_metrics_port(self) -> int:
+        return int(self.gateway.env["METRICS_PORT"])
+
+
+def port_offset(environ: Mapping[str, str]) -> int:
+    """``QUARTET_PORT_OFFSET``: added to every port of the plan (a second suite beside the first; tests)."""
+    raw = environ.get("QUARTET_PORT_OFFSET", "0") or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"QUARTET_PORT_OFFSET must be a number, not {raw!r}") from None
+    if not 0 <= value <= 50000:
+        raise SystemExit("QUARTET_PORT_OFFSET must be 0..50000")
+    return value
 
 
 def count(environ: Mapping[str, str], name: str, default: int = 1) -> int:
@@ -62,7 +82,8 @@ def pg_admin_url(environ: Mapping[str, str]) -> str:
 
 
 def database_spec(service: Service, environ: Mapping[str, str]) -> infra.DatabaseSpec:
-    name = f"quartet_{service.name}"
+    """The role and database of ``service`` for this checkout (scripts/suite/checkout.py)."""
+    name = checkout.database_name(service.name, environ)
     return infra.DatabaseSpec(name, environ.get(f"{env_prefix(service.name)}_DB_PASSWORD", f"{name}_dev"))
 
 
@@ -105,6 +126,8 @@ def service_env(svc: Service, environ: Mapping[str, str], shared: Mapping[str, s
     own_amqp = secrets.service_amqp_url(svc.name, environ)
     if own_amqp is not None:
         env["AMQP_URL"] = own_amqp
+        # Consumers accept an event only from its owner's user: this checkout's users.
+        env["EVENTS_PRODUCERS"] = environ.get("EVENTS_PRODUCERS") or json.dumps(secrets.event_producers(environ))
     env |= secrets.secrets_of(svc.name, environ)
     if svc.has_database:
         env["DATABASE_URL"] = database_url(svc, environ)
@@ -112,9 +135,48 @@ def service_env(svc: Service, environ: Mapping[str, str], shared: Mapping[str, s
     return env
 
 
+def shared_settings(environ: Mapping[str, str], offset: int) -> dict[str, str]:
+    """SHARED_DEFAULTS with the ports of the plan; the caller's environment wins."""
+    auth_port, gateway_port = row("auth").port + offset, GATEWAY.port + offset
+    defaults = {
+        **SHARED_DEFAULTS,
+        "AUTH_URL": f"http://127.0.0.1:{auth_port}",
+        "PUBLIC_URL": f"http://localhost:{gateway_port}",
+    }
+    return {k: environ.get(k, v) for k, v in defaults.items()}
+
+
+def moved_defaults(svc: Service, environ: Mapping[str, str], gateway_port: int) -> dict[str, str]:
+    """``svc.env``, and with QUARTET_PORT_OFFSET the settings whose defaults name the gateway's port."""
+    if gateway_port == GATEWAY.port:
+        return dict(svc.env)
+    both = (f"http://localhost:{gateway_port}", f"http://127.0.0.1:{gateway_port}")
+    moved = {
+        "auth": {
+            "WEB_REDIRECT_URIS": f"{both[0]}/app/callback",
+            "WEB_EXTRA_REDIRECT_URIS": f"{both[1]}/app/callback",
+            "DOCS_REDIRECT_URIS": ",".join(f"{base}/docs/oauth2-redirect" for base in both),
+        },
+        "gateway": {"CORS_ORIGINS": both[0]},
+    }.get(svc.name, {})
+    return {**svc.env, **{k: environ.get(k, v) for k, v in moved.items()}}
+
+
+def prometheus_proc(environ: Mapping[str, str], offset: int) -> Proc | None:
+    """Prometheus as a process of the plan, when Debian's ``prometheus`` is installed."""
+    program = prometheus.binary()
+    if program is None or environ.get("QUARTET_PROMETHEUS", "1") == "0":
+        return None
+    listen = prometheus.port(environ, offset)
+    argv = tuple(prometheus.command(prometheus.config_path(), listen, program))
+    return Proc(prometheus.NAME, prometheus.NAME, listen, {}, argv, ready_path=prometheus.READY_PATH)
+
+
 def plan(environ: Mapping[str, str]) -> Plan:
     """Every process `make up` would run, with its name, module, port and env."""
-    shared = {k: environ.get(k, v) for k, v in SHARED_DEFAULTS.items()}
+    offset = port_offset(environ)
+    shared = shared_settings(environ, offset)
+    gateway_port = GATEWAY.port + offset
     services: list[Proc] = []
     extras: list[Proc] = []
     upstreams: dict[str, str] = {}
@@ -126,11 +188,11 @@ def plan(environ: Mapping[str, str]) -> Plan:
     )
     pool = db_pool_size(environ, with_database)
     for svc in rows:
-        base = service_env(svc, environ, shared, pool)
+        base = service_env(replace(svc, env=moved_defaults(svc, environ, gateway_port)), environ, shared, pool)
         urls = []
         for n in range(1, count(environ, svc.name, DEFAULT_INSTANCES) + 1):
             name = instance_name(svc.name, n)
-            port = svc.port + INSTANCE_PORT_STEP * (n - 1)
+            port = svc.port + offset + INSTANCE_PORT_STEP * (n - 1)
             services.append(Proc(name, svc.module, port, {**base, "PORT": str(port), "INSTANCE": name}))
             urls.append(f"http://127.0.0.1:{port}")
         upstreams[svc.urls_setting] = ",".join(urls)
@@ -139,11 +201,20 @@ def plan(environ: Mapping[str, str]) -> Plan:
                 name = instance_name(extra.name, n)
                 env = {**base, "INSTANCE": name}
                 if extra.metrics_port is not None:
-                    env["WORKER_METRICS_PORT"] = str(extra.metrics_port + INSTANCE_PORT_STEP * (n - 1))
+                    env["WORKER_METRICS_PORT"] = str(extra.metrics_port + offset + INSTANCE_PORT_STEP * (n - 1))
                 extras.append(Proc(name, extra.module, None, env))
-    env = {**shared, "HOST": "127.0.0.1", "PORT": str(GATEWAY.port), "INSTANCE": GATEWAY.name, **upstreams}
-    gateway = Proc(GATEWAY.name, GATEWAY.module, GATEWAY.port, env)
-    return Plan(rows, services, extras, gateway, upstreams)
+    env = {
+        **shared,
+        **moved_defaults(GATEWAY, environ, gateway_port),
+        "HOST": "127.0.0.1",
+        "PORT": str(gateway_port),
+        # The private listener Prometheus scrapes (the public port serves no /metrics).
+        "METRICS_PORT": str(GATEWAY_METRICS_PORT + offset),
+        "INSTANCE": GATEWAY.name,
+        **upstreams,
+    }
+    gateway = Proc(GATEWAY.name, GATEWAY.module, gateway_port, env)
+    return Plan(rows, services, extras, gateway, upstreams, prometheus_proc(environ, offset))
 
 
 def all_procs(the_plan: Plan) -> list[Proc]:

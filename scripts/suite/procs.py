@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-RUN_DIR = ROOT / ".run"
+# QUARTET_RUN_DIR moves the pid files, logs and state elsewhere (the supervisor's tests).
+RUN_DIR = Path(os.environ.get("QUARTET_RUN_DIR") or ROOT / ".run")
 
 # Requests to our own ports never go through a proxy from the environment.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -42,6 +43,8 @@ class Proc:
     # A program that is not ``python -m module`` (Prometheus): its argv; ``module`` is then
     # the program's file name, which is what :func:`is_ours` checks.
     argv: tuple[str, ...] = ()
+    # What answers 200 once it is ready (Prometheus: /-/ready).
+    ready_path: str = "/readyz"
 
     @property
     def url(self) -> str | None:
@@ -54,6 +57,18 @@ def pid_file(name: str) -> Path:
 
 def log_file(name: str) -> Path:
     return RUN_DIR / f"{name}.log"
+
+
+def stopping_file(name: str) -> Path:
+    """Written (with the pid) while :func:`stop` stops ``name`` on purpose: the supervisor leaves it be."""
+    return RUN_DIR / f"{name}.stopping"
+
+
+def stopping_on_purpose(name: str, pid: int) -> bool:
+    try:
+        return int(stopping_file(name).read_text().split()[0]) == pid
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def recorded_names() -> list[str]:
@@ -123,6 +138,11 @@ def running_pid(name: str, module: str, forget_stale: bool = True) -> int | None
 
 def start(proc: Proc, python: str, base_env: Mapping[str, str]) -> int:
     """Start ``python -m proc.module`` (or ``proc.argv``) in its own session; returns its pid."""
+    return spawn(proc, python, base_env).pid
+
+
+def spawn(proc: Proc, python: str, base_env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """:func:`start`, returning the child (whoever keeps it can read its exit code)."""
     RUN_DIR.mkdir(exist_ok=True)
     env = {**base_env, **proc.env}
     with log_file(proc.name).open("ab") as log:
@@ -140,7 +160,7 @@ def start(proc: Proc, python: str, base_env: Mapping[str, str]) -> int:
     tmp = pid_file(proc.name).with_suffix(".pid.tmp")
     tmp.write_text(f"{child.pid}\n")
     tmp.replace(pid_file(proc.name))
-    return child.pid
+    return child
 
 
 def http_ready(port: int, path: str = "/readyz", timeout: float = 1.0) -> bool:
@@ -203,7 +223,7 @@ def wait_ready(procs: Sequence[tuple[Proc, int]], timeout: float, settle: float 
             if proc.port is None:
                 if time.monotonic() - started >= settle:
                     pending.remove((proc, pid))
-            elif http_ready(proc.port):
+            elif http_ready(proc.port, proc.ready_path):
                 pending.remove((proc, pid))
         if not pending:
             return
@@ -226,8 +246,12 @@ def stop(targets: Sequence[tuple[str, int]], timeout: float) -> dict[str, str]:
     """SIGTERM every (name, pid), wait up to ``timeout`` s, then SIGKILL what is left.
 
     The pids must have been checked with :func:`is_ours` just before. Returns how
-    each one ended: ``"stopped"`` or ``"killed"``. Pid files are removed.
+    each one ended: ``"stopped"`` or ``"killed"``. Pid files are removed. While it runs,
+    ``<name>.stopping`` tells the supervisor (supervise.py) that these exits are wanted.
     """
+    RUN_DIR.mkdir(exist_ok=True)
+    for name, pid in targets:
+        stopping_file(name).write_text(f"{pid}\n")
     for _, pid in targets:
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -243,7 +267,9 @@ def stop(targets: Sequence[tuple[str, int]], timeout: float) -> dict[str, str]:
             result[name] = "killed"
         else:
             result[name] = "stopped"
-        pid_file(name).unlink(missing_ok=True)
+        if read_pid(name) == pid:  # a process started since (make restart) keeps its file
+            pid_file(name).unlink(missing_ok=True)
+        stopping_file(name).unlink(missing_ok=True)
     return result
 
 

@@ -15,24 +15,31 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from scripts.suite.procs import ROOT, RUN_DIR, Proc
+from scripts.suite import procs as suite_procs
+from scripts.suite.procs import ROOT, Proc
 
 NAME = "prometheus"
 DEFAULT_PORT = 9090
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 SCRAPE_INTERVAL = "5s"
+READY_PATH = "/-/ready"
 
 
 def binary() -> str | None:
     return shutil.which("prometheus")
 
 
-def port(environ: Mapping[str, str]) -> int:
-    return int(environ.get("QUARTET_PROMETHEUS_PORT", DEFAULT_PORT))
+def port(environ: Mapping[str, str], offset: int = 0) -> int:
+    """``QUARTET_PROMETHEUS_PORT``, else 9090 + ``QUARTET_PORT_OFFSET``."""
+    return int(environ.get("QUARTET_PROMETHEUS_PORT") or DEFAULT_PORT + offset)
 
 
 def folder() -> Path:
-    return RUN_DIR / NAME
+    return suite_procs.RUN_DIR / NAME
+
+
+def config_path() -> Path:
+    return folder() / "prometheus.yml"
 
 
 def job_of(name: str) -> str:
@@ -42,11 +49,13 @@ def job_of(name: str) -> str:
 
 
 def metrics_port(proc: Proc) -> int | None:
-    """Where ``proc`` serves /metrics: its HTTP port, or a worker's WORKER_METRICS_PORT."""
-    if proc.port is not None:
-        return proc.port
-    raw = proc.env.get("WORKER_METRICS_PORT")
-    return int(raw) if raw and raw.isdigit() and int(raw) > 0 else None
+    """Where ``proc`` serves /metrics: the gateway's private METRICS_PORT, a worker's
+    WORKER_METRICS_PORT, else its HTTP port."""
+    for key in ("METRICS_PORT", "WORKER_METRICS_PORT"):
+        raw = proc.env.get(key)
+        if raw is not None:
+            return int(raw) if raw.isdigit() and int(raw) > 0 else None
+    return proc.port
 
 
 def config(procs: Iterable[Proc]) -> str:
@@ -70,7 +79,7 @@ def config(procs: Iterable[Proc]) -> str:
 
 def write_config(procs: Iterable[Proc]) -> Path:
     folder().mkdir(parents=True, exist_ok=True)
-    path = folder() / "prometheus.yml"
+    path = config_path()
     path.write_text(config(procs))
     return path
 

@@ -13,8 +13,9 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
-from scripts.suite import broker, infra, procs
+from scripts.suite import broker, checkout, infra, procs
 from scripts.suite.procs import ROOT
 from scripts.suite.table import SHARED_DEFAULTS
 
@@ -104,12 +105,21 @@ def events_exchange(environ: Mapping[str, str]) -> str:
 
 
 def service_amqp_url(service: str, environ: Mapping[str, str]) -> str | None:
-    """AMQP_URL with the service's own broker user; None when the caller set AMQP_URL (used as is)."""
+    """AMQP_URL with the service's own broker user on this checkout's vhost; None when the caller set
+    AMQP_URL (used as is)."""
     role_name = broker.ROLE_OF.get(service)
     if role_name is None or "AMQP_URL" in environ:
         return None
     where = infra.Endpoint.from_url(SHARED_DEFAULTS["AMQP_URL"], 5672)
-    return f"amqp://{broker.ROLES[role_name].user}:{environ.get(BROKER_PASSWORDS[role_name], '')}@{where}/"
+    user = checkout.broker_user(broker.ROLES[role_name].user, environ)
+    vhost = checkout.vhost(environ)
+    path = "" if vhost == broker.VHOST else quote(vhost, safe="")
+    return f"amqp://{user}:{environ.get(BROKER_PASSWORDS[role_name], '')}@{where}/{path}"
+
+
+def event_producers(environ: Mapping[str, str]) -> dict[str, str]:
+    """EVENTS_PRODUCERS for the users of :func:`service_amqp_url`: event type prefix -> broker user."""
+    return {role.owns: checkout.broker_user(role.user, environ) for role in broker.ROLES.values()}
 
 
 def write_definitions(environ: Mapping[str, str]) -> Path:

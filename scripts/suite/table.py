@@ -61,6 +61,8 @@ SERVICES: tuple[Service, ...] = (
 )
 # The gateway routes to every row of SERVICES (its `<NAME>_URLS` settings).
 GATEWAY = Service("gateway", "gateway", 8080, has_database=False)
+# The gateway's private listener for /metrics (METRICS_PORT; loopback only).
+GATEWAY_METRICS_PORT = 9080
 INSTANCE_PORT_STEP = 10
 DEFAULT_INSTANCES = 2
 

@@ -4,8 +4,12 @@
 2. **provision**: PostgreSQL and RabbitMQ answer, each service has its broker user,
    its role and database, and is migrated;
 3. **start**: the services and their workers, then the gateway in front, then Prometheus;
-   whatever already runs is left running, so ``up`` is idempotent;
+   whatever already runs is left running, so ``up`` is idempotent; then the supervisor
+   (supervise.py), which restarts what crashes;
 4. **report**: the URLs of what runs.
+
+Names of databases, roles, the broker vhost and users are this checkout's own
+(checkout.py); a re-clone's new ``SIGNING_KEK`` is handled by :func:`recover_signing_keys`.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from scripts.suite import broker, infra, procs, prometheus, secrets
+from scripts.suite import broker, checkout, infra, procs, prometheus, secrets, supervise
 from scripts.suite.control import GATEWAY_UPSTREAMS_FILE, child_python, say, start_all, stop_names, timeout_from
 from scripts.suite.plan import Plan, database_spec, pg_admin_url, plan
 from scripts.suite.procs import ROOT, RUN_DIR, Proc
-from scripts.suite.table import GATEWAY, SERVICES, SHARED_DEFAULTS, Service, env_prefix
+from scripts.suite.table import SERVICES, SHARED_DEFAULTS, Service, env_prefix
 
 
 def cmd_up(environ: Mapping[str, str]) -> int:
@@ -60,6 +64,8 @@ def provision(the_plan: Plan, environ: Mapping[str, str]) -> None:
     for svc in with_database:
         first = next(p for p in the_plan.services if p.module == svc.module)
         migrate(svc, first, python)
+        if svc.name == "auth" and not environ.get("AUTH_DATABASE_URL"):
+            recover_signing_keys(database_spec(svc, environ).name, environ)
 
 
 def ensure_infra(environ: Mapping[str, str], need_postgres: bool = True) -> None:
@@ -82,14 +88,57 @@ def provision_broker(environ: Mapping[str, str], chosen: list[Service]) -> None:
     passwords = {k: v for k, v in secrets.broker_passwords(environ).items() if k in wanted}
     if not passwords:
         return
+    vhost = checkout.vhost(environ)
     try:
-        users = broker.provision(passwords, secrets.events_exchange(environ))
+        users = broker.provision(
+            passwords, secrets.events_exchange(environ), vhost, lambda user: checkout.broker_user(user, environ)
+        )
     except broker.BrokerAdminError as exc:
         raise SystemExit(
             f"error: could not create the broker users: {exc}. Run `make up` as root on the broker's machine, "
             "or set AMQP_URL (and EVENTS_PRODUCERS) to users you created (docs/security.md)."
         ) from None
-    say(f"==> broker users: {', '.join(users)} (passwords in .run/{secrets.SECRETS_FILE_NAME})")
+    say(f"==> broker vhost {vhost}, users {', '.join(users)} (passwords in .run/{secrets.SECRETS_FILE_NAME})")
+
+
+def recover_signing_keys(database: str, environ: Mapping[str, str]) -> None:
+    """Local only: remove auth's signing keys sealed with a KEK this checkout does not hold.
+
+    This checkout's database names come from its path; a re-clone at the same path (or a
+    removed ``.run/``) finds the keys an earlier checkout sealed with a ``SIGNING_KEK``
+    that went with its ``.run/secrets.env``. Nothing can open them again, and auth would
+    refuse to start: drop them (auth makes a new key at start; tokens they signed are
+    refused) and say so in one line.
+    """
+    import asyncio
+
+    import asyncpg
+
+    from services.auth.sealing import KeyEncryptionKeys
+
+    held = KeyEncryptionKeys.from_setting(environ[secrets.SIGNING_KEK])
+    admin = urlsplit(pg_admin_url(environ))._replace(path=f"/{database}").geturl()
+
+    async def drop_unopenable() -> list[str]:
+        conn = await asyncpg.connect(admin, timeout=10)
+        try:
+            rows = await conn.fetch("SELECT kid, kek_id FROM signing_keys WHERE kek_id IS NOT NULL")
+            lost = [r["kid"] for r in rows if not held.knows(r["kek_id"])]
+            if lost:
+                await conn.execute("DELETE FROM signing_keys WHERE kid = ANY($1::text[])", lost)
+            return lost
+        finally:
+            await conn.close()
+
+    try:
+        lost = asyncio.run(asyncio.wait_for(drop_unopenable(), timeout=30))
+    except Exception as exc:
+        raise SystemExit(f"error: could not check auth's signing keys in {database}: {exc!r}") from None
+    if lost:
+        say(
+            f"    auth: {len(lost)} signing key(s) in {database} were sealed with a SIGNING_KEK this checkout "
+            f"does not hold (an earlier checkout here; .run/secrets.env is new): removed, auth makes a new one"
+        )
 
 
 def migrate(service: Service, proc: Proc, python: str) -> None:
@@ -122,7 +171,8 @@ def migrate(service: Service, proc: Proc, python: str) -> None:
 
 
 def start(the_plan: Plan, environ: Mapping[str, str]) -> None:
-    """The services and their workers, the gateway in front of them, Prometheus scraping them all."""
+    """The services and their workers, the gateway in front of them, Prometheus scraping them all,
+    and the supervisor watching them."""
     python = child_python(environ)
     timeout = timeout_from(environ, "QUARTET_READY_TIMEOUT", 60.0)
     say("==> services")
@@ -131,11 +181,18 @@ def start(the_plan: Plan, environ: Mapping[str, str]) -> None:
     restart_gateway_if_upstreams_changed(the_plan)
     start_all([the_plan.gateway], python, timeout)
     GATEWAY_UPSTREAMS_FILE.write_text(json.dumps(the_plan.upstreams, sort_keys=True))
-    start_prometheus(the_plan, environ)
-    planned = {p.name for p in the_plan.all_procs()} | {prometheus.NAME}
+    start_prometheus(the_plan)
+    planned = {p.name for p in the_plan.all_procs()} | {supervise.NAME}
     for name in procs.recorded_names():
         if name not in planned:
             say(f"    note: {name} runs but is not in this plan (fewer instances?); `make down` stops it")
+    supervise.write_plan(the_plan.all_procs(), python)
+    pid, started = supervise.ensure_running(python, os.environ)
+    say(
+        f"==> supervisor {'started' if started else 'already running'} (pid {pid}, log .run/supervisor.log): "
+        f"restarts what crashes, gives up after {supervise.MAX_CRASHES} crashes in "
+        f"{supervise.WINDOW_SECONDS:.0f} s"
+    )
 
 
 def restart_gateway_if_upstreams_changed(the_plan: Plan) -> None:
@@ -152,22 +209,20 @@ def restart_gateway_if_upstreams_changed(the_plan: Plan) -> None:
         stop_names([gateway.name], environ=os.environ)
 
 
-def start_prometheus(the_plan: Plan, environ: Mapping[str, str]) -> None:
+def start_prometheus(the_plan: Plan) -> None:
     """Prometheus scraping every process of the plan, when Debian's ``prometheus`` is installed."""
-    program = prometheus.binary()
-    if program is None:
-        say("==> prometheus: not installed (`make bootstrap` installs it); no metrics server")
+    proc = the_plan.prometheus
+    if proc is None:
+        say("==> prometheus: not installed (`make bootstrap` installs it) or QUARTET_PROMETHEUS=0; no metrics server")
         return
     say("==> prometheus")
-    config = prometheus.write_config(the_plan.all_procs())
-    pid = procs.running_pid(prometheus.NAME, prometheus.NAME)
-    listen = prometheus.port(environ)
+    prometheus.write_config(the_plan.all_procs())
+    pid = procs.running_pid(proc.name, proc.module)
     if pid is not None:
-        reloaded = prometheus.reload(listen)
-        say(f"    {prometheus.NAME:<16} already running (pid {pid}); config {'reloaded' if reloaded else 'written'}")
+        reloaded = prometheus.reload(proc.port or prometheus.DEFAULT_PORT)
+        say(f"    {proc.name:<16} already running (pid {pid}); config {'reloaded' if reloaded else 'written'}")
         return
-    argv = tuple(prometheus.command(config, listen, program))
-    start_all([Proc(prometheus.NAME, prometheus.NAME, None, {}, argv)], sys.executable, 30.0)
+    start_all([proc], child_python(os.environ), 30.0)
 
 
 # ----------------------------------------------------------------------- report
@@ -176,19 +231,23 @@ def start_prometheus(the_plan: Plan, environ: Mapping[str, str]) -> None:
 def report(the_plan: Plan) -> None:
     """Where everything of the plan answers."""
     width = max([9, *(len(p.name) + 1 for p in the_plan.all_procs())])
-    gateway = f"http://localhost:{GATEWAY.port}"
+    gateway = f"http://localhost:{the_plan.gateway.port}"
     say("Quartet is up:")
     say(f"  {'app':<{width}} {gateway}/app/")
     say(f"  {'API docs':<{width}} {gateway}/docs   (OpenAPI: {gateway}/openapi.json)")
     say(f"  {'try':<{width}} curl '{gateway}/ping?ECHOMSG=hi'")
-    say(f"  {'metrics':<{width}} http://127.0.0.1:9080/metrics   (gateway; loopback only, not the public port)")
+    say(
+        f"  {'metrics':<{width}} http://127.0.0.1:{the_plan.gateway_metrics_port}/metrics   "
+        "(gateway; loopback only, not the public port)"
+    )
     for proc in the_plan.services:
         say(f"  {proc.name:<{width}} http://localhost:{proc.port}   (docs: /docs, health: /healthz /readyz, /metrics)")
     for proc in the_plan.extras:
         metrics = proc.env.get("WORKER_METRICS_PORT")
         where = f"metrics http://localhost:{metrics}/metrics" if metrics else "no port"
         say(f"  {proc.name:<{width}} worker, {where} (log .run/{proc.name}.log)")
-    if procs.running_pid(prometheus.NAME, prometheus.NAME, forget_stale=False) is not None:
-        listen = prometheus.port(os.environ)
-        say(f"  {'prometheus':<{width}} http://localhost:{listen}/graph   (rules: deploy/prometheus/rules.yml)")
+    if the_plan.prometheus is not None:
+        prom = the_plan.prometheus
+        if procs.running_pid(prom.name, prom.module, forget_stale=False) is not None:
+            say(f"  {'prometheus':<{width}} http://localhost:{prom.port}/graph   (rules: deploy/prometheus/rules.yml)")
     say("Stop with `make down`; `make ps` and `make logs` show what runs.")
