@@ -20,8 +20,10 @@ The protocol (the reasoning is in docs/caching.md):
 5. **Fail open.** Every Redis call has a short timeout. A failure opens a breaker: for
    ``retry_after`` seconds every read goes straight to the loader (counted as a bypass), then
    Redis is tried again. An invalidation that could not be sent is kept (bounded) and sent
-   before the cache is used again; if too many were lost, this process does not trust the
-   cache until every page that might be stale has expired.
+   before the cache is used again (and by a background task as soon as Redis answers); if too
+   many were lost, this process does not trust the cache until every page that might be stale
+   has expired. An instance that saw Redis fail waits ``retry_after`` once it answers again, so
+   that the other instances' kept invalidations arrive first.
 
 Without a Redis URL every read loads (nothing is cached), with the same ETags.
 """
@@ -111,11 +113,13 @@ class CacheSettings:
     prefix: str = "quartet:"
     page_ttl_seconds: float = 60.0
     version_ttl_seconds: float = 86_400.0
-    timeout_seconds: float = 0.1
+    timeout_seconds: float = 1.0
     retry_after_seconds: float = 2.0
     lock_ttl_seconds: float = 2.0
     lock_wait_seconds: float = 1.0
-    max_connections: int = 32
+    max_connections: int = 64
+    # How long a call waits for a free connection of the pool (busy, not broken: longer than timeout).
+    pool_timeout_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ class PageCache:
             pool = redis.BlockingConnectionPool.from_url(
                 settings.url,
                 max_connections=settings.max_connections,
-                timeout=settings.timeout_seconds,
+                timeout=settings.pool_timeout_seconds,
                 socket_timeout=settings.timeout_seconds,
                 socket_connect_timeout=settings.timeout_seconds,
                 retry=Retry(NoBackoff(), 0),  # the breaker decides when to try again, not the client
@@ -183,6 +187,7 @@ class PageCache:
             self._scripts = {name: self._redis.register_script(source) for name, source in sources.items()}
         self._flights: dict[tuple[str, str, str], asyncio.Future[CachedPage]] = {}
         self._open_until = 0.0
+        self._tripped = False
         self._pending: dict[str, str] = {}  # owner -> token to set once Redis answers again
         self._distrust_until = 0.0
         self._flushing = asyncio.Lock()
@@ -366,14 +371,18 @@ class PageCache:
     # The breaker ---------------------------------------------------------------------------------
 
     async def _usable(self) -> bool:
-        if self._redis is None:
+        if self._redis is None or time.monotonic() < self._open_until:
             return False
-        now = time.monotonic()
-        if now < self._open_until or now < self._distrust_until:
+        if self._pending and not await self._flush_pending():
             return False
-        if self._pending:
-            return await self._flush_pending()
-        return True
+        return time.monotonic() >= self._distrust_until
+
+    async def flush_forever(self) -> None:
+        """Send kept invalidations as soon as Redis answers again, requests or not (a background task)."""
+        while True:
+            await asyncio.sleep(self._settings.retry_after_seconds / 2)
+            if self._pending and time.monotonic() >= self._open_until:
+                await self._flush_pending()
 
     async def _flush_pending(self) -> bool:
         async with self._flushing:
@@ -391,15 +400,23 @@ class PageCache:
         import redis.exceptions
 
         try:
-            async with asyncio.timeout(self._settings.timeout_seconds * 2):
+            # The socket timeouts bound each read and connect; this bounds the whole call (pool wait too).
+            async with asyncio.timeout(self._settings.pool_timeout_seconds + self._settings.timeout_seconds * 2):
                 result = await awaitable
         except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
             if time.monotonic() >= self._open_until:
-                log.warning("redis unavailable; page cache bypassed", error=type(error).__name__)
+                log.warning("redis unavailable; page cache bypassed", error=repr(error), kind=type(error).__name__)
             self._open_until = time.monotonic() + self._settings.retry_after_seconds
+            self._tripped = True
             self.metrics.breaker_open.set(1)
             raise RedisUnavailable(str(error)) from error
-        self.metrics.breaker_open.set(0)
+        if self._tripped:
+            # Back after an outage: other instances may still hold invalidations they could not
+            # send (they flush every retry_after / 2); give them that long before trusting pages.
+            self._tripped = False
+            self._distrust_until = max(self._distrust_until, time.monotonic() + self._settings.retry_after_seconds)
+            self.metrics.breaker_open.set(0)
+            log.info("redis answers again; page cache in use after a settling delay")
         return result
 
     # Keys ----------------------------------------------------------------------------------------

@@ -35,5 +35,7 @@ def create_app(settings: TodosSettings, *, fetch_jwks: JwksFetcher | None = None
     kit = kit_of(app)
     state.pages.register(kit.registry)
     kit.on_stop.append(lambda _: state.pages.close())
+    if state.pages.enabled:
+        kit.run_in_background("todos-page-cache-flush", state.pages.flush_forever)
     kit.run_in_background("todos-housekeeping", lambda: prune_forever(kit.database, settings))
     return app

@@ -31,7 +31,7 @@ class TodosSettings(ServiceSettings):
     # A page lives at most this long (it bounds staleness only if an invalidation is lost).
     cache_page_ttl_seconds: float = Field(60.0, gt=0, le=3600)
     # Each Redis call's timeout; past it, the breaker bypasses Redis for retry_after seconds.
-    cache_timeout_seconds: float = Field(0.1, gt=0, le=5)
+    cache_timeout_seconds: float = Field(1.0, gt=0, le=5)
     cache_retry_after_seconds: float = Field(2.0, gt=0, le=300)
     # Single flight: a loader's lock expires after lock_ttl (a dead holder blocks nobody
     # longer); the others wait for its page at most lock_wait, then load themselves.
