@@ -67,17 +67,19 @@ async def make_users(auth: str, todos: str, count: int) -> list[str]:
     per address, and a thousand sign-ins from one address is not what is measured.
     """
     tokens: list[str] = []
-    async with AuthFlows(auth) as flows, httpx.AsyncClient(base_url=todos, timeout=30) as api:
+    async with httpx.AsyncClient(base_url=todos, timeout=30) as api:
         sem = asyncio.Semaphore(4)
 
         async def one(i: int) -> None:
-            async with sem:
+            async with sem, AuthFlows(auth) as flows:  # a cookie jar (login CSRF) per user
                 user = await flows.register()
                 token = (await flows.sign_in(user["email"], USER_SCOPES))["access_token"]
                 headers = {"Authorization": f"Bearer {token}"}
                 for j in range(12):
                     (await api.post("/todos", json={"content": f"u{i} t{j}"}, headers=headers)).raise_for_status()
                 tokens.append(token)
+                if len(tokens) % 100 == 0:
+                    print(f"    {len(tokens)} users", flush=True)
 
         await asyncio.gather(*(one(i) for i in range(count)))
     return tokens
