@@ -26,6 +26,10 @@ The protocol (the reasoning is in docs/caching.md):
    that the other instances' kept invalidations arrive first.
 
 Without a Redis URL every read loads (nothing is cached), with the same ETags.
+
+The module runs past 300 lines because its parts (read, fill, wait, invalidate, the
+breaker and the kept invalidations) share one state and one argument about correctness;
+split, each would reach into the others' internals.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.kit.config import ServiceSettings
 from services.kit.db import Connection
 from services.kit.logging import get_logger
 from services.kit.migrations import migrate
@@ -150,7 +149,7 @@ async def seed(conn: Connection, owner: UUID, todos: Sequence[DemoTodo]) -> Seed
     return result
 
 
-async def seed_demo(settings: ServiceSettings, args: Sequence[str]) -> int:
+async def seed_demo(settings: TodosSettings, args: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.todos seed-demo", description=__doc__)
     parser.add_argument("--owner", required=True, type=UUID, help="the demo user's id (GET /auth/me)")
     parser.add_argument("--name", default="demo", help="names this set of demo todos (part of their ids)")
@@ -173,9 +172,8 @@ async def seed_demo(settings: ServiceSettings, args: Sequence[str]) -> int:
     return 0
 
 
-async def _invalidate_pages(settings: ServiceSettings, owner: UUID) -> bool:
+async def _invalidate_pages(settings: TodosSettings, owner: UUID) -> bool:
     """After the seed's commit: no instance serves the owner's earlier pages (docs/caching.md)."""
-    assert isinstance(settings, TodosSettings)
     pages = page_cache.build(settings)
     try:
         await pages.invalidate(str(owner))
