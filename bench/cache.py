@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -31,10 +32,10 @@ import httpx
 
 from bench.table import append_record
 from bench.tracing_cost import _wait_ready
+from quartet_client import AuthClient
 from scripts.suite.plan import plan as build_plan
+from scripts.suite.procs import free_port
 from scripts.suite.table import SHARED_DEFAULTS
-from tests.auth.flows import AuthFlows
-from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_SCOPES = "profile todos:read todos:write"
@@ -71,9 +72,10 @@ async def make_users(auth: str, todos: str, count: int) -> list[str]:
         sem = asyncio.Semaphore(4)
 
         async def one(i: int) -> None:
-            async with sem, AuthFlows(auth) as flows:  # a cookie jar (login CSRF) per user
-                user = await flows.register()
-                token = (await flows.sign_in(user["email"], USER_SCOPES))["access_token"]
+            async with sem, AuthClient(auth) as flows:  # a cookie jar (login CSRF) per user
+                email, password = f"bench-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(16)
+                await flows.register(email, password)
+                token = (await flows.sign_in(email, USER_SCOPES, password))["access_token"]
                 headers = {"Authorization": f"Bearer {token}"}
                 for j in range(12):
                     (await api.post("/todos", json={"content": f"u{i} t{j}"}, headers=headers)).raise_for_status()
