@@ -18,6 +18,9 @@ set beside a baseline measured in the same run on the same machine.
    the gateway, requests/s, p50/p99 and non-2xx side by side; appended to
    bench/results/todos-read.jsonl.
 
+``--cache`` (``make bench BENCH_ARGS=--cache``) measures the first-page cache on and off
+(bench/cache.py); appended to bench/results/cache.jsonl.
+
 ``--tracing`` (``make bench BENCH_ARGS=--tracing``) measures instead what tracing costs:
 todos-gateway with tracing off, on at 100 % and at 10 % sampling, each on a gateway and
 todos instance of its own (bench/tracing_cost.py); appended to bench/results/tracing.jsonl.
@@ -62,10 +65,14 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("wrk is not available")
 
 
-def wrk(binary: str, url: str, token: str | None, connections: int, duration: int) -> dict[str, float]:
+def wrk(
+    binary: str, url: str, token: str | None, connections: int, duration: int, script: str | None = None
+) -> dict[str, float]:
     cmd = [binary, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
+    if script:
+        cmd += ["-s", script]
     out = cost.run_quiet([*cmd, url], timeout=duration + 60)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     served = re.search(r"(\d+) requests in", out)
@@ -205,8 +212,23 @@ def main() -> None:
         "--watch", action="append", default=[], metavar="NAME=PID", help="also read this process (one started by hand)"
     )
     parser.add_argument("--tracing", action="store_true", help="tracing off vs 100 %% vs 10 %% sampling")
+    parser.add_argument("--cache", action="store_true", help="the first-page cache on vs off (bench/cache.py)")
+    parser.add_argument("--auth", default="http://127.0.0.1:8001")
+    parser.add_argument("--users", type=int, default=1000, help="users of the --cache mix")
     args = parser.parse_args()
     binary = ensure_wrk()
+    if args.cache:
+        from bench import cache
+
+        def cache_wrk(
+            url: str, *, token: str | None, connections: int, duration: int, script: str | None
+        ) -> dict[str, float]:
+            return wrk(binary, url, token, connections, duration, script)
+
+        figures = cache.run(cache_wrk, args.auth, args.todos, args.users, args.connections, args.duration)
+        cache.report(figures)
+        cache.record(figures, args.connections, args.duration, args.users)
+        return
     token = asyncio.run(prepare_user(args.gateway))
     if args.tracing:
         from bench import tracing_cost

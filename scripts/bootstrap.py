@@ -59,6 +59,7 @@ NEEDS: tuple[Need, ...] = (
     Need("python3-venv", "the virtualenv", _has_venv),
     Need("postgresql", "the services' databases", _has_file("/usr/lib/postgresql/*/bin/postgres")),
     Need("rabbitmq-server", "the event bus", _has_cmd("rabbitmq-server")),
+    Need("redis-server", "todos' page cache (docs/caching.md)", _has_cmd("redis-server")),
     Need("chromium", "the browser tests", _has_file("/usr/bin/chromium")),
     # The browser tests' accessibility check installs axe-core with it (tests/browser/axe.py).
     Need("npm", "the browser tests' accessibility check (axe-core)", _has_cmd("npm")),
@@ -159,9 +160,11 @@ def install_missing(check_only: bool) -> None:
 def start_servers() -> None:
     pg = infra.Endpoint.from_url(os.environ.get("QUARTET_PG_ADMIN_URL", "postgresql://127.0.0.1:5432/"), 5432)
     amqp = infra.Endpoint.from_url(os.environ.get("AMQP_URL", "amqp://127.0.0.1:5672/"), 5672)
+    cache = infra.Endpoint.from_url(os.environ.get("CACHE_REDIS_URL") or "redis://127.0.0.1:6379/0", 6379)
     try:
         say(f"PostgreSQL on {pg}: {infra.ensure_postgres(pg)}")
         say(f"RabbitMQ on {amqp}: {infra.ensure_rabbitmq(amqp)}")
+        say(f"Redis on {cache}: {infra.ensure_redis(cache)}")
     except infra.InfraError as exc:
         raise BootstrapError(str(exc)) from None
 

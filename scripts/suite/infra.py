@@ -1,8 +1,9 @@
-"""PostgreSQL and RabbitMQ for the local suite: make sure they answer, create databases.
+"""PostgreSQL, RabbitMQ and Redis for the local suite: make sure they answer, create databases.
 
 If a server does not answer on its port and is installed on this machine, it is
 started (PostgreSQL with ``pg_ctlcluster``, RabbitMQ with ``rabbitmq-server
--detached``); every wait is bounded. ``make down`` never stops them: they are
+-detached``, Redis with ``redis-server --daemonize yes``, keeping nothing on disk);
+every wait is bounded. ``make down`` never stops them: they are
 the machine's, not the suite's.
 
 Standard library only, except :func:`provision_databases`, which imports asyncpg
@@ -25,6 +26,7 @@ from urllib.parse import quote, urlsplit
 from scripts.suite.procs import RUN_DIR, port_answers
 
 PG_START_TIMEOUT = 60.0
+REDIS_START_TIMEOUT = 20.0
 RABBIT_START_TIMEOUT = 120.0
 
 
@@ -125,6 +127,24 @@ def ensure_rabbitmq(endpoint: Endpoint) -> str:
         _run_logged(["rabbitmqctl", "await_startup", "--timeout", str(remaining)], "rabbitmq-start", remaining + 15)
     if not _wait_port(endpoint, max(5.0, deadline - time.monotonic())):
         raise InfraError(f"RabbitMQ did not answer on {endpoint} (see .run/rabbitmq-start.log)")
+    return "started"
+
+
+def ensure_redis(endpoint: Endpoint) -> str:
+    """Make Redis answer on ``endpoint`` (todos' page cache); returns what was done."""
+    if port_answers(endpoint.host, endpoint.port):
+        return "answering"
+    if not endpoint.is_local or shutil.which("redis-server") is None:
+        raise InfraError(
+            f"Redis does not answer on {endpoint} and no local server is installed to start. "
+            "Install it (apt-get install redis-server) or set CACHE_REDIS_URL to a Redis that runs."
+        )
+    print(f"    starting Redis (redis-server --port {endpoint.port} --daemonize yes)", flush=True)
+    argv = ["redis-server", "--port", str(endpoint.port), "--bind", endpoint.host, "--daemonize", "yes"]
+    argv += ["--save", "", "--appendonly", "no", "--logfile", str(RUN_DIR / "redis.log")]
+    code = _run_logged(argv, "redis-start", REDIS_START_TIMEOUT)
+    if not _wait_port(endpoint, REDIS_START_TIMEOUT):
+        raise InfraError(f"Redis did not answer on {endpoint} (redis-server exit {code}; see .run/redis.log)")
     return "started"
 
 

@@ -122,7 +122,8 @@ def db_pool_size(environ: Mapping[str, str], processes_with_database: int) -> in
 
 def service_env(svc: Service, environ: Mapping[str, str], shared: Mapping[str, str], pool: int) -> dict[str, str]:
     """What every process of ``svc`` (instances and workers) is given, before its own port and name."""
-    env = {**shared, **svc.env, "HOST": "127.0.0.1"}
+    own = {k: environ.get(k, v) for k, v in svc.env.items()}  # the caller's environment wins, as for shared
+    env = {**shared, **own, "HOST": "127.0.0.1"}
     own_amqp = secrets.service_amqp_url(svc.name, environ)
     if own_amqp is not None:
         env["AMQP_URL"] = own_amqp

@@ -49,7 +49,14 @@ SERVICES: tuple[Service, ...] = (
         # The app may be opened as localhost or 127.0.0.1; both callbacks are the gateway's.
         env={"WEB_EXTRA_REDIRECT_URIS": "http://127.0.0.1:8080/app/callback"},
     ),
-    Service("todos", "services.todos", 8002, has_database=True),
+    Service(
+        "todos",
+        "services.todos",
+        8002,
+        has_database=True,
+        # The first-page cache every instance shares (docs/caching.md); the machine's Redis.
+        env={"CACHE_REDIS_URL": "redis://127.0.0.1:6379/0"},
+    ),
     Service("ping", "services.ping", 8003, has_database=False),
     Service(
         "reports",

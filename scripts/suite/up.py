@@ -75,6 +75,11 @@ def ensure_infra(environ: Mapping[str, str], need_postgres: bool = True) -> None
             say(f"==> PostgreSQL on {pg}: {infra.ensure_postgres(pg)}")
         amqp = infra.Endpoint.from_url(environ.get("AMQP_URL", SHARED_DEFAULTS["AMQP_URL"]), 5672)
         say(f"==> RabbitMQ on {amqp}: {infra.ensure_rabbitmq(amqp)}")
+        todos = next((s for s in SERVICES if s.name == "todos"), None)
+        cache_url = environ.get("CACHE_REDIS_URL") or (todos.env.get("CACHE_REDIS_URL") if todos else None)
+        if cache_url:
+            cache = infra.Endpoint.from_url(cache_url, 6379)
+            say(f"==> Redis on {cache}: {infra.ensure_redis(cache)}")
     except infra.InfraError as exc:
         raise SystemExit(f"error: {exc}") from None
 

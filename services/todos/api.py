@@ -12,13 +12,14 @@ from quart_schema import document_response, validate_request, validate_response
 
 from services.kit import idempotency
 from services.kit.app import current_db
+from services.kit.cache import CachedPage
 from services.kit.contract import links, responses
 from services.kit.db import Connection
 from services.kit.idempotency import IdempotentRequest
 from services.kit.problem import Problem
 from services.kit.security import current_caller, current_user_id, insufficient_scope, require_scope
 from services.kit.type_adapters import validate_querystring
-from services.todos import events, store
+from services.todos import events, page_cache, store
 from services.todos.cursor import BadCursor
 from services.todos.schemas import Todo, TodoCreate, TodoListQuery, TodoPage, TodoPatch
 from services.todos.state import todos_state
@@ -59,17 +60,24 @@ async def list_todos(query_args: TodoListQuery) -> Response:
         after = todos_state().cursors.decode(query_args.cursor, scope) if query_args.cursor else None
     except BadCursor:
         raise Problem(400, "the cursor is not valid for this listing") from None
-    async with current_db().connection() as conn:
-        rows = await store.list_todos(
-            conn, owner, after=after, is_finished=_STATUS_FILTER[query_args.status], limit=query_args.limit + 1
-        )
-    page, more = rows[: query_args.limit], len(rows) > query_args.limit
-    next_cursor = todos_state().cursors.encode(page[-1].position, scope) if more else None
-    # The hot path: rows from our own database need no validation, nor a model each: pydantic's
-    # JSON serializer renders the plain dicts exactly as it renders a TodoPage (field order,
-    # RFC 3339 times with Z, UUID strings), at a third of the cost of building the models first.
-    body = _JSON.dump_json({"items": [r.public() for r in page], "next_cursor": next_cursor})
-    return Response(body, content_type="application/json")
+
+    async def load() -> bytes:
+        async with current_db().connection() as conn:
+            rows = await store.list_todos(
+                conn, owner, after=after, is_finished=_STATUS_FILTER[query_args.status], limit=query_args.limit + 1
+            )
+        page, more = rows[: query_args.limit], len(rows) > query_args.limit
+        next_cursor = todos_state().cursors.encode(page[-1].position, scope) if more else None
+        # The hot path: rows from our own database need no validation, nor a model each: pydantic's
+        # JSON serializer renders the plain dicts exactly as it renders a TodoPage (field order,
+        # RFC 3339 times with Z, UUID strings), at a third of the cost of building the models first.
+        return _JSON.dump_json({"items": [r.public() for r in page], "next_cursor": next_cursor})
+
+    if after is None:  # the first page: from the cache every instance shares (docs/caching.md)
+        cached = await page_cache.first_page(todos_state().pages, owner, query_args.status, query_args.limit, load)
+    else:
+        cached = CachedPage.of(await load())
+    return page_cache.respond(cached)
 
 
 @bp.post("/todos")
@@ -100,6 +108,7 @@ async def create_todo(data: TodoCreate) -> tuple[Todo, int, dict[str, str]]:
         await events.todo_created(conn, owner, row)
         todo, location = _todo(row), f"/todos/{row.id}"
         await idem.remember(conn, store, owner, 201, todo.model_dump(mode="json"), location=location)
+    await todos_state().pages.invalidate(str(owner))  # after the commit, before the answer
     return todo, 201, {"Location": location, "ETag": row.etag}
 
 
@@ -152,6 +161,7 @@ async def patch_todo(todo_id: UUID, data: TodoPatch) -> tuple[Todo, int, dict[st
                 raise Problem(412, "the todo changed since you read it; fetch it again")
             raise Problem(404, "todo not found")
         await events.todo_updated(conn, owner, row)
+    await todos_state().pages.invalidate(str(owner))
     return _todo(row), 200, {"ETag": row.etag}
 
 
@@ -169,6 +179,7 @@ async def finish_todo(todo_id: UUID) -> tuple[Todo, int, dict[str, str]]:
             row = await store.get_todo(conn, owner, todo_id)
             if row is None:
                 raise Problem(404, "todo not found")
+    await todos_state().pages.invalidate(str(owner))
     return _todo(row), 200, {"ETag": row.etag}
 
 
@@ -183,4 +194,5 @@ async def delete_todo(todo_id: UUID) -> tuple[str, int]:
         if row is None:
             raise Problem(404, "todo not found")
         await events.todo_deleted(conn, owner, row)
+    await todos_state().pages.invalidate(str(owner))
     return "", 204

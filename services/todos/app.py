@@ -11,7 +11,7 @@ from services.kit.security import BEARER_SECURITY_SCHEME, install_auth
 from services.kit.security.verifier import JwksFetcher
 from services.todos.api import bp
 from services.todos.config import TodosSettings
-from services.todos.events import HANDLERS
+from services.todos.events import handlers
 from services.todos.housekeeping import prune_forever
 from services.todos.state import TodosState
 
@@ -20,9 +20,10 @@ MIGRATIONS = [events.MIGRATIONS, MigrationSource("todos", Path(__file__).parent 
 
 def create_app(settings: TodosSettings, *, fetch_jwks: JwksFetcher | None = None) -> Quart:
     """The app; ``fetch_jwks`` replaces the issuer's JWKS fetch (only in-process tests pass one)."""
+    state = TodosState.build(settings)
     app = create_service_app(
         settings,
-        state=TodosState.build(settings),
+        state=state,
         blueprints=[bp],
         title="Quartet todos",
         description="Each user's todo list. Owner is the access token's subject.",
@@ -30,7 +31,11 @@ def create_app(settings: TodosSettings, *, fetch_jwks: JwksFetcher | None = None
         security_schemes=BEARER_SECURITY_SCHEME,
     )
     install_auth(app, fetch_jwks=fetch_jwks)
-    events.install(app, handlers=HANDLERS)
+    events.install(app, handlers=handlers(state.pages))
     kit = kit_of(app)
+    state.pages.register(kit.registry)
+    kit.on_stop.append(lambda _: state.pages.close())
+    if state.pages.enabled:
+        kit.run_in_background("todos-page-cache-flush", state.pages.flush_forever)
     kit.run_in_background("todos-housekeeping", lambda: prune_forever(kit.database, settings))
     return app

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.kit.config import ServiceSettings, is_loopback_host, is_loopback_url
 
@@ -24,6 +24,24 @@ class TodosSettings(ServiceSettings):
     idempotency_ttl_hours: int = Field(24, ge=1, le=24 * 30)
     # How often expired idempotency records are deleted.
     housekeeping_interval_seconds: float = Field(3600.0, gt=0)
+    # The first-page cache (docs/caching.md): Redis shared by every instance; unset or empty, off.
+    cache_redis_url: str | None = None
+    # Every key starts with it (tests use one of their own beside a running suite).
+    cache_key_prefix: str = Field("quartet:todos:", pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    # A page lives at most this long (it bounds staleness only if an invalidation is lost).
+    cache_page_ttl_seconds: float = Field(60.0, gt=0, le=3600)
+    # Each Redis call's timeout; past it, the breaker bypasses Redis for retry_after seconds.
+    cache_timeout_seconds: float = Field(1.0, gt=0, le=5)
+    cache_retry_after_seconds: float = Field(2.0, gt=0, le=300)
+    # Single flight: a loader's lock expires after lock_ttl (a dead holder blocks nobody
+    # longer); the others wait for its page at most lock_wait, then load themselves.
+    cache_lock_ttl_seconds: float = Field(2.0, gt=0, le=60)
+    cache_lock_wait_seconds: float = Field(1.0, gt=0, le=10)
+
+    @field_validator("cache_redis_url")
+    @classmethod
+    def _blank_url_is_off(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @model_validator(mode="after")
     def _no_public_secret_in_production(self) -> TodosSettings:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,11 +24,11 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.kit.config import ServiceSettings
 from services.kit.db import Connection
 from services.kit.logging import get_logger
 from services.kit.migrations import migrate
-from services.todos import events, store
+from services.todos import events, page_cache, store
+from services.todos.config import TodosSettings
 
 # uuid5 namespace of demo todo ids (any fixed UUID; this one is random, chosen once).
 DEMO_NAMESPACE = UUID("6f1c8f3e-2b7a-4c55-9a0e-3d9b1f6c2e41")
@@ -148,7 +149,7 @@ async def seed(conn: Connection, owner: UUID, todos: Sequence[DemoTodo]) -> Seed
     return result
 
 
-async def seed_demo(settings: ServiceSettings, args: Sequence[str]) -> int:
+async def seed_demo(settings: TodosSettings, args: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.todos seed-demo", description=__doc__)
     parser.add_argument("--owner", required=True, type=UUID, help="the demo user's id (GET /auth/me)")
     parser.add_argument("--name", default="demo", help="names this set of demo todos (part of their ids)")
@@ -164,6 +165,25 @@ async def seed_demo(settings: ServiceSettings, args: Sequence[str]) -> int:
         result = await seed(conn, options.owner, todos)
     finally:
         await conn.close()
+    if not await _invalidate_pages(settings, options.owner):
+        return 1
     get_logger("todos.demo").info("demo todos seeded", owner=str(options.owner), **vars(result))
     print(json.dumps(vars(result)))
     return 0
+
+
+async def _invalidate_pages(settings: TodosSettings, owner: UUID) -> bool:
+    """After the seed's commit: no instance serves the owner's earlier pages (docs/caching.md)."""
+    pages = page_cache.build(settings)
+    try:
+        await pages.invalidate(str(owner))
+        if pages.lost_invalidations():
+            print(
+                f"the todos were seeded, but Redis ({settings.cache_redis_url}) did not take the cache "
+                f"invalidation: lists may show the old todos for up to {settings.cache_page_ttl_seconds:.0f}s",
+                file=sys.stderr,
+            )
+            return False
+    finally:
+        await pages.close()
+    return True

@@ -3,7 +3,7 @@
 Publishers write to the outbox in the caller's transaction, next to the change they
 announce; every ``todo.*`` event carries the todo's whole state (``_todo_data``), so a
 consumer can apply them in any order, newest ``updated_at`` winning. Consumed:
-``user.deleted`` purges that user's todos.
+``user.deleted`` purges that user's todos (and their cached pages).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from services.kit.cache import PageCache
 from services.kit.db import Connection
 from services.kit.events import Event, Handler, outbox
 from services.kit.logging import get_logger
@@ -60,3 +61,15 @@ async def on_user_deleted(conn: Connection, event: Event) -> None:
 
 
 HANDLERS: dict[str, Handler] = {"user.deleted": on_user_deleted}
+
+
+def handlers(pages: PageCache) -> dict[str, Handler]:
+    """:data:`HANDLERS` that also drop a deleted user's cached pages (docs/caching.md)."""
+
+    async def on_user_deleted_cached(conn: Connection, event: Event) -> None:
+        # Before the purge commits, and for good: the owner's token becomes "gone", so a read
+        # from now on loads from the database and nothing is cached for them again.
+        await pages.forget(str(event.subject))
+        await on_user_deleted(conn, event)
+
+    return {"user.deleted": on_user_deleted_cached}

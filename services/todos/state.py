@@ -1,10 +1,12 @@
-"""What the todos service keeps for the life of its app: its settings and its cursor codec."""
+"""What the todos service keeps for the life of its app: its settings, cursor codec and page cache."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.kit.cache import PageCache
 from services.kit.context import current_state
+from services.todos import page_cache
 from services.todos.config import TodosSettings
 from services.todos.cursor import CursorCodec
 
@@ -13,10 +15,12 @@ from services.todos.cursor import CursorCodec
 class TodosState:
     settings: TodosSettings
     cursors: CursorCodec
+    pages: PageCache
 
     @classmethod
     def build(cls, settings: TodosSettings) -> TodosState:
-        return cls(settings, CursorCodec(settings.cursor_secret.get_secret_value().encode()))
+        cursors = CursorCodec(settings.cursor_secret.get_secret_value().encode())
+        return cls(settings, cursors, page_cache.build(settings))
 
 
 def todos_state() -> TodosState:
