@@ -7,6 +7,10 @@ wired once: request ids, JSON access logs, problem+json for every error
 database pool and migrations, the service's typed state and start/stop hooks for
 background work (:mod:`services.kit.context`, :mod:`services.kit.tasks`). A service
 adds its blueprints.
+
+The module runs past 300 lines because the per-request path (request id, access line,
+metrics, deadline) is kept beside the factory that precomputes its per-route facts: one
+place to read when measuring what a request costs (docs/performance.md).
 """
 
 from __future__ import annotations
