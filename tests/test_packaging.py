@@ -15,12 +15,11 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from scripts import lockfile
+
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 LOCK = tomllib.loads((ROOT / "uv.lock").read_text())
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import lockfile  # noqa: E402
 
 
 def test_the_declared_mit_license_is_in_the_repository() -> None:
