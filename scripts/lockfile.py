@@ -73,14 +73,14 @@ def uv_requirement(lock: Path = LOCK) -> str:
     return f"uv=={entry['version']} " + " ".join(f"--hash={h}" for h in hashes)
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, quiet_ok: bool = False) -> None:
-    done = subprocess.run(argv, cwd=ROOT, env={**os.environ, **UV_ENV, **(env or {})}, text=True, capture_output=True)
+def run(argv: list[str]) -> None:
+    done = subprocess.run(argv, cwd=ROOT, env={**os.environ, **UV_ENV}, text=True, capture_output=True)
     if done.returncode != 0:
         output = (done.stdout + done.stderr).strip()
         if "needs to be updated" in output:
             raise SystemExit(f"error: {OUT_OF_DATE}\n{output}")
         raise SystemExit(f"error: {' '.join(argv[:3])} … exited {done.returncode}\n{output}")
-    if not quiet_ok and done.stdout.strip():
+    if done.stdout.strip():
         print(done.stdout.rstrip(), flush=True)
 
 
@@ -106,7 +106,7 @@ def ensure_uv(venv: Path) -> Path:
         if have[1:2] == [locked]:
             return uv
     python = venv / "bin" / "python"
-    # `uv pip sync` keeps only what the lock holds, so pip is gone from a venv built before: bring it back.
+    # A venv made without pip (`--without-pip`, or pip removed by hand) gets it back first.
     if subprocess.run([str(python), "-m", "pip", "--version"], capture_output=True, check=False).returncode != 0:
         subprocess.run([str(python), "-m", "ensurepip", "-q"], check=True)
     say(f"==> installing uv {locked} into {venv.name} (pip --require-hashes, hashes from uv.lock)")
