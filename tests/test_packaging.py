@@ -39,12 +39,14 @@ def test_the_build_backend_is_new_enough_for_an_spdx_license_string() -> None:
 
 def _requirements() -> list[Requirement]:
     declared = PYPROJECT["project"]["dependencies"] + PYPROJECT["dependency-groups"]["dev"]
+    declared += [line for lines in PYPROJECT["project"].get("optional-dependencies", {}).values() for line in lines]
     return [Requirement(line) for line in declared]
 
 
 def test_pyproject_holds_ranges_and_the_dev_tools_in_a_dependency_group() -> None:
     # Exact versions live in uv.lock only: pyproject.toml says what is compatible.
-    assert "optional-dependencies" not in PYPROJECT["project"]
+    # Extras are for users of the package (quartet_client's `client`), never the dev tools.
+    assert "dev" not in PYPROJECT["project"].get("optional-dependencies", {})
     for requirement in _requirements():
         operators = {spec.operator for spec in requirement.specifier}
         assert operators == {">=", "<"}, f"{requirement}: a range from a release to the next major/minor"
@@ -57,7 +59,7 @@ def test_the_lock_holds_every_declared_requirement_as_pyproject_says_it() -> Non
     # uv.lock records the requirements it was resolved from.
     project = next(p for p in LOCK["package"] if p["name"] == "quartet")
     locked = {
-        (canonicalize_name(r["name"]), SpecifierSet(r.get("specifier", "")), None)
+        (canonicalize_name(r["name"]), SpecifierSet(r.get("specifier", "")), r.get("marker"))
         for r in project["metadata"]["requires-dist"]
     }
     locked |= {
@@ -70,6 +72,11 @@ def test_the_lock_holds_every_declared_requirement_as_pyproject_says_it() -> Non
             (None, PYPROJECT["project"]["dependencies"]),
             ("dev", PYPROJECT["dependency-groups"]["dev"]),
         )
+        for r in map(Requirement, lines)
+    }
+    declared |= {
+        (canonicalize_name(r.name), r.specifier, f"extra == '{extra}'")
+        for extra, lines in PYPROJECT["project"].get("optional-dependencies", {}).items()
         for r in map(Requirement, lines)
     }
     assert declared == locked
