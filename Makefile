@@ -7,22 +7,29 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# PYTHON picks the interpreter .venv is built on (3.11, 3.12 or 3.13; e.g.
+# PYTHON=/root/.pyenv/versions/3.13.0/bin/python3); VENV another venv folder (VENV=.venv-3.13).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.quartet-installed
+# One stamp per interpreter version: another PYTHON finds no stamp, and scripts/lockfile.py
+# rebuilds the venv when the interpreter in it is not PYTHON's version.
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)
+STAMP := $(VENV)/.quartet-installed-$(PYTHON_VERSION)
 MODE ?= auto
 PYTEST_ARGS ?=
 
 # scripts/suite/ needs only the standard library for down/ps/logs: use the venv if it exists.
-SUITE = $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m scripts.suite
+# QUARTET_PYTHON: the processes it starts run on this venv's interpreter (VENV=... included).
+SUITE = $(if $(wildcard $(PY)),QUARTET_PYTHON=$(abspath $(PY)) $(PY),$(PYTHON)) -m scripts.suite
+VENV_SUITE = QUARTET_PYTHON=$(abspath $(PY)) $(PY) -m scripts.suite
 DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/dev/null 2>&1 \
 	&& docker compose version >/dev/null 2>&1
 # compose.yaml requires REPORTS_WORKER_CLIENT_SECRET and SIGNING_KEK; scripts/suite/ keeps them per checkout.
 COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 
-.PHONY: help bootstrap venv up down restart ps logs infra test lint fmt typecheck bench clean distclean seed dev
+.PHONY: help bootstrap venv lock up down restart ps logs infra test lint fmt typecheck bench clean distclean seed dev
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,31 +37,36 @@ help: ## list the targets
 bootstrap: ## install missing Debian packages (venv, PostgreSQL, RabbitMQ, chromium, wrk, fonts); start the servers
 	@$(PYTHON) -m scripts.bootstrap
 
-# The venv is (re)built when missing or when pyproject.toml / constraints.txt are newer than the stamp.
-$(STAMP): pyproject.toml constraints.txt | bootstrap
-	@echo "==> installing into $(VENV) (pinned by constraints.txt)"
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
+# The venv is (re)built when missing, when PYTHON's version has no stamp, or when pyproject.toml /
+# uv.lock are newer than the stamp: everything from uv.lock with hashes required (scripts/lockfile.py).
+$(STAMP): pyproject.toml uv.lock | bootstrap
+	@test -n "$(PYTHON_VERSION)" || { echo "error: PYTHON=$(PYTHON) does not run"; exit 2; }
+	@rm -f $(VENV)/.quartet-installed*
+	@$(PYTHON) -m scripts.lockfile venv --venv $(VENV)
 	@touch $@
 
-venv: $(STAMP) ## create .venv and install the project with its pinned dependencies
+venv: $(STAMP) ## create .venv on PYTHON and install everything from uv.lock, hashes required
+
+lock: ## re-resolve uv.lock from pyproject.toml (UPGRADE=1: newest allowed releases), then rebuild .venv
+	@$(PYTHON) -m scripts.lockfile lock --venv $(VENV) $(if $(filter-out 0,$(UPGRADE)),--upgrade)
+	@$(MAKE) -s --no-print-directory venv
 
 up: ## start the whole suite (idempotent) and print its URLs
 	@if $(USE_DOCKER); then \
 		$(PYTHON) -m scripts.suite secrets >/dev/null && echo "==> docker compose up -d --wait" && \
 		$(COMPOSE) up -d --wait; \
 	else \
-		$(MAKE) -s --no-print-directory bootstrap venv && $(PY) -m scripts.suite up; \
+		$(MAKE) -s --no-print-directory bootstrap venv && $(VENV_SUITE) up; \
 	fi
 	@if [ -n "$(SEED)" ] && [ "$(SEED)" != 0 ]; then $(MAKE) -s --no-print-directory seed; fi
 
 seed: venv ## demo account + a month of todos + 3 reports (idempotent; needs `make up`, or `make up SEED=1`)
 	@if $(USE_DOCKER); then \
 		$(PY) -m scripts.seed --todos-command "$(COMPOSE) exec -T todos python -m services.todos"; \
-	else $(PY) -m scripts.seed; fi
+	else QUARTET_PYTHON=$(abspath $(PY)) $(PY) -m scripts.seed; fi
 
 dev: bootstrap venv ## the local suite, each process restarted when its code changes (Ctrl-C stops it)
-	@$(PY) -m scripts.dev
+	@QUARTET_PYTHON=$(abspath $(PY)) $(PY) -m scripts.dev
 
 down: ## stop what `make up` started (PostgreSQL and RabbitMQ keep running)
 	@$(SUITE) down
@@ -71,13 +83,15 @@ logs: ## tail the logs (FOLLOW=1 to follow, N=200 for more lines)
 	else $(SUITE) logs -n $${N:-40} $(if $(FOLLOW),-f); fi
 
 infra: venv ## make sure PostgreSQL and RabbitMQ answer on localhost (start them if installed)
-	@$(PY) -m scripts.suite infra
+	@$(VENV_SUITE) infra
 
 test: bootstrap venv lint ## ruff, mypy, import-linter, then pytest against real PostgreSQL and RabbitMQ
 	@echo "==> pytest $(PYTEST_ARGS)"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy, lint-imports, deptry
+lint: venv ## uv.lock agrees with pyproject.toml, ruff check, ruff format --check, mypy, lint-imports, deptry
+	@echo "==> uv lock --locked (pyproject.toml and uv.lock agree)"
+	@$(PY) -m scripts.lockfile check --venv $(VENV)
 	@echo "==> ruff check"
 	$(VENV)/bin/ruff check .
 	@echo "==> ruff format --check"

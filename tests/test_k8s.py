@@ -560,3 +560,96 @@ def test_local_overlay_has_jaeger_and_prometheus_scraping_every_process(everythi
         assert headless["spec"]["clusterIP"] == "None"
         assert headless["spec"]["selector"] == {"app.kubernetes.io/name": name}
         assert headless["spec"]["ports"][0]["port"] == ports[name]
+
+
+# --- the report worker scales on its queue (issue 20): KEDA where installed, CPU otherwise ------
+
+KEDA = K8S / "components" / "keda-worker"
+
+
+def _keda_objects() -> tuple[dict[str, Any], dict[str, Any]]:
+    docs = _docs_of(KEDA / "scaledobject.yaml")
+    return _get(docs, "ScaledObject", "reports-worker"), _get(docs, "TriggerAuthentication", "reports-worker-broker")
+
+
+def test_the_keda_component_replaces_the_worker_cpu_hpa_and_the_local_overlay_uses_it() -> None:
+    component = yaml.safe_load((KEDA / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    assert component["resources"] == ["scaledobject.yaml"]
+    deleted = [_docs_of(KEDA / patch["path"])[0] for patch in component["patches"]]
+    assert deleted == [
+        {
+            "$patch": "delete",
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "reports-worker"},
+        }
+    ]
+    local = yaml.safe_load((LOCAL / "kustomization.yaml").read_text())
+    assert local["components"] == ["../../components/keda-worker"]
+    # Without the component (a cluster without KEDA) the base keeps the worker's CPU HPA.
+    assert (
+        _get(_manifests(BASE), "HorizontalPodAutoscaler", "reports-worker")["spec"]["metrics"][0]["resource"]["name"]
+        == "cpu"
+    )
+
+
+def test_the_scaled_object_watches_the_report_jobs_queue_as_the_reports_user(base: list[dict[str, Any]]) -> None:
+    scaled, auth = _keda_objects()
+    assert scaled["apiVersion"] == auth["apiVersion"] == "keda.sh/v1alpha1"
+    spec = scaled["spec"]
+    worker = _get(base, "Deployment", "reports-worker")
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "reports-worker"}
+    triggers = {t["type"]: t for t in spec["triggers"]}
+    assert set(triggers) == {"rabbitmq", "cpu"}
+    rabbitmq = triggers["rabbitmq"]
+    # The queue the worker consumes, as the code names it.
+    assert rabbitmq["metadata"]["queueName"] == ReportsSettings().jobs_queue == "reports.jobs"
+    assert rabbitmq["metadata"]["mode"] == "QueueLength"
+    assert rabbitmq["metadata"]["protocol"] == "amqp"
+    assert int(rabbitmq["metadata"]["value"]) >= 1
+    # Its broker URL is the worker's own (the reports user, which declares that queue).
+    assert rabbitmq["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    worker_amqp = _env(_container(worker))["AMQP_URL"]["valueFrom"]["secretKeyRef"]
+    assert auth["spec"]["secretTargetRef"] == [{"parameter": "host", **worker_amqp}]
+    # CPU stays a trigger, and the bounds are the CPU HPA's: the PostgreSQL budget above holds either way.
+    hpa = _get(base, "HorizontalPodAutoscaler", "reports-worker")["spec"]
+    assert triggers["cpu"] == {
+        "type": "cpu",
+        "metricType": "Utilization",
+        "metadata": {"value": str(hpa["metrics"][0]["resource"]["target"]["averageUtilization"])},
+    }
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (hpa["minReplicas"], hpa["maxReplicas"])
+    assert spec["advanced"]["horizontalPodAutoscalerConfig"] == {"name": "reports-worker", "behavior": hpa["behavior"]}
+    assert _container(worker)["resources"]["requests"]["cpu"]  # KEDA's cpu trigger needs a request
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_the_rendered_local_overlay_holds_the_worker_scaled_object_and_no_cpu_hpa_for_it(tmp_path: Path) -> None:
+    shutil.copytree(K8S, tmp_path / "k8s")
+    overlay = tmp_path / "k8s" / "overlays" / "local"
+    suite_broker.write_k8s_local(overlay, "quartet.events")
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    scaled = _get(docs, "ScaledObject", "reports-worker")
+    assert scaled["metadata"]["namespace"] == "quartet"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == _get(docs, "Deployment", "reports-worker")["metadata"]["name"]
+    assert _find(docs, "HorizontalPodAutoscaler", "reports-worker") is None
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"} == AUTOSCALED - {
+        "reports-worker"
+    }
+    # KEDA's operator runs in its own namespace: the URL it reads names the broker's Service fully,
+    # and is the one the worker itself uses.
+    auth = _get(docs, "TriggerAuthentication", "reports-worker-broker")
+    ref = auth["spec"]["secretTargetRef"][0]
+    secret = _get(docs, "Secret", ref["name"])
+    values = {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()} | secret.get("stringData", {})
+    url = urlsplit(values[ref["key"]])
+    broker = _get(docs, "Service", "rabbitmq")
+    assert url.hostname == f"{broker['metadata']['name']}.{broker['metadata']['namespace']}.svc"
+    assert url.port == next(p["port"] for p in broker["spec"]["ports"] if p["name"] == "amqp")
+    assert url.username == suite_broker.ROLES["reports"].user
+    worker_env = _resolve_env(docs, _container(_get(docs, "Deployment", "reports-worker")), "reports-worker-pod")
+    assert worker_env["AMQP_URL"] == values[ref["key"]]

@@ -161,6 +161,10 @@ def definitions(passwords: dict[str, str], exchange: str, admin_password: str) -
     }
 
 
+# The dev broker of the local Kubernetes overlay: its Service, in the overlay's namespace.
+K8S_LOCAL_BROKER_HOST = "rabbitmq.quartet.svc"
+
+
 def write_k8s_local(folder: Path, exchange: str) -> list[Path]:
     """The git-ignored files of the local Kubernetes overlay: ``secrets.env`` (kept values stay)
     and ``rabbitmq-definitions.json`` (regenerated from the passwords in ``secrets.env``)."""
@@ -178,10 +182,11 @@ def write_k8s_local(folder: Path, exchange: str) -> list[Path]:
     for service, role in ROLES.items():
         key = f"{service.upper()}_AMQP_URL"
         url = urlsplit(values.get(key, ""))
-        if url.username != role.user or not url.password:
-            values[key] = f"amqp://{role.user}:{new_password()}@rabbitmq:5672/"
-            url = urlsplit(values[key])
-        passwords[service] = url.password or ""
+        password = url.password if url.username == role.user and url.password else new_password()
+        # The namespace-qualified name: KEDA's operator, in its own namespace, reads the reports
+        # URL to watch the jobs queue (deploy/k8s/components/keda-worker); a kept password stays.
+        values[key] = f"amqp://{role.user}:{password}@{K8S_LOCAL_BROKER_HOST}:5672/"
+        passwords[service] = password
     values.setdefault("RABBITMQ_ADMIN_PASSWORD", new_password())
     env_path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     env_path.chmod(0o600)
