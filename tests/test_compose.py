@@ -324,6 +324,12 @@ def test_prometheus_scrapes_every_process_of_the_suite_on_its_metrics_port(servi
         job["job_name"]: (sd["names"], sd["port"]) for job in config["scrape_configs"] for sd in job["dns_sd_configs"]
     }
     expected = {name: ([name], port) for name, port in HTTP_PORTS.items()}
+    # The gateway's metrics are on its private listener only (the public port answers 404).
+    gateway_env = services["gateway"]["environment"]
+    assert gateway_env["METRICS_HOST"] == "0.0.0.0"
+    expected["gateway"] = (["gateway"], int(gateway_env["METRICS_PORT"]))
+    assert expected["gateway"][1] != HTTP_PORTS["gateway"]
+    assert f"{gateway_env['METRICS_PORT']}" not in str(services["gateway"]["ports"])
     for name in WORKERS:
         expected[name] = ([name], int(services[name]["environment"]["WORKER_METRICS_PORT"]))
     assert scraped == expected
