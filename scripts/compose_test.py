@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import yaml  # noqa: E402
 
 from tests.auth.flows import AuthFlows  # noqa: E402  (the same client-side flow the SPA runs)
 
@@ -449,6 +450,7 @@ def python_prefix(version: str) -> Path | None:
 
 def port_free(port: int) -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as docker-proxy: TIME_WAIT is no holder
         try:
             probe.bind(("0.0.0.0", port))
         except OSError:
@@ -560,6 +562,12 @@ async def wait_for(what: str, check: Any) -> Any:
         await asyncio.sleep(0.5)
 
 
+def prometheus_jobs() -> set[str]:
+    """The scrape jobs of compose's Prometheus (deploy/prometheus/compose.yml): one per process."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/compose.yml").read_text())
+    return {str(job["job_name"]) for job in config["scrape_configs"]}
+
+
 async def journey(ports: dict[int, int]) -> dict[str, Any]:
     """A new user's first minutes, all through the gateway; returns what it counted."""
     gateway = f"http://127.0.0.1:{ports.get(8080, 8080)}"
@@ -615,17 +623,16 @@ async def journey(ports: dict[int, int]) -> dict[str, Any]:
         counts["PDF report bytes"] = len(pdf.content)
         note(f"PDF report done in {time.monotonic() - started:.1f} s: {len(pdf.content)} bytes")
     async with httpx.AsyncClient(base_url=prometheus, timeout=10) as prom:
+        jobs = prometheus_jobs()
 
-        async def every_target_up() -> list[dict[str, Any]] | None:
+        async def every_job_up() -> list[dict[str, Any]] | None:
             targets = (await prom.get("/api/v1/targets")).json()["data"]["activeTargets"]
-            return targets if targets and all(t["health"] == "up" for t in targets) else None
+            up = {t["labels"]["job"] for t in targets if t["health"] == "up"}
+            return targets if up == jobs and all(t["health"] == "up" for t in targets) else None
 
-        targets = await wait_for("Prometheus to scrape every process", every_target_up)
+        targets = await wait_for(f"Prometheus to scrape every process ({', '.join(sorted(jobs))})", every_job_up)
         counts["Prometheus targets up"] = len(targets)
-        note(
-            f"Prometheus scrapes {len(targets)} targets, all up: "
-            + ", ".join(sorted({t["labels"]["job"] for t in targets}))
-        )
+        note(f"Prometheus scrapes {len(targets)} targets, all up: " + ", ".join(sorted(jobs)))
     return counts
 
 
