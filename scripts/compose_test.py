@@ -519,7 +519,9 @@ def suite_up(files: list[str], timings: dict[str, float]) -> Iterator[dict[int, 
     started = time.monotonic()
     run(compose_argv(files, "build", "--quiet"), env=env)
     timings["build"] = time.monotonic() - started
+    started = time.monotonic()
     with suite_lock():
+        timings["waiting for the lock"] = time.monotonic() - started
         yield from _up_and_down(files, env, timings)
 
 
