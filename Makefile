@@ -79,7 +79,7 @@ test: bootstrap venv lint ## ruff, mypy, import-linter, then pytest against real
 
 # Binds the suite's standard ports: run it alone (CI does, after make test).
 test-compose: venv ## compose.yaml for real: engine (installed/started if none), images, up --wait, a journey, down -v
-	@$(PY) scripts/compose_test.py
+	@$(PY) -m scripts.compose_test
 
 lint: venv ## ruff check, ruff format --check, mypy, lint-imports, deptry
 	@echo "==> ruff check"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """``make test-compose``: compose.yaml brought up for real, a user's journey through it, then down.
 
-    .venv/bin/python scripts/compose_test.py [--keep-engine] [--keep-up]
+    .venv/bin/python -m scripts.compose_test [--keep-engine]
 
 Each step prints what it found or did (docs/running.md, "compose for real"):
 
@@ -48,13 +48,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import httpx
+import yaml
 
-import httpx  # noqa: E402
-import yaml  # noqa: E402
-
-from tests.auth.flows import AuthFlows  # noqa: E402  (the same client-side flow the SPA runs)
+from scripts.suite.procs import ROOT
+from tests.auth.flows import AuthFlows  # the same client-side flow the SPA runs
 
 STANDIN_DIR = ROOT / "deploy/compose/standin"
 NO_REGISTRY_OVERRIDE = "deploy/compose/no-registry.yaml"
@@ -651,8 +649,8 @@ def main() -> int:
     try:
         engine = ensure_engine()
         ensure_compose()
-        step("this checkout's secrets and broker definitions (scripts/suite.py secrets)")
-        run([sys.executable, "scripts/suite.py", "secrets"], cwd=ROOT, capture_output=True)
+        step("this checkout's secrets and broker definitions (python -m scripts.suite secrets)")
+        run([sys.executable, "-m", "scripts.suite", "secrets"], cwd=ROOT, capture_output=True)
         t = time.monotonic()
         files = ["compose.yaml"]
         images = registry_images(compose_config(files))
