@@ -41,8 +41,8 @@ venv: $(STAMP) ## create .venv and install the project with its pinned dependenc
 
 up: ## start the whole suite (idempotent) and print its URLs
 	@if $(USE_DOCKER); then \
-		$(PYTHON) -m scripts.suite secrets >/dev/null && echo "==> docker compose up -d --wait" && \
-		$(COMPOSE) up -d --wait; \
+		$(PYTHON) -m scripts.suite secrets >/dev/null && echo "==> docker compose up -d --build --wait" && \
+		$(COMPOSE) up -d --build --wait; \
 	else \
 		$(MAKE) -s --no-print-directory bootstrap venv && $(PY) -m scripts.suite up; \
 	fi
