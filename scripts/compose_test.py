@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -51,8 +52,8 @@ from typing import Any
 import httpx
 import yaml
 
+from quartet_client import AuthClient  # the same client-side flow the SPA runs
 from scripts.suite.procs import ROOT
-from tests.auth.flows import AuthFlows  # the same client-side flow the SPA runs
 
 STANDIN_DIR = ROOT / "deploy/compose/standin"
 NO_REGISTRY_OVERRIDE = "deploy/compose/no-registry.yaml"
@@ -573,10 +574,11 @@ async def journey(ports: dict[int, int]) -> dict[str, Any]:
     gateway = f"http://127.0.0.1:{ports.get(8080, 8080)}"
     prometheus = f"http://127.0.0.1:{ports.get(9090, 9090)}"
     counts: dict[str, Any] = {}
-    async with AuthFlows(gateway) as flows:
-        user = await flows.register()
+    email, password = f"compose-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18)
+    async with AuthClient(gateway) as flows:
+        user = await flows.register(email, password, "Compose Journey")
         note(f"registered {user['email']}")
-        tokens = await flows.sign_in(user["email"], "profile todos:read todos:write reports:read reports:write")
+        tokens = await flows.sign_in(email, "profile todos:read todos:write reports:read reports:write", password)
         note("signed in by the authorization code flow (PKCE): got an access and a refresh token")
         counts["users registered"] = 1
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
