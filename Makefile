@@ -29,7 +29,7 @@ DOCKER_ANSWERS = command -v docker >/dev/null 2>&1 && timeout 15 docker info >/d
 COMPOSE = docker compose --env-file .run/secrets.env
 USE_DOCKER = { [ "$(MODE)" = docker ] || { [ "$(MODE)" = auto ] && $(DOCKER_ANSWERS); }; }
 
-.PHONY: help bootstrap venv lock up down restart ps logs infra test lint fmt typecheck bench clean distclean seed dev
+.PHONY: help bootstrap venv lock up down restart ps logs infra test test-compose lint fmt typecheck bench clean distclean seed dev
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,8 +53,8 @@ lock: ## re-resolve uv.lock from pyproject.toml (UPGRADE=1: newest allowed relea
 
 up: ## start the whole suite (idempotent) and print its URLs
 	@if $(USE_DOCKER); then \
-		$(PYTHON) -m scripts.suite secrets >/dev/null && echo "==> docker compose up -d --wait" && \
-		$(COMPOSE) up -d --wait; \
+		$(PYTHON) -m scripts.suite secrets >/dev/null && echo "==> docker compose up -d --build --wait" && \
+		$(COMPOSE) up -d --build --wait; \
 	else \
 		$(MAKE) -s --no-print-directory bootstrap venv && $(VENV_SUITE) up; \
 	fi
@@ -88,6 +88,10 @@ infra: venv ## make sure PostgreSQL and RabbitMQ answer on localhost (start them
 test: bootstrap venv lint ## ruff, mypy, import-linter, then pytest against real PostgreSQL and RabbitMQ
 	@echo "==> pytest $(PYTEST_ARGS)"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Binds the suite's standard ports: run it alone (CI does, after make test).
+test-compose: venv ## compose.yaml for real: engine (installed/started if none), images, up --wait, a journey, down -v
+	@$(PY) -m scripts.compose_test
 
 lint: venv ## uv.lock agrees with pyproject.toml, ruff check, ruff format --check, mypy, lint-imports, deptry
 	@echo "==> uv lock --locked (pyproject.toml and uv.lock agree)"
