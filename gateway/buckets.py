@@ -33,7 +33,7 @@ class Budget:
         return self.per_second > 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per budget per request: slots, and no frozen __setattr__ detour
 class Decision:
     """One bucket's answer: whether the request may pass, and the header values."""
 

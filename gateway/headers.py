@@ -45,8 +45,6 @@ IDENTITY_HEADERS = frozenset(
 # What never crosses to the upstream: replaced by the gateway, claims of identity, and
 # X-Forwarded-For (rebuilt with the peer appended). Fixed at import, not per request.
 _DROPPED_ON_REQUEST = _REPLACED_ON_REQUEST | IDENTITY_HEADERS | {"x-forwarded-for"}
-# A small answer is relayed with the length of the body the gateway sends (aiohttp sets it).
-_DROPPED_ON_SMALL_ANSWER = frozenset({"content-length"})
 
 
 def _copy_end_to_end(headers: Mapping[str, str], into: MutableMultiMapping[str], drop: frozenset[str]) -> None:
@@ -76,9 +74,19 @@ def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = fro
 
 
 def copy_answer_headers(headers: Mapping[str, str], into: MutableMultiMapping[str], *, whole_body: bool) -> None:
-    """An upstream answer's end-to-end headers into the client response's; ``whole_body``: its
-    ``Content-Length`` is left to aiohttp, which sets the length of the body it sends."""
-    _copy_end_to_end(headers, into, _DROPPED_ON_SMALL_ANSWER if whole_body else frozenset())
+    """An upstream answer's end-to-end headers into the (empty) headers of the client response.
+
+    ``whole_body``: the answer's ``Content-Length`` is left to aiohttp, which sets the
+    length of the body it sends. Our services send no hop-by-hop header, so the answer is
+    copied whole (one call in C) and only checked for them: a name of :data:`HOP_BY_HOP`
+    or a ``Proxy-*`` one sends it the header-by-header way.
+    """
+    into.extend(headers)
+    if any(name in into for name in HOP_BY_HOP) or "proxy-" in " ".join(into.keys()).lower():
+        into.clear()
+        _copy_end_to_end(headers, into, frozenset())
+    if whole_body:
+        into.popall("Content-Length", None)
 
 
 def has_dot_segments(raw_path: str) -> bool:

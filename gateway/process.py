@@ -7,8 +7,6 @@ the public listener closes, requests in flight get up to ``shutdown_grace_second
 
 from __future__ import annotations
 
-import gc
-
 from aiohttp import web
 
 from gateway.app import HEALTH, create_app, create_metrics_app
@@ -45,9 +43,6 @@ class GatewayProcess(Process[GatewaySettings]):
             max_field_size=settings.max_header_bytes,
         )
         await runner.setup()
-        # Everything built so far (modules, settings, the app) lives as long as the process:
-        # out of the collector's sight, a full collection no longer walks it on the hot path.
-        gc.freeze()
         metrics_runner = web.AppRunner(create_metrics_app(self.app), access_log=None)
         await metrics_runner.setup()
         try:
