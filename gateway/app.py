@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from gateway.access_log import AccessLog
 from gateway.balancer import Instance, Upstream
 from gateway.browser import Browser
 from gateway.buckets import Buckets, MemoryBuckets, RedisBuckets
@@ -61,7 +62,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     # proxy reads the body, then takes its route's and upstream's bulkhead slots.
     app = web.Application(
         middlewares=[
-            request_middleware(metrics),
+            request_middleware(metrics, AccessLog(settings.service_name, settings.log_level)),
             browser.cors(),
             limiter.by_address(on_limited),
             edge_auth.middleware(on_auth_rejected),
@@ -75,9 +76,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(edge_auth.warm_up)
     app.cleanup_ctx.append(HealthChecks(settings, upstreams, pools.control, metrics).run_in_background)
     app.cleanup_ctx.append(_closing(buckets))
-    app.on_response_prepare.append(add_request_id)
-    app.on_response_prepare.append(add_rate_limit_headers)
-    app.on_response_prepare.append(browser.add_headers)
+
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        # One signal handler (one coroutine per response) for the three header sets.
+        add_request_id(request, response)
+        add_rate_limit_headers(request, response)
+        browser.add_headers(request, response)
+
+    app.on_response_prepare.append(add_headers)
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

@@ -115,6 +115,10 @@ class Upstream:
 
     def pick(self, exclude: Instance | None = None) -> Instance:
         """The instance for the next request (never ``exclude`` while there is another)."""
+        if len(self.instances) == 1:
+            only = self.instances[0]
+            only.available()  # an open breaker turns half-open in time, as below
+            return only
         candidates = [i for i in self.instances if i is not exclude and i.available()]
         if not candidates:
             candidates = [i for i in self.instances if i is not exclude] or list(self.instances)

@@ -70,6 +70,8 @@ class Browser:
         """TLS here, or at a trusted proxy in front that says so."""
         if request.secure:
             return True
+        if not self._trusted:
+            return False  # nobody's X-Forwarded-Proto is believed
         forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         return forwarded == "https" and request.remote is not None and in_networks(request.remote, self._trusted)
 
@@ -105,18 +107,18 @@ class Browser:
             headers["Access-Control-Allow-Headers"] = ", ".join(sorted(wanted))
         return web.Response(status=204, headers=headers)
 
-    async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
-        """``on_response_prepare``: CORS fields for allowed origins, security headers for everyone."""
+    def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Before a response is sent: CORS fields for allowed origins, security headers for everyone."""
         headers = response.headers
         origin = request.headers.get("Origin")
         if origin is not None and not _is_preflight(request):
             # The gateway alone speaks CORS for the suite: whatever a service said is replaced.
             headers.popall("Access-Control-Allow-Origin", None)
-        if origin is not None and origin in self._origins and not _is_preflight(request):
-            headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
-            vary = headers.get("Vary")
-            headers["Vary"] = f"{vary}, Origin" if vary and "origin" not in vary.lower() else vary or "Origin"
+            if origin in self._origins:
+                headers["Access-Control-Allow-Origin"] = origin
+                headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+                vary = headers.get("Vary")
+                headers["Vary"] = f"{vary}, Origin" if vary and "origin" not in vary.lower() else vary or "Origin"
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("X-Frame-Options", "DENY")

@@ -33,7 +33,7 @@ class Budget:
         return self.per_second > 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per budget per request: slots, and no frozen __setattr__ detour
 class Decision:
     """One bucket's answer: whether the request may pass, and the header values."""
 
@@ -68,6 +68,10 @@ def refill(tokens: float, elapsed: float, budget: Budget) -> tuple[float, Decisi
 class Buckets(Protocol):
     async def take(self, key: str, budget: Budget) -> Decision: ...
 
+    def take_now(self, key: str, budget: Budget) -> Decision | None:
+        """The answer without waiting when the buckets are in this process; ``None``: await :meth:`take`."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -80,6 +84,9 @@ class MemoryBuckets:
         self._clock = clock
 
     async def take(self, key: str, budget: Budget) -> Decision:
+        return self.take_now(key, budget)
+
+    def take_now(self, key: str, budget: Budget) -> Decision:
         now = self._clock()
         tokens, then, _ = self._levels.get(key, (float(budget.burst), now, budget))
         tokens, decision = refill(tokens, now - then, budget)
@@ -136,6 +143,9 @@ class RedisBuckets:
         self._script = self._redis.register_script(_TAKE_SCRIPT)
         self._prefix = prefix
         self._warned_at = float("-inf")
+
+    def take_now(self, key: str, budget: Budget) -> None:
+        return None  # a round trip to Redis: always awaited
 
     async def take(self, key: str, budget: Budget) -> Decision:
         import redis.exceptions

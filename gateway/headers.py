@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from urllib.parse import unquote
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MutableMultiMapping
 
 from services.kit.request_id import REQUEST_ID_HEADER
 
@@ -42,34 +42,70 @@ IDENTITY_HEADERS = frozenset(
 )
 
 
-def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
-    """``headers`` without hop-by-hop ones (nor any name in ``drop``, lower case); repeats kept."""
-    named = {
-        token.strip().lower()
-        for name, value in headers.items()
-        if name.lower() == "connection"
-        for token in value.split(",")
-    }
-    kept: CIMultiDict[str] = CIMultiDict()
+# What never crosses to the upstream: replaced by the gateway, claims of identity, and
+# X-Forwarded-For (rebuilt with the peer appended). Fixed at import, not per request.
+_DROPPED_ON_REQUEST = _REPLACED_ON_REQUEST | IDENTITY_HEADERS | {"x-forwarded-for"}
+
+
+def _copy_end_to_end(headers: Mapping[str, str], into: MutableMultiMapping[str], drop: frozenset[str]) -> None:
+    """Add ``headers`` to ``into`` without hop-by-hop ones (nor any name in ``drop``, lower case); repeats kept.
+
+    One pass, no intermediate copy: this runs twice per proxied request. The names a
+    ``Connection`` header lists are hop-by-hop too (rare: then a second pass finds them).
+    """
+    named: set[str] | None = None
     for name, value in headers.items():
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower.startswith("proxy-") or lower in named or lower in drop:
+        if lower in HOP_BY_HOP or lower in drop or lower.startswith("proxy-"):
+            if lower == "connection":
+                named = (named or set()) | {token.strip().lower() for token in value.split(",")}
             continue
-        kept.add(name, value)
+        into.add(name, value)
+    if named:
+        for name in named:
+            into.popall(name, None)
+
+
+def end_to_end_headers(headers: Mapping[str, str], *, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    """``headers`` without hop-by-hop ones (nor any name in ``drop``, lower case); repeats kept."""
+    kept: CIMultiDict[str] = CIMultiDict()
+    _copy_end_to_end(headers, kept, drop)
     return kept
+
+
+def copy_answer_headers(headers: Mapping[str, str], into: MutableMultiMapping[str], *, whole_body: bool) -> None:
+    """An upstream answer's end-to-end headers into the (empty) headers of the client response.
+
+    ``whole_body``: the answer's ``Content-Length`` is left to aiohttp, which sets the
+    length of the body it sends. Our services send no hop-by-hop header, so the answer is
+    copied whole (one call in C) and only checked for them: a name of :data:`HOP_BY_HOP`
+    or a ``Proxy-*`` one sends it the header-by-header way.
+    """
+    into.extend(headers)
+    if any(name in into for name in HOP_BY_HOP) or "proxy-" in " ".join(into.keys()).lower():
+        into.clear()
+        _copy_end_to_end(headers, into, frozenset())
+    if whole_body:
+        into.popall("Content-Length", None)
 
 
 def has_dot_segments(raw_path: str) -> bool:
     """True when a path segment is ``.`` or ``..``, percent-encoded or not (``%2e%2e%2f`` too)."""
+    if "." not in raw_path and "%" not in raw_path:
+        return False  # the common case, decided without decoding or splitting
     return any(segment in {".", ".."} for segment in unquote(raw_path).split("/"))
 
 
 def forwarded_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
     """The headers the upstream gets: the client's end-to-end ones plus X-Forwarded-* and X-Request-ID."""
-    headers = end_to_end_headers(request.headers, drop=_REPLACED_ON_REQUEST | IDENTITY_HEADERS | {"x-forwarded-for"})
-    prior = ", ".join(request.headers.getall("X-Forwarded-For", ()))
+    incoming = request.headers
+    headers = end_to_end_headers(incoming, drop=_DROPPED_ON_REQUEST)
     client = request.remote or "unknown"
-    headers["X-Forwarded-For"] = f"{prior}, {client}" if prior else client
+    if "X-Forwarded-For" in incoming:
+        prior = ", ".join(incoming.getall("X-Forwarded-For"))
+        headers["X-Forwarded-For"] = f"{prior}, {client}" if prior else client
+    else:
+        headers["X-Forwarded-For"] = client
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.host
     headers[REQUEST_ID_HEADER] = request_id

@@ -1,4 +1,11 @@
-"""Prometheus metrics of one gateway app, in its own registry (never the global default)."""
+"""Prometheus metrics of one gateway app, in its own registry (never the global default).
+
+The hot path never calls ``labels()``: a label lookup builds and checks a tuple and takes
+the metric's lock on every request. The children each request touches are bound once per
+label combination and kept (:meth:`GatewayMetrics.observe`, :meth:`GatewayMetrics.upstream_latency_of`);
+the combinations are few (routes by instances by statuses seen). Requests in flight are a
+plain counter the gauge reads when scraped.
+"""
 
 from __future__ import annotations
 
@@ -34,11 +41,12 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.in_flight = Gauge(
+        self.in_flight = 0  # requests being handled right now, read by the gauge below at scrape time
+        Gauge(
             "gateway_requests_in_flight",
             "Requests being handled right now.",
             registry=self.registry,
-        )
+        ).set_function(lambda: self.in_flight)
         self.upstream_latency = Histogram(
             "gateway_upstream_response_seconds",
             "Time from sending a request to an upstream instance to its response headers.",
@@ -77,9 +85,30 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        # Bound children by label values (see the module docstring).
+        self._answered: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._upstream_latency: dict[tuple[str, str], Histogram] = {}
+
     def observe(self, route: str, upstream: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, upstream=upstream, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
+        """Count one answered request and its latency."""
+        key = (route, upstream, status)
+        children = self._answered.get(key)
+        if children is None:
+            children = self._answered[key] = (
+                self.requests.labels(route=route, upstream=upstream, status=str(status)),
+                self.latency.labels(route=route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def upstream_latency_of(self, route: str, upstream: str) -> Histogram:
+        """The ``gateway_upstream_response_seconds`` child of one route and instance."""
+        child = self._upstream_latency.get((route, upstream))
+        if child is None:
+            child = self._upstream_latency[(route, upstream)] = self.upstream_latency.labels(
+                route=route, upstream=upstream
+            )
+        return child
 
     async def handle(self, request: web.Request) -> web.Response:
         """``GET /metrics``: the registry in Prometheus text format."""

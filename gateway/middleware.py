@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.access_log import AccessLog
 from gateway.metrics import GatewayMetrics
 from services.kit import tracing
 from services.kit.logging import get_logger
@@ -67,50 +68,55 @@ def problem_response(
     )
 
 
-def request_middleware(metrics: GatewayMetrics) -> Middleware:
+def request_middleware(metrics: GatewayMetrics, access_log: AccessLog) -> Middleware:
     """The outermost middleware: every response, error or not, passes through here."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         exchange = Exchange(request_id_from(request.headers), resource.canonical if resource else "unmatched")
-        exchange.trace_response = tracing.traceresponse()
+        if tracing.tracing_enabled():  # no span without the SDK: skip the context look-up
+            exchange.trace_response = tracing.traceresponse()
         request[EXCHANGE] = exchange
         started = time.perf_counter()
         status = 500
-        metrics.in_flight.inc()
+        metrics.in_flight += 1
+        # Bound for every line logged while this request is handled (and for the control
+        # session's X-Request-ID); the tokens restore what was bound before, if anything.
+        bound = structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
         try:
-            with structlog.contextvars.bound_contextvars(request_id=exchange.request_id):
-                response = await _respond(request, handler, exchange.request_id)
-                status = response.status
-                return response
+            response = await _respond(request, handler, exchange.request_id)
+            status = response.status
+            return response
         except asyncio.CancelledError:
             status = _CLIENT_CLOSED
             raise
         finally:
-            metrics.in_flight.dec()
+            structlog.contextvars.reset_contextvars(**bound)
+            metrics.in_flight -= 1
             seconds = time.perf_counter() - started
             metrics.observe(exchange.route, exchange.upstream, status, seconds)
             # Only the path: query strings can carry codes and tokens (OAuth callbacks).
-            log.info(
-                "request",
-                request_id=exchange.request_id,
-                method=request.method,
-                path=request.path,
-                route=exchange.route,
-                upstream=exchange.upstream,
-                status=status,
-                duration_ms=round(seconds * 1000, 1),
-                client=exchange.client or request.remote,
-                **_extras(exchange),
-            )
+            duration_ms = round(seconds * 1000, 1)
+            line = {
+                "component": "gateway.access",
+                "request_id": exchange.request_id,
+                "method": request.method,
+                "path": request.path,
+                "route": exchange.route,
+                "upstream": exchange.upstream,
+                "status": status,
+                "duration_ms": duration_ms,
+                "client": exchange.client or request.remote,
+            }
+            _add_extras(line, exchange)
+            access_log.write(line, status=status, duration_ms=duration_ms)
 
     return middleware
 
 
-def _extras(exchange: Exchange) -> dict[str, object]:
+def _add_extras(extras: dict[str, object], exchange: Exchange) -> None:
     """Access-log fields that only some requests have."""
-    extras: dict[str, object] = {}
     if exchange.subject:
         extras["subject"] = exchange.subject
     if exchange.limited:
@@ -119,7 +125,6 @@ def _extras(exchange: Exchange) -> dict[str, object]:
         extras["retried"] = True
     if exchange.aborted:
         extras["aborted"] = True
-    return extras
 
 
 async def _respond(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
@@ -143,8 +148,8 @@ async def _respond(request: web.Request, handler: Handler, request_id: str) -> w
         return problem_response(500, request_id)
 
 
-async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: every response carries the request id (and trace id), whoever made it."""
+def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Before a response is sent: every response carries the request id (and trace id), whoever made it."""
     exchange = request.get(EXCHANGE)
     if exchange is not None:
         response.headers[REQUEST_ID_HEADER] = exchange.request_id

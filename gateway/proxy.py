@@ -16,7 +16,6 @@ when it takes longer than the route allows.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
@@ -27,8 +26,9 @@ from yarl import URL
 
 from gateway.balancer import Instance
 from gateway.bodies import read_body
+from gateway.bulkheads import Bulkhead
 from gateway.config import GatewaySettings
-from gateway.headers import end_to_end_headers, forwarded_headers, has_dot_segments
+from gateway.headers import copy_answer_headers, forwarded_headers, has_dot_segments
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import EXCHANGE
 from gateway.pools import UpstreamPools
@@ -38,6 +38,9 @@ from services.kit.logging import get_logger
 from services.kit.problem import Problem
 
 log = get_logger("gateway.proxy")
+
+# Per-request client middlewares, one tuple for every request (see gateway.retry).
+_NO_REPLAY = (no_replay,)
 
 # Answers up to this size with a known length are relayed in one write (see Proxy._relay).
 SMALL_BODY_BYTES = 64 * 1024
@@ -61,12 +64,20 @@ class Proxy:
         self._pools = pools
 
     def handler_for(self, route: Route) -> Handler:
+        """The aiohttp handler of ``route``. What is fixed per route (its bulkheads, the shed
+        reason) is looked up here, once, not per request."""
+        upstream_bulkhead = self._pools.bulkheads[route.upstream.name]
+        bulkheads = (upstream_bulkhead,) if route.bulkhead is None else (route.bulkhead, upstream_bulkhead)
+        shed_reason = f"shed_{route.name}"
+
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await self.forward(request, route)
+            return await self.forward(request, route, bulkheads, shed_reason)
 
         return handle
 
-    async def forward(self, request: web.Request, route: Route) -> web.StreamResponse:
+    async def forward(
+        self, request: web.Request, route: Route, bulkheads: tuple[Bulkhead, ...], shed_reason: str
+    ) -> web.StreamResponse:
         exchange = request[EXCHANGE]
         exchange.route = route.name
         if has_dot_segments(request.rel_url.raw_path):
@@ -75,16 +86,19 @@ class Proxy:
             raise Problem(400, "the path must not contain '.' or '..' segments")
         # Before any slot is taken: a client that dribbles its body holds none.
         body = await read_body(request, self._settings.max_body_bytes, self._settings.body_read_timeout_seconds)
+        held = 0
         try:
-            with (
-                route.bulkhead.hold() if route.bulkhead else contextlib.nullcontext(),
-                self._pools.bulkheads[route.upstream.name].hold(),
-            ):
-                return await self._attempts(request, route, body)
+            for bulkhead in bulkheads:  # the route's own cap first, then the upstream's
+                bulkhead.acquire()
+                held += 1
+            return await self._attempts(request, route, body)
         except Problem as problem:
             if problem.status == 503:
-                self._metrics.rejected.labels(reason=f"shed_{route.name}").inc()
+                self._metrics.rejected.labels(reason=shed_reason).inc()
             raise
+        finally:
+            for bulkhead in bulkheads[:held]:
+                bulkhead.release()
 
     async def _attempts(self, request: web.Request, route: Route, body: bytes | None) -> web.StreamResponse:
         instance = route.upstream.pick()
@@ -112,11 +126,6 @@ class Proxy:
         exchange = request[EXCHANGE]
         exchange.upstream = instance.url
         url = URL(instance.url + request.rel_url.raw_path_qs, encoded=True)
-        timeout = aiohttp.ClientTimeout(
-            total=route.timeout_seconds,
-            connect=route.connect_timeout_seconds,
-            sock_connect=route.connect_timeout_seconds,
-        )
         answered = False
         failure = ""
         trial = instance.started()
@@ -127,14 +136,12 @@ class Proxy:
                 url,
                 headers=forwarded_headers(request, exchange.request_id),
                 data=body,
-                timeout=timeout,
+                timeout=route.client_timeout,
                 allow_redirects=False,
-                middlewares=(no_replay,),
+                middlewares=_NO_REPLAY,
             ) as upstream:
                 answered = True
-                self._metrics.upstream_latency.labels(route=route.name, upstream=instance.url).observe(
-                    time.perf_counter() - started
-                )
+                self._metrics.upstream_latency_of(route.name, instance.url).observe(time.perf_counter() - started)
                 return await self._relay(request, upstream)
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = _failure_reason(exc)
@@ -154,13 +161,15 @@ class Proxy:
         failure while reading it is still the proxy's to answer (or retry): the client
         has seen nothing yet.
         """
-        headers = end_to_end_headers(upstream.headers)
         length = upstream.content_length
         if length is not None and length <= SMALL_BODY_BYTES and request.method != "HEAD":
             body = await upstream.read()
-            headers.popall("Content-Length", None)
-            return web.Response(status=upstream.status, headers=headers, body=body)
-        response = web.StreamResponse(status=upstream.status, headers=headers)
+            small = web.Response(status=upstream.status, body=body)
+            # Straight into the response's own headers: no intermediate copy.
+            copy_answer_headers(upstream.headers, small.headers, whole_body=True)
+            return small
+        response = web.StreamResponse(status=upstream.status)
+        copy_answer_headers(upstream.headers, response.headers, whole_body=False)
         await response.prepare(request)
         try:
             async for chunk in upstream.content.iter_any():

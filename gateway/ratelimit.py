@@ -26,8 +26,8 @@ budget, so rotating through the addresses of one prefix buys no fresh bucket.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -44,6 +44,21 @@ from services.kit.problem import Problem
 _TIGHTEST = web.RequestKey("rate_limit_decision", Decision)
 
 
+# Client identities remembered (peer and X-Forwarded-For → address, bucket key, exemption).
+# Past this many the memo starts afresh: a client rotating forged headers only costs itself
+# the parse it would have cost anyway.
+_IDENTITY_MEMO_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """Who a request comes from, for the budgets: its address, the key it spends, whether it is exempt."""
+
+    address: str
+    key: str
+    exempt: bool
+
+
 class RateLimiter:
     """The budgets from settings, their buckets, and the two middlewares that apply them."""
 
@@ -57,10 +72,30 @@ class RateLimiter:
         # Requests in flight, besides requests per second: a few slow ones cost more than many fast ones.
         self.address_slots = ClientSlots("client address", settings.in_flight_per_address)
         self.subject_slots = ClientSlots("token subject", settings.in_flight_per_subject)
+        self._identities: dict[tuple[str | None, tuple[str, ...]], ClientIdentity] = {}
+
+    def identify(self, request: web.Request) -> ClientIdentity:
+        """The request's :class:`ClientIdentity`; parsed once per peer (and forwarded chain), then remembered.
+
+        Without trusted proxies ``X-Forwarded-For`` is never read, so it is not part of the key.
+        """
+        peer = request.remote
+        forwarded: tuple[str, ...] = ()
+        if self._trusted and "X-Forwarded-For" in request.headers:
+            forwarded = tuple(request.headers.getall("X-Forwarded-For"))
+        identity = self._identities.get((peer, forwarded))
+        if identity is None:
+            address = client_address(peer, forwarded, self._trusted)
+            identity = ClientIdentity(address, throttle_key(address), in_networks(address, self._exempt))
+            if len(self._identities) >= _IDENTITY_MEMO_SIZE:
+                self._identities.clear()
+            self._identities[(peer, forwarded)] = identity
+        return identity
 
     async def _take(self, request: web.Request, key: str, budget: Budget) -> None:
         """Take a token; remember the tightest answer for the response headers; raise 429 when empty."""
-        decision = await self.buckets.take(f"{budget.name}:{key}", budget)
+        # In-process buckets answer at once: no coroutine per budget on the hot path.
+        decision = self.buckets.take_now(key, budget) or await self.buckets.take(key, budget)
         tightest = request.get(_TIGHTEST)
         if tightest is None or decision.remaining * tightest.limit < tightest.remaining * decision.limit:
             request[_TIGHTEST] = decision
@@ -70,60 +105,73 @@ class RateLimiter:
 
     def by_address(self, on_limited: Callable[[str], None]) -> Middleware:
         """Per client address, and the stricter login budget; before the token check."""
+        address_key = f"{self.address.name}:"
+        login_key = f"{self.login.name}:"
 
         @web.middleware
         async def rate_limit_address(request: web.Request, handler: Handler) -> web.StreamResponse:
             exchange = request[EXCHANGE]
-            exchange.client = client_address(
-                request.remote, request.headers.getall("X-Forwarded-For", ()), self._trusted
-            )
+            identity = self.identify(request)
+            exchange.client = identity.address
             budget = budget_for(request.path)  # the route's, from gateway.routing.TABLE
-            if budget is RateBudget.EXEMPT or in_networks(exchange.client, self._exempt):
+            if budget is RateBudget.EXEMPT or identity.exempt:
                 return await handler(request)
-            key = throttle_key(exchange.client)
-            with contextlib.ExitStack() as held:
-                try:
-                    if self.address.enabled:
-                        await self._take(request, key, self.address)
-                    if self.login.enabled and request.method == "POST" and budget is RateBudget.LOGIN:
-                        await self._take(request, key, self.login)
-                    if self.address_slots.enabled:
-                        exchange.limited = "in_flight_address"  # unless the slot is granted
-                        held.enter_context(self.address_slots.hold(key))
-                        exchange.limited = ""
-                except Problem:
-                    on_limited(exchange.limited)
-                    raise
+            key = identity.key
+            slot = False
+            try:
+                if self.address.enabled:
+                    await self._take(request, address_key + key, self.address)
+                if self.login.enabled and request.method == "POST" and budget is RateBudget.LOGIN:
+                    await self._take(request, login_key + key, self.login)
+                if self.address_slots.enabled:
+                    exchange.limited = "in_flight_address"  # unless the slot is granted
+                    self.address_slots.acquire(key)
+                    slot = True
+                    exchange.limited = ""
+            except Problem:
+                on_limited(exchange.limited)
+                raise
+            try:
                 return await handler(request)
+            finally:
+                if slot:
+                    self.address_slots.release(key)
 
         return rate_limit_address
 
     def by_subject(self, on_limited: Callable[[str], None]) -> Middleware:
         """Per token subject, once the edge check has verified one; after the token check."""
+        subject_key = f"{self.subject.name}:"
 
         @web.middleware
         async def rate_limit_subject(request: web.Request, handler: Handler) -> web.StreamResponse:
             exchange = request[EXCHANGE]
-            if not exchange.subject or in_networks(exchange.client, self._exempt):
+            subject = exchange.subject
+            if not subject or self.identify(request).exempt:
                 return await handler(request)
-            with contextlib.ExitStack() as held:
-                try:
-                    if self.subject.enabled:
-                        await self._take(request, exchange.subject, self.subject)
-                    if self.subject_slots.enabled:
-                        exchange.limited = "in_flight_subject"  # unless the slot is granted
-                        held.enter_context(self.subject_slots.hold(exchange.subject))
-                        exchange.limited = ""
-                except Problem:
-                    on_limited(exchange.limited)
-                    raise
+            slot = False
+            try:
+                if self.subject.enabled:
+                    await self._take(request, subject_key + subject, self.subject)
+                if self.subject_slots.enabled:
+                    exchange.limited = "in_flight_subject"  # unless the slot is granted
+                    self.subject_slots.acquire(subject)
+                    slot = True
+                    exchange.limited = ""
+            except Problem:
+                on_limited(exchange.limited)
+                raise
+            try:
                 return await handler(request)
+            finally:
+                if slot:
+                    self.subject_slots.release(subject)
 
         return rate_limit_subject
 
 
-async def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: the tightest bucket's fields on every answer that took a token."""
+def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Before a response is sent: the tightest bucket's fields on every answer that took a token."""
     decision = request.get(_TIGHTEST)
     if decision is not None:
         response.headers.update(decision.headers())

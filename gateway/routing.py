@@ -25,6 +25,7 @@ so another spelling of a path never gets a looser rule than the path itself.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from services.kit.security.claims import Claims
@@ -37,7 +38,13 @@ class Requirement:
     family: str | None = None
 
     def allows(self, claims: Claims) -> bool:
-        return self.family is None or any(scope.startswith(self.family) for scope in claims.scopes)
+        return self.family is None or _has_scope_of(self.family, claims.scopes)
+
+
+# A token's scopes are one of a few sets (a frozenset hashes once): the answer is remembered.
+@functools.lru_cache(maxsize=1024)
+def _has_scope_of(family: str, scopes: frozenset[str]) -> bool:
+    return any(scope.startswith(family) for scope in scopes)
 
 
 ANY_TOKEN = Requirement()
@@ -118,6 +125,9 @@ def _segments(path: str) -> tuple[str, ...]:
 _MATCHERS = [(spec, _segments(spec.pattern or spec.prefix)) for spec in sorted(TABLE, key=specificity)]
 
 
+# Paths repeat (``/todos``, ``/ping``), and edge auth and the rate limits both ask for each
+# request: the answer is a pure function of the path, remembered for the most recent paths.
+@functools.lru_cache(maxsize=4096)
 def route_for(path: str) -> RouteSpec | None:
     """The row deciding ``path`` (empty segments dropped), most specific first; None when nothing is routed there."""
     segments = _segments(path)
