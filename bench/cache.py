@@ -19,25 +19,18 @@ import asyncio
 import os
 import re
 import secrets
-import subprocess
-import sys
 import tempfile
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from bench.stack import todos_behind_gateway
 from bench.table import append_record
-from bench.tracing_cost import _wait_ready
 from quartet_client import AuthClient
-from scripts.suite.plan import plan as build_plan
-from scripts.suite.procs import free_port
-from scripts.suite.table import SHARED_DEFAULTS
 
-ROOT = Path(__file__).resolve().parent.parent
 USER_SCOPES = "profile todos:read todos:write"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -105,63 +98,25 @@ def cache_counts(todos_url: str) -> tuple[float, float]:
     return value("page_cache_hits_total"), value("page_cache_misses_total")
 
 
-@contextmanager
-def stack(cache_url: str, prefix: str, log_dir: Path) -> Iterator[tuple[str, str, list[int]]]:
-    """A todos instance (cache on or off) and a gateway in front; yields (gateway, todos, pids)."""
-    the_plan = build_plan(os.environ)
-    todos_env = next(p.env for p in the_plan.services if p.name == "todos")
-    todos_port, gateway_port = free_port(), free_port()
-    envs = {
-        "todos": {
-            **os.environ,
-            **todos_env,
-            "PORT": str(todos_port),
-            "INSTANCE": "bench-todos",
-            "CACHE_REDIS_URL": cache_url,
-            "CACHE_KEY_PREFIX": prefix,
-            "LOG_LEVEL": "WARNING",
-        },
-        "gateway": {
-            **os.environ,
-            **SHARED_DEFAULTS,
-            **the_plan.upstreams,
-            "HOST": "127.0.0.1",
-            "PORT": str(gateway_port),
-            "INSTANCE": "bench-gateway",
-            "TODOS_URLS": f"http://127.0.0.1:{todos_port}",
-            "LOG_LEVEL": "WARNING",
-            # Thousands of users from one loopback address: the per-address budget is not under test.
-            "RATE_LIMIT_ADDRESS_PER_SECOND": "100000",
-            "RATE_LIMIT_ADDRESS_BURST": "100000",
-            "RATE_LIMIT_SUBJECT_PER_SECOND": "100000",
-            "RATE_LIMIT_SUBJECT_BURST": "100000",
-        },
-    }
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, module in (("todos", "services.todos"), ("gateway", "gateway")):
-            log = (log_dir / f"bench-cache-{name}.log").open("ab")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module], cwd=ROOT, env=envs[name], stdout=log, stderr=subprocess.STDOUT
-            )
-            procs.append(proc)
-            _wait_ready(f"http://127.0.0.1:{envs[name]['PORT']}", proc)
-        yield f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{todos_port}", [p.pid for p in procs]
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+# Thousands of users from one loopback address: the per-address budget is not under test.
+GATEWAY_ENV = {
+    "LOG_LEVEL": "WARNING",
+    "RATE_LIMIT_ADDRESS_PER_SECOND": "100000",
+    "RATE_LIMIT_ADDRESS_BURST": "100000",
+    "RATE_LIMIT_SUBJECT_PER_SECOND": "100000",
+    "RATE_LIMIT_SUBJECT_BURST": "100000",
+}
+
+
+def cache_env(cache_url: str, prefix: str) -> dict[str, str]:
+    """The todos instance's cache settings: ``cache_url`` empty is the cache off."""
+    return {"CACHE_REDIS_URL": cache_url, "CACHE_KEY_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
 
 
 def run(
     wrk: Wrk, auth: str, todos_url: str, users: int, connections: int, duration: int
 ) -> dict[str, dict[str, float]]:
     """Both scenarios with the cache on and off; returns their figures by "scenario, mode"."""
-    log_dir = ROOT / ".run"
-    log_dir.mkdir(exist_ok=True)
     print(f"==> cache: {users} users with 12 todos each", flush=True)
     tokens = asyncio.run(make_users(auth, todos_url, users))
     results: dict[str, dict[str, float]] = {}
@@ -172,7 +127,8 @@ def run(
         os.environ["BENCH_TOKENS"] = str(tokens_file)
         prefix = f"bench:{uuid.uuid4().hex[:8]}:"
         for mode, url in (("off", ""), ("on", "redis://127.0.0.1:6379/0")):
-            with stack(url, prefix, log_dir) as (gw, todos, pids):
+            with todos_behind_gateway("cache", todos=cache_env(url, prefix), gateway=GATEWAY_ENV) as stack:
+                gw, todos, pids = stack.gateway, stack.todos, stack.pids
                 for scenario, kwargs in (
                     ("mix", {"script": str(script), "token": None}),
                     ("hot", {"script": None, "token": tokens[0]}),

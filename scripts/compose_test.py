@@ -53,6 +53,7 @@ import httpx
 import yaml
 
 from quartet_client import AuthClient  # the same client-side flow the SPA runs
+from quartet_client.waiting import until
 from scripts.suite.procs import ROOT
 
 STANDIN_DIR = ROOT / "deploy/compose/standin"
@@ -553,14 +554,8 @@ def show_unhealthy(files: Sequence[str]) -> None:
 
 
 async def wait_for(what: str, check: Any) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise Failed(f"timed out after {WAIT_SECONDS:.0f} s waiting for {what}")
-        await asyncio.sleep(0.5)
+    """Call ``check()`` until it returns something truthy; Failed after WAIT_SECONDS."""
+    return await until(what, check, seconds=WAIT_SECONDS, interval=0.5, error=Failed)
 
 
 def prometheus_jobs() -> set[str]:

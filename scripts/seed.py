@@ -24,7 +24,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ import httpx
 
 from quartet_client import ApiError, AuthClient, QuartetApi, SignInFailed
 from quartet_client.api import Report, ReportFormat, Todo
+from quartet_client.waiting import until
 from scripts.suite.control import child_python
 from scripts.suite.plan import plan as build_plan
 from scripts.suite.procs import ROOT
@@ -88,14 +88,7 @@ async def sign_in(gateway: str, email: str, password: str) -> str:
 
 async def wait_for(what: str, check: Any) -> Any:
     """Call ``check()`` until it returns something truthy; SeedError after WAIT_SECONDS."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SeedError(f"timed out after {WAIT_SECONDS:.0f}s waiting for {what}")
-        await asyncio.sleep(0.3)
+    return await until(what, check, seconds=WAIT_SECONDS, interval=0.3, error=SeedError)
 
 
 async def wait_for_read_model(api: QuartetApi, todos: list[Todo]) -> None:

@@ -11,10 +11,18 @@ import httpx
 import pytest
 from playwright.async_api import Page, Request, ViewportSize, expect
 
-from tests.auth.flows import PASSWORD
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import artifact
-from tests.browser.test_app import SIGN_IN_FORM, add_todo, api_register, api_todos, api_token, is_call, sign_in
+from tests.browser.test_app import (
+    SIGN_IN_FORM,
+    add_todo,
+    api_register,
+    api_todos,
+    api_token,
+    is_call,
+    sign_in,
+    sign_in_to,
+)
 from tests.suite import Suite
 
 pytestmark = pytest.mark.browser
@@ -60,11 +68,7 @@ async def signed_in(page: Page, web: Suite, path: str = "/app/") -> str:
 
 
 async def sign_in_at(page: Page, email: str, path: str) -> None:
-    await page.wait_for_url(SIGN_IN_FORM)
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(re.compile(re.escape(path) + "$"))
+    await sign_in_to(page, email, path)
     await expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
