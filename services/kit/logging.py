@@ -120,19 +120,26 @@ def access_line(request_id: str, **fields: Any) -> None:
     if not _access["enabled"]:
         return
     line = {"component": "kit.app", "event": "request", **fields, "request_id": request_id, "service": service}
+    write_access_line(line, status=fields.get("status", 0), duration_ms=fields.get("duration_ms", 0.0))
+
+
+def write_access_line(line: dict[str, Any], *, status: int, duration_ms: float) -> None:
+    """Finish ``line`` (trace ids inside a trace, ``level``, ``timestamp``) and write it as one JSON line.
+
+    The services' :func:`access_line` and the gateway's access log both end here. One
+    write(2) per line would cost as much as rendering it: lines of answered requests reach
+    the file together, at most ACCESS_FLUSH_SECONDS later. A server error or a slow request
+    goes out at once (with whatever waits before it), as every other line does.
+    """
     context = trace.get_current_span().get_span_context()
-    if context.is_valid:
+    if context.is_valid:  # the same hex ids as _add_trace_ids
         line["trace_id"] = f"{context.trace_id:032x}"
         line["span_id"] = f"{context.span_id:016x}"
     line["level"] = "info"
     line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     out = sys.stdout
     out.write(_dumps(line) + "\n")
-    # One write(2) per line would cost as much as rendering it: lines of answered requests
-    # reach the file together, at most ACCESS_FLUSH_SECONDS later. A server error or a slow
-    # request goes out at once (with whatever waits before it), as every other line does.
-    status = fields.get("status", 0)
-    if status >= 500 or fields.get("duration_ms", 0.0) >= SLOW_REQUEST_MS:
+    if status >= 500 or duration_ms >= SLOW_REQUEST_MS:
         out.flush()
     elif not _access["flush_pending"]:
         _access["flush_pending"] = True
