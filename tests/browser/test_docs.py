@@ -10,6 +10,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Request, expect
 
 from tests.auth.flows import PASSWORD
+from tests.browser.axe import assert_accessible
 from tests.browser.conftest import artifact
 from tests.suite import Suite
 
@@ -81,3 +82,9 @@ async def test_authorize_signs_in_and_try_it_out_lists_my_todos_through_the_gate
         ("GET", "/todos"),
     } <= paths, sorted(paths)
     assert [url for url in urls if left_the_machine(url)] == []
+
+
+async def test_the_docs_page_has_no_serious_accessibility_violations(page: Page, web: Suite) -> None:
+    await page.goto("/docs")
+    await expect(page.locator(".opblock-tag-section").first).to_be_visible()
+    await assert_accessible(page, "/docs")
