@@ -20,6 +20,7 @@ from pathlib import Path
 
 from scripts.suite.plan import plan as build_plan
 from scripts.suite.procs import ROOT, free_port
+from scripts.suite.secrets import with_secrets
 from scripts.suite.table import SHARED_DEFAULTS
 
 
@@ -55,7 +56,7 @@ def todos_behind_gateway(
     drop: tuple[str, ...] = (),
 ) -> Iterator[Stack]:
     """The pair, each with this environment less the names starting with ``drop``, the plan's, then the extras."""
-    the_plan = build_plan(os.environ)
+    the_plan = build_plan(with_secrets(os.environ))  # the broker/db passwords `make up` used
     todos_env = next(p.env for p in the_plan.services if p.name == "todos")
     todos_port, gateway_port = free_port(), free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
@@ -68,6 +69,7 @@ def todos_behind_gateway(
             "HOST": "127.0.0.1",
             "PORT": str(gateway_port),
             "INSTANCE": "bench-gateway",
+            "METRICS_PORT": str(free_port()),  # the suite's gateway holds 9080
             "TODOS_URLS": f"http://127.0.0.1:{todos_port}",
             **gateway,
         },
