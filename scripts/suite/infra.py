@@ -85,6 +85,15 @@ def _run_logged(argv: Sequence[str], log_name: str, timeout: float) -> int:
     return done.returncode
 
 
+def _local_server_or_refuse(endpoint: Endpoint, name: str, package: str, setting: str, *, installed: bool) -> None:
+    """InfraError unless ``endpoint`` is on this machine and Debian's ``package`` is ``installed`` to start it."""
+    if not endpoint.is_local or not installed:
+        raise InfraError(
+            f"{name} does not answer on {endpoint} and no local server is installed to start. "
+            f"Install it (apt-get install {package}) or set {setting} that runs."
+        )
+
+
 def ensure_postgres(endpoint: Endpoint) -> str:
     """Make PostgreSQL answer on ``endpoint``; returns what was done."""
     if port_answers(endpoint.host, endpoint.port):
@@ -93,11 +102,10 @@ def ensure_postgres(endpoint: Endpoint) -> str:
         (p.name for p in Path("/etc/postgresql").glob("*") if p.name.replace(".", "").isdigit()),
         key=lambda v: [int(x) for x in v.split(".")],
     )
-    if not endpoint.is_local or not versions or shutil.which("pg_ctlcluster") is None:
-        raise InfraError(
-            f"PostgreSQL does not answer on {endpoint} and no local cluster is installed to start. "
-            "Install it (apt-get install postgresql) or set QUARTET_PG_ADMIN_URL to a server that runs."
-        )
+    installed = bool(versions) and shutil.which("pg_ctlcluster") is not None
+    _local_server_or_refuse(
+        endpoint, "PostgreSQL", "postgresql", "QUARTET_PG_ADMIN_URL to a server", installed=installed
+    )
     version = versions[-1]
     print(f"    starting PostgreSQL {version} (pg_ctlcluster {version} main start)", flush=True)
     code = _run_logged(
@@ -114,11 +122,8 @@ def ensure_rabbitmq(endpoint: Endpoint) -> str:
     """Make RabbitMQ answer on ``endpoint``; returns what was done."""
     if port_answers(endpoint.host, endpoint.port):
         return "answering"
-    if not endpoint.is_local or shutil.which("rabbitmq-server") is None:
-        raise InfraError(
-            f"RabbitMQ does not answer on {endpoint} and no local server is installed to start. "
-            "Install it (apt-get install rabbitmq-server) or set AMQP_URL to a broker that runs."
-        )
+    installed = shutil.which("rabbitmq-server") is not None
+    _local_server_or_refuse(endpoint, "RabbitMQ", "rabbitmq-server", "AMQP_URL to a broker", installed=installed)
     print("    starting RabbitMQ (rabbitmq-server -detached)", flush=True)
     deadline = time.monotonic() + RABBIT_START_TIMEOUT
     _run_logged(["rabbitmq-server", "-detached"], "rabbitmq-start", 60)
@@ -134,11 +139,8 @@ def ensure_redis(endpoint: Endpoint) -> str:
     """Make Redis answer on ``endpoint`` (todos' page cache); returns what was done."""
     if port_answers(endpoint.host, endpoint.port):
         return "answering"
-    if not endpoint.is_local or shutil.which("redis-server") is None:
-        raise InfraError(
-            f"Redis does not answer on {endpoint} and no local server is installed to start. "
-            "Install it (apt-get install redis-server) or set CACHE_REDIS_URL to a Redis that runs."
-        )
+    installed = shutil.which("redis-server") is not None
+    _local_server_or_refuse(endpoint, "Redis", "redis-server", "CACHE_REDIS_URL to a Redis", installed=installed)
     print(f"    starting Redis (redis-server --port {endpoint.port} --daemonize yes)", flush=True)
     argv = ["redis-server", "--port", str(endpoint.port), "--bind", endpoint.host, "--daemonize", "yes"]
     argv += ["--save", "", "--appendonly", "no", "--logfile", str(RUN_DIR / "redis.log")]
