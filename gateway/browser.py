@@ -119,6 +119,8 @@ class Browser:
                 headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
                 vary = headers.get("Vary")
                 headers["Vary"] = f"{vary}, Origin" if vary and "origin" not in vary.lower() else vary or "Origin"
+        # A name without versions: else aiohttp adds "Python/3.x aiohttp/3.y" (the services send none).
+        headers["Server"] = "quartet"
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("X-Frame-Options", "DENY")
