@@ -276,7 +276,7 @@ def _install_request_hooks(app: ServiceApp, kit: ServiceKit) -> None:
 
     @app.before_request
     async def start_request() -> None:
-        req = request._get_current_object()  # type: ignore[attr-defined]
+        req = request._get_current_object()  # type: ignore[attr-defined,unused-ignore]  # typed from Quart 0.23 (3.13)
         rid = pick_request_id(req.headers.get(REQUEST_ID_HEADER))
         state = g._get_current_object()
         state.request_id = rid
@@ -294,7 +294,7 @@ def _install_request_hooks(app: ServiceApp, kit: ServiceKit) -> None:
 
     @app.after_request
     async def finish_request(response: Response) -> Response:
-        req = request._get_current_object()  # type: ignore[attr-defined]
+        req = request._get_current_object()  # type: ignore[attr-defined,unused-ignore]  # typed from Quart 0.23 (3.13)
         state = g._get_current_object()
         rid = request_id()
         headers = response.headers
