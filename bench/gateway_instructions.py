@@ -149,7 +149,7 @@ async def run(args: argparse.Namespace) -> int:
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     proc = subprocess.Popen(
         [*command, sys.executable, "-m", "gateway"],
-        cwd=ROOT,
+        cwd=args.root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -163,8 +163,13 @@ async def run(args: argparse.Namespace) -> int:
         await load(url, token, args.requests, args.concurrency)
         subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
-        dumps = sorted(out.parent.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
-        per_request = sum(totals(d) for d in dumps if d.stat().st_size) / args.requests
+        dump = out.parent / "callgrind.out.1"
+        deadline = time.monotonic() + 120
+        while not (dump.exists() and "totals:" in dump.read_text()):  # written after the command returns
+            if time.monotonic() > deadline:
+                raise RuntimeError("callgrind wrote no dump")
+            await asyncio.sleep(0.5)
+        per_request = totals(dump) / args.requests
         print(
             f"instructions per request: {per_request:,.0f} ({args.requests} requests, concurrency {args.concurrency})"
         )
@@ -179,6 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the tree whose gateway runs (another checkout)")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway's environment")
     return asyncio.run(run(parser.parse_args()))
 

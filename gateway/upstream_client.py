@@ -165,6 +165,7 @@ class Connection(asyncio.Protocol):
             return
         self.status = status
         self._has_head = True
+        self._reuse = self._parser.should_keep_alive()  # asked here: llhttp forgets it at the message's end
         for name, value in self.headers:
             if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
                 self.content_length = int(value)  # llhttp has checked it (one value, digits)
@@ -234,13 +235,7 @@ class Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return (
-            self._complete
-            and self._reuse
-            and self._error is None
-            and not self.closed
-            and self._parser.should_keep_alive()
-        )
+        return self._complete and self._reuse and self._error is None and not self.closed
 
     def close(self) -> None:
         self.closed = True
