@@ -123,7 +123,7 @@ async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 def totals(path: Path) -> int:
     for line in path.read_text().splitlines():
-        if line.startswith(("totals:", "summary:")):
+        if line.startswith("totals:"):
             return int(line.split()[1])
     raise RuntimeError(f"no totals in {path}")
 
@@ -165,7 +165,7 @@ async def run(args: argparse.Namespace) -> int:
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         dump = out.parent / "callgrind.out.1"
         deadline = time.monotonic() + 120
-        while not (dump.exists() and "totals:" in dump.read_text()):  # written after the command returns
+        while not (dump.exists() and "\ntotals:" in dump.read_text()):  # written after the command returns
             if time.monotonic() > deadline:
                 raise RuntimeError("callgrind wrote no dump")
             await asyncio.sleep(0.5)
