@@ -106,6 +106,7 @@ class Connection(asyncio.Protocol):
         self._has_head = False
         self._complete = False
         self._reuse = True
+        self._until_close = False
         self._error: UpstreamError | None = None
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
@@ -123,6 +124,10 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._pool.forget(self)
+        if self._until_close and exc is None and not self._complete and self._error is None:
+            self._complete = True  # an answer without length or chunks ends where the connection does
+            self._reuse = False
+            self._wake()
         if not self._complete and self._error is None:
             self._fail(BodyCut("the connection closed mid-answer") if self._has_head else Disconnected("closed"))
 
@@ -166,9 +171,13 @@ class Connection(asyncio.Protocol):
         self.status = status
         self._has_head = True
         self._reuse = self._parser.should_keep_alive()  # asked here: llhttp forgets it at the message's end
+        chunked = False
         for name, value in self.headers:
             if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
                 self.content_length = int(value)  # llhttp has checked it (one value, digits)
+            elif len(name) == 17 and name.lower() == b"transfer-encoding":
+                chunked = True
+        self._until_close = self.content_length is None and not chunked and status not in (204, 304)
         self._wake()
         if self._head_only:
             # A HEAD answer has no body whatever its Content-Length says; llhttp cannot be

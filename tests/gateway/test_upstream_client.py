@@ -154,3 +154,23 @@ async def test_a_probe_starved_while_the_instance_answers_keeps_it_healthy(serve
         assert instance.healthy
         await checks.check(upstream, instance)  # timed out and nothing answered: unhealthy
         assert not instance.healthy
+
+
+async def test_an_answer_without_length_ends_with_its_connection() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(answer, "127.0.0.1", 0, family=socket.AF_INET)
+    pool = InstancePool("127.0.0.1", listener.sockets[0].getsockname()[1], keepalive_seconds=30)
+    try:
+        conn = await pool.connection(1.0)
+        conn.send(_head(pool, "/"), None, head_only=False)
+        await conn.answer()
+        assert b"".join([chunk async for chunk in conn.chunks()]) == b"until the end"
+        assert not conn.reusable
+    finally:
+        pool.close()
+        listener.close()
