@@ -46,6 +46,7 @@ class Instance:
     failures: int = 0
     opened_at: float = 0.0
     trial_in_flight: bool = False
+    answered: int = 0  # exchanges it answered, ever: the health checks' evidence of life under load
     on_state_change: Callable[[Instance], None] | None = field(default=None, repr=False)
 
     def available(self) -> bool:
@@ -78,6 +79,7 @@ class Instance:
         if ok is None:
             return
         if ok:
+            self.answered += 1
             self.failures = 0
             if self.state is not BreakerState.CLOSED:
                 self._set_state(BreakerState.CLOSED)

@@ -96,6 +96,74 @@ def has_dot_segments(raw_path: str) -> bool:
     return any(segment in {".", ".."} for segment in unquote(raw_path).split("/"))
 
 
+def copy_answer_pairs(pairs: list[tuple[bytes, bytes]], into: MutableMultiMapping[str], *, whole_body: bool) -> None:
+    """The headers of an upstream answer as the parser gave them (raw bytes) into the client response.
+
+    The same policy as :func:`copy_answer_headers`; names and values are decoded as aiohttp
+    decodes them (UTF-8, undecodable bytes kept as surrogates, so they go out unchanged).
+    """
+    hop = False
+    for name, value in pairs:
+        text = name.decode("utf-8", "surrogateescape")
+        lower = text.lower()
+        if lower in HOP_BY_HOP or lower.startswith("proxy-"):
+            hop = True
+        into.add(text, value.decode("utf-8", "surrogateescape"))
+    if hop:
+        copied = list(into.items())
+        into.clear()
+        _copy_end_to_end(CIMultiDict(copied), into, frozenset())
+    if whole_body:
+        into.popall("Content-Length", None)
+
+
+# Also never copied into the head this gateway writes itself: it sets the body's length.
+_NOT_WRITTEN = _DROPPED_ON_REQUEST | {"content-length"}
+# Methods whose request always states a body length, if only 0 (as aiohttp's client did).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def request_head(
+    request: web.Request, request_id: str, host: str, body: bytes | None, extra: Mapping[str, str] | None = None
+) -> bytes:
+    """The HTTP/1.1 head the upstream gets: what :func:`forwarded_headers` holds, as bytes.
+
+    Written straight from the client's headers (aiohttp's parser has already refused CR,
+    LF and NUL in them); ``Host`` is the instance's, ``Content-Length`` the buffered body's.
+    ``extra`` (the trace context, when traced) replaces the client's headers of those names.
+    """
+    incoming = request.headers
+    lines = [f"{request.method} {request.rel_url.raw_path_qs} HTTP/1.1\r\nHost: {host}\r\n"]
+    named: set[str] | None = None
+    for name, value in incoming.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in _NOT_WRITTEN or lower.startswith("proxy-"):
+            if lower == "connection":
+                named = (named or set()) | {token.strip().lower() for token in value.split(",")}
+            continue
+        if extra and lower in extra:
+            continue
+        lines.append(f"{name}: {value}\r\n")
+    if named:
+        lines = [lines[0], *(line for line in lines[1:] if line.split(":", 1)[0].lower() not in named)]
+    client = request.remote or "unknown"
+    if "X-Forwarded-For" in incoming:
+        prior = ", ".join(incoming.getall("X-Forwarded-For"))
+        lines.append(f"X-Forwarded-For: {prior}, {client}\r\n" if prior else f"X-Forwarded-For: {client}\r\n")
+    else:
+        lines.append(f"X-Forwarded-For: {client}\r\n")
+    lines.append(f"X-Forwarded-Proto: {request.scheme}\r\nX-Forwarded-Host: {request.host}\r\n")
+    lines.append(f"{REQUEST_ID_HEADER}: {request_id}\r\n")
+    if extra:
+        lines.extend(f"{name}: {value}\r\n" for name, value in extra.items())
+    if body:
+        lines.append(f"Content-Length: {len(body)}\r\n")
+    elif request.method in _BODY_METHODS:
+        lines.append("Content-Length: 0\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
 def forwarded_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
     """The headers the upstream gets: the client's end-to-end ones plus X-Forwarded-* and X-Request-ID."""
     incoming = request.headers

@@ -61,7 +61,13 @@ class HealthChecks:
             interval = max(0.0, self._settings.health_check_interval_seconds - (loop.time() - started))
 
     async def check(self, upstream: Upstream, instance: Instance) -> None:
-        passed = await self._probe(instance.url)
+        answered = instance.answered
+        outcome = await self._probe(instance.url)
+        # A probe that timed out while the instance answered proxied requests says the
+        # gateway (or the instance's queue) was busy, not that the instance is gone: under
+        # load a starved probe must not take a healthy instance out of rotation. A hung
+        # instance answers nothing; a failing one answers its /readyz 503.
+        passed = outcome == "passed" or (outcome == "timed out" and instance.answered > answered)
         key = id(instance)
         failures = 0 if passed else self._failures.get(key, 0) + 1
         self._failures[key] = failures
@@ -73,11 +79,14 @@ class HealthChecks:
             )
             self._metrics.healthy.labels(route=upstream.name, upstream=instance.url).set(int(healthy))
 
-    async def _probe(self, url: str) -> bool:
+    async def _probe(self, url: str) -> str:
+        """``passed``, ``failed`` or ``timed out``."""
         timeout = aiohttp.ClientTimeout(total=self._settings.health_check_timeout_seconds)
         try:
             async with self._session().get(url + self._settings.health_check_path, timeout=timeout) as response:
                 await response.read()
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError, RuntimeError):
-            return False
+                return "passed" if response.status == 200 else "failed"
+        except TimeoutError:
+            return "timed out"
+        except (aiohttp.ClientError, RuntimeError):
+            return "failed"

@@ -16,31 +16,29 @@ when it takes longer than the route allows.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from yarl import URL
 
 from gateway.balancer import Instance
 from gateway.bodies import read_body
 from gateway.bulkheads import Bulkhead
 from gateway.config import GatewaySettings
-from gateway.headers import copy_answer_headers, forwarded_headers, has_dot_segments
+from gateway.headers import copy_answer_pairs, has_dot_segments, request_head
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import EXCHANGE
 from gateway.pools import UpstreamPools
-from gateway.retry import may_retry, no_replay, not_sent
+from gateway.retry import may_retry, not_sent
 from gateway.routes import Route
+from gateway.upstream_client import ConnectFailed, Connection, ConnectTimedOut, InstancePool, TimedOut, UpstreamError
+from services.kit import tracing
 from services.kit.logging import get_logger
 from services.kit.problem import Problem
 
 log = get_logger("gateway.proxy")
-
-# Per-request client middlewares, one tuple for every request (see gateway.retry).
-_NO_REPLAY = (no_replay,)
 
 # Answers up to this size with a known length are relayed in one write (see Proxy._relay).
 SMALL_BODY_BYTES = 64 * 1024
@@ -48,7 +46,7 @@ SMALL_BODY_BYTES = 64 * 1024
 
 def _failure_reason(exc: BaseException) -> str:
     # Refused or unreachable: the instance is not there ("connect" ejects it at once).
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         return "connect"
     if isinstance(exc, TimeoutError):
         return "timeout"
@@ -104,7 +102,7 @@ class Proxy:
         instance = route.upstream.pick()
         try:
             return await self._exchange(request, route, instance, body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except UpstreamError as exc:
             if not may_retry(exc, request, honours_idempotency_key=route.honours_idempotency_key):
                 raise self._problem(exc, route, instance.url) from None
             other = route.upstream.pick(exclude=instance)
@@ -116,7 +114,7 @@ class Proxy:
         log.info("retrying on another instance", route=route.name, failed=instance.url, upstream=other.url)
         try:
             return await self._exchange(request, route, other, body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except UpstreamError as exc:
             raise self._problem(exc, route, other.url) from None
 
     async def _exchange(
@@ -125,35 +123,53 @@ class Proxy:
         """One attempt on one instance; its outcome feeds the instance's breaker and the metrics."""
         exchange = request[EXCHANGE]
         exchange.upstream = instance.url
-        url = URL(instance.url + request.rel_url.raw_path_qs, encoded=True)
+        pool = self._pools.instance(instance.url)
         answered = False
         failure = ""
         trial = instance.started()
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + route.timeout_seconds
+        conn: Connection | None = None
+        timer: asyncio.TimerHandle | None = None
+        span = tracing.client_span(request.method, instance.url) if tracing.tracing_enabled() else None
         try:
-            async with self._pools.session(route.upstream.name).request(
-                request.method,
-                url,
-                headers=forwarded_headers(request, exchange.request_id),
-                data=body,
-                timeout=route.client_timeout,
-                allow_redirects=False,
-                middlewares=_NO_REPLAY,
-            ) as upstream:
-                answered = True
-                self._metrics.upstream_latency_of(route.name, instance.url).observe(time.perf_counter() - started)
-                return await self._relay(request, upstream)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            conn = await self._connect(pool, route, deadline - loop.time())
+            timer = loop.call_at(deadline, conn.expire)  # one timer per exchange: the route's deadline
+            extra = tracing.current_carrier() if span is not None else None
+            head = request_head(request, exchange.request_id, pool.authority, body, extra)
+            conn.send(head, body, head_only=request.method == "HEAD")
+            await conn.answer()
+            answered = True
+            self._metrics.upstream_latency_of(route.name, instance.url).observe(time.perf_counter() - started)
+            return await self._relay(request, conn)
+        except UpstreamError as exc:
             failure = _failure_reason(exc)
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
+            if conn is not None:
+                pool.release(conn)  # reused only when the answer was read to its end
+            if span is not None:
+                span.end(status=conn.status if conn is not None else 0, failure=failure)
             # A client that went away (cancelled, no failure) says nothing about the instance.
             ok = True if answered and not failure else (False if failure else None)
             instance.finished(ok=ok, connect_failed=failure == "connect", trial=trial)
             if failure:
                 self._metrics.upstream_failures.labels(route=route.name, upstream=instance.url, reason=failure).inc()
 
-    async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    @staticmethod
+    async def _connect(pool: InstancePool, route: Route, remaining: float) -> Connection:
+        """A pooled or new connection; the route's deadline bounds the connect as well."""
+        if remaining >= route.connect_timeout_seconds:
+            return await pool.connection(route.connect_timeout_seconds)
+        try:
+            return await pool.connection(max(remaining, 0.001))
+        except ConnectTimedOut:
+            raise TimedOut("the deadline passed while connecting") from None
+
+    async def _relay(self, request: web.Request, conn: Connection) -> web.StreamResponse:
         """Stream the upstream's answer to the client. Once headers are sent, failures cut the connection.
 
         A small answer of known length (most API answers) is read whole and sent in one
@@ -161,21 +177,25 @@ class Proxy:
         failure while reading it is still the proxy's to answer (or retry): the client
         has seen nothing yet.
         """
-        length = upstream.content_length
+        length = conn.content_length
         if length is not None and length <= SMALL_BODY_BYTES and request.method != "HEAD":
-            body = await upstream.read()
-            small = web.Response(status=upstream.status, body=body)
+            body = await conn.read()
+            small = web.Response(status=conn.status, body=body)
             # Straight into the response's own headers: no intermediate copy.
-            copy_answer_headers(upstream.headers, small.headers, whole_body=True)
+            copy_answer_pairs(conn.headers, small.headers, whole_body=True)
             return small
-        response = web.StreamResponse(status=upstream.status)
-        copy_answer_headers(upstream.headers, response.headers, whole_body=False)
+        response = web.StreamResponse(status=conn.status)
+        copy_answer_pairs(conn.headers, response.headers, whole_body=False)
         await response.prepare(request)
+        transport = request.transport
+        if transport is not None:
+            # Past the deadline a client that stopped reading is cut, not waited for.
+            conn.on_expire = transport.close
         try:
-            async for chunk in upstream.content.iter_any():
+            async for chunk in conn.chunks():
                 await response.write(chunk)
             await response.write_eof()
-        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+        except (UpstreamError, ConnectionError) as exc:
             # Too late for a problem response. Closing the client connection without the
             # final chunk (or short of Content-Length) tells the client the answer is cut.
             request[EXCHANGE].aborted = True

@@ -20,49 +20,25 @@ On another instance, or on the same one over a fresh connection when it is the o
 one (a connection it idle-closed is the common case there); never when the only
 instance could not be reached at all.
 
-aiohttp's own replay of idempotent requests on a dropped connection is turned off for
-proxied requests (:func:`no_replay`): that decision is this module's.
+The proxy's client (:mod:`gateway.upstream_client`) never replays anything by itself:
+that decision is this module's.
 """
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
+
+from gateway.upstream_client import BodyCut, ConnectFailed, ConnectTimedOut, Disconnected
 
 # Methods a second execution cannot harm even when the first one ran to the end.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_KEY = "Idempotency-Key"
 # Failures where the request provably never left the gateway: no connection at all. A
-# request past its upstream's bulkhead never waits for a pooled connection (the pool is
-# as large as the cap), so a connect timeout is the TCP handshake's.
-NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
-
-class UpstreamDisconnected(aiohttp.ClientConnectionError):
-    """The instance closed or reset the connection before the head of its answer arrived.
-
-    The request may or may not have reached a handler: an idle-closed kept-alive
-    connection and an instance that died mid-request look alike from here.
-    """
-
-    def __init__(self, cause: aiohttp.ClientError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-async def no_replay(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
-    """Client middleware: a dropped connection surfaces as :class:`UpstreamDisconnected`.
-
-    aiohttp replays an idempotent request (DELETE and PUT included) once on a fresh
-    connection when the first one drops; it retries only its own error types, so
-    raising another one here leaves the decision to :func:`may_retry`.
-    """
-    try:
-        return await handler(request)
-    except aiohttp.ClientConnectorError:
-        raise
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientConnectionResetError) as exc:
-        raise UpstreamDisconnected(exc) from exc
+# request past its upstream's bulkhead never waits for a pooled connection (nothing
+# waits: see gateway.upstream_client), so a connect timeout is the TCP handshake's.
+NOT_SENT = (ConnectFailed, ConnectTimedOut)
+# The instance dropped the connection before the gateway relayed anything.
+DROPPED = (Disconnected, BodyCut)
 
 
 def replay_is_harmless(request: web.Request, *, honours_idempotency_key: bool) -> bool:
@@ -76,7 +52,7 @@ def may_retry(exc: BaseException, request: web.Request, *, honours_idempotency_k
     """Whether a failed attempt, nothing of which reached the client yet, may be made again."""
     if isinstance(exc, NOT_SENT):
         return True
-    if isinstance(exc, UpstreamDisconnected | aiohttp.ClientPayloadError):
+    if isinstance(exc, DROPPED):
         return replay_is_harmless(request, honours_idempotency_key=honours_idempotency_key)
     return False
 

@@ -33,8 +33,9 @@ from typing import Any
 
 import aiohttp
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.kit.config import ServiceSettings
 from services.kit.logging import get_logger
@@ -179,3 +180,30 @@ def request_id_trace_config() -> aiohttp.TraceConfig:
     config = aiohttp.TraceConfig()
     config.on_request_start.append(_send_request_id)
     return config
+
+
+class ClientSpan:
+    """A CLIENT span around one outgoing HTTP exchange made without aiohttp's client (the gateway's proxy).
+
+    Current from its start until :meth:`end`, so :func:`current_carrier` gives the headers
+    that make the upstream's server span its child, as the aiohttp client instrumentation does.
+    """
+
+    def __init__(self, method: str, url: str) -> None:
+        self._span = trace.get_tracer(_TRACER_NAME).start_span(
+            method, kind=SpanKind.CLIENT, attributes={"http.request.method": method, "server.address": url}
+        )
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def end(self, *, status: int, failure: str = "") -> None:
+        if status:
+            self._span.set_attribute("http.response.status_code", status)
+        if failure or status >= 500:
+            self._span.set_status(StatusCode.ERROR, failure or None)
+        otel_context.detach(self._token)
+        self._span.end()
+
+
+def client_span(method: str, url: str) -> ClientSpan:
+    """A :class:`ClientSpan` for ``method`` to ``url`` (call only when :func:`tracing_enabled`)."""
+    return ClientSpan(method, url)
