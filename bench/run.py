@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import re
 import secrets
 import shutil
@@ -45,6 +46,7 @@ from pathlib import Path
 from bench import cost
 from bench.table import append_record, print_table
 from quartet_client import AuthClient
+from scripts.suite.plan import port_offset
 from scripts.suite.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +93,8 @@ def wrk(
 
 async def prepare_user(gateway: str) -> str:
     email, password = f"bench-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(16)
-    async with AuthClient(gateway) as flows:
+    callback = f"http://localhost:{8080 + port_offset(os.environ)}/app/callback"  # the SPA client's, as make up set it
+    async with AuthClient(gateway, redirect_uri=callback) as flows:
         await flows.register(email, password)
         tokens = await flows.sign_in(email, USER_SCOPES, password)
         token = tokens["access_token"]
@@ -199,9 +202,10 @@ def print_costs(results: dict[str, dict[str, float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gateway", default="http://127.0.0.1:8080")
-    parser.add_argument("--todos", default="http://127.0.0.1:8002")
-    parser.add_argument("--ping", default="http://127.0.0.1:8003")
+    offset = port_offset(os.environ)  # the suite `make up QUARTET_PORT_OFFSET=...` started
+    parser.add_argument("--gateway", default=f"http://127.0.0.1:{8080 + offset}")
+    parser.add_argument("--todos", default=f"http://127.0.0.1:{8002 + offset}")
+    parser.add_argument("--ping", default=f"http://127.0.0.1:{8003 + offset}")
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--cost-connections", type=int, default=100)
@@ -213,7 +217,7 @@ def main() -> None:
     )
     parser.add_argument("--tracing", action="store_true", help="tracing off vs 100 %% vs 10 %% sampling")
     parser.add_argument("--cache", action="store_true", help="the first-page cache on vs off (bench/cache.py)")
-    parser.add_argument("--auth", default="http://127.0.0.1:8001")
+    parser.add_argument("--auth", default=f"http://127.0.0.1:{8001 + offset}")
     parser.add_argument("--users", type=int, default=1000, help="users of the --cache mix")
     args = parser.parse_args()
     binary = ensure_wrk()

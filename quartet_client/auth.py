@@ -100,6 +100,7 @@ class AuthClient:
         source: str | None = None,
         app: Any = None,
         timeout: float = 20,
+        redirect_uri: str = WEB_REDIRECT,
     ) -> None:
         """``app``: an in-process ASGI app (started) to send the requests to instead of ``base_url``.
 
@@ -111,6 +112,7 @@ class AuthClient:
         one caller never mix with another's.
         """
         self.base_url = base_url
+        self.redirect_uri = redirect_uri  # the SPA's callback of this suite (another with QUARTET_PORT_OFFSET)
         headers = {}
         if source is not None and address is None:
             self.address = source
@@ -159,7 +161,7 @@ class AuthClient:
         return query_of(location)
 
     async def exchange(self, code: str, verifier: str | None, **extra: str) -> httpx.Response:
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": WEB_REDIRECT, "client_id": WEB_CLIENT}
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri, "client_id": WEB_CLIENT}
         if verifier is not None:
             form["code_verifier"] = verifier
         form.update(extra)
@@ -167,7 +169,7 @@ class AuthClient:
 
     async def sign_in(self, email: str, scope: str, password: str) -> Tokens:
         """The whole SPA flow: form, code, tokens."""
-        auth = authorization(scope)
+        auth = authorization(scope, redirect_uri=self.redirect_uri)
         redirect = await self.authorize(auth, email, password)
         resp = await self.exchange(redirect["code"], auth.verifier)
         if resp.status_code != 200:
