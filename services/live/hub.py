@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -59,6 +59,7 @@ class Hub:
         self._released: dict[str, list[str]] = {}
         self._blocking = False
         self._woken = False
+        self._chores: set[asyncio.Task[Any]] = set()  # catch-up reads and wakes: held until done
 
     # opening a stream ---------------------------------------------------------------------
 
@@ -86,7 +87,7 @@ class Hub:
         first = frames.opening(resumed=start.resumed, window_seconds=self.settings.live_window_seconds)
         if last_event_id is not None and not start.resumed:
             first += frames.reset("window")
-        asyncio.get_running_loop().create_task(self._catch_up(subscriber))
+        self._chore(self._catch_up(subscriber))
         return subscriber, first
 
     def _join(self, subscriber: Subscriber) -> None:
@@ -156,13 +157,18 @@ class Hub:
                     self.metrics.lag.observe(max(0.0, now - occurred))
         return b"".join(parts)
 
+    def _chore(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+        return task
+
     # the reader ---------------------------------------------------------------------------
 
     def _wake_reader(self) -> None:
         if self._blocking and not self._woken:
             self._woken = True
-            task = asyncio.get_running_loop().create_task(self.feeds.wake())
-            task.add_done_callback(_ignore_failure)
+            self._chore(self.feeds.wake()).add_done_callback(_ignore_failure)
 
     async def read_forever(self) -> None:
         limit = self.settings.live_max_queued_frames
