@@ -22,6 +22,7 @@ from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, add_rate_limit_headers
 from gateway.routes import build_routes
 from gateway.static import SinglePageApp
+from gateway.streams import Streams
 from services.kit.docs import DocsOAuth
 from services.kit.logging import get_logger
 
@@ -40,6 +41,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     _watch_breakers(upstreams, metrics)
     pools = UpstreamPools(settings, [upstream.name for upstream in upstreams])
     proxy = Proxy(settings, metrics, pools)
+    streams = Streams(settings, metrics)
     docs_oauth = DocsOAuth(settings.docs_client_id, settings.docs_scopes)
     openapi = MergedOpenAPI(upstreams, pools.control, settings.openapi_cache_seconds, docs_oauth)
     browser = Browser(settings)
@@ -76,6 +78,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(edge_auth.warm_up)
     app.cleanup_ctx.append(HealthChecks(settings, upstreams, pools.control, metrics).run_in_background)
     app.cleanup_ctx.append(_closing(buckets))
+    app.cleanup_ctx.append(streams.open)
+    app.on_shutdown.append(streams.drain)  # before aiohttp waits for the handlers in flight
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         # One signal handler (one coroutine per response) for the three header sets.
@@ -96,9 +100,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/app/config.json", spa.config)
     app.router.add_get("/app/{tail:.*}", spa.handle)
     for route in routes:
-        handler = proxy.handler_for(route)
+        handler = streams.handler_for(route) if route.spec.stream else proxy.handler_for(route)
         for path in route.paths:
-            app.router.add_route("*", path, handler)
+            app.router.add_route("GET" if route.spec.stream else "*", path, handler)
     return app
 
 

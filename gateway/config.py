@@ -19,7 +19,7 @@ from services.kit.config import CommaList, ServiceSettings, split_commas
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The services the gateway routes to; the routing table in gateway.routing names them.
-UPSTREAM_NAMES = ("auth", "todos", "ping", "reports")
+UPSTREAM_NAMES = ("auth", "todos", "ping", "reports", "live")
 
 
 class GatewaySettings(ServiceSettings):
@@ -36,6 +36,14 @@ class GatewaySettings(ServiceSettings):
     todos_urls: CommaList = ("http://127.0.0.1:8002",)
     ping_urls: CommaList = ("http://127.0.0.1:8003",)
     reports_urls: CommaList = ("http://127.0.0.1:8004",)
+    live_urls: CommaList = ("http://127.0.0.1:8005",)
+
+    # Streams (gateway.streams, docs/live.md): ended when the upstream sends nothing for this
+    # long (3 of live's 15 s heartbeats) or the client reads nothing; at most this many open
+    # per client address (429 beyond) and in all (503 beyond).
+    gateway_stream_idle_seconds: float = Field(45.0, gt=0, le=3600)
+    gateway_max_streams_per_client: int = Field(20, ge=1)
+    gateway_max_streams: int = Field(10_000, ge=1)
 
     # Connecting to an instance (TCP only: a request that got past its upstream's bulkhead
     # never waits for a pooled connection) and the whole exchange of an interactive route,
@@ -132,7 +140,7 @@ class GatewaySettings(ServiceSettings):
     cors_origins: CommaList = ("http://localhost:8080",)
     cors_max_age_seconds: int = Field(600, ge=0)
 
-    @field_validator("auth_urls", "todos_urls", "ping_urls", "reports_urls", mode="before")
+    @field_validator("auth_urls", "todos_urls", "ping_urls", "reports_urls", "live_urls", mode="before")
     @classmethod
     def _upstream_urls(cls, value: Any) -> tuple[str, ...]:
         urls = split_commas(value)

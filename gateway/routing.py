@@ -75,6 +75,8 @@ class RouteSpec:
     # The service replays a POST's first answer for a repeated Idempotency-Key, so such a
     # POST whose instance dropped the connection may be sent again (see gateway.retry).
     honours_idempotency_key: bool = False
+    # A long-lived stream (Server-Sent Events): served by gateway.streams, not the proxy.
+    stream: bool = False
 
 
 # POSTs here check credentials (token, authorize, introspect, revoke) or cost a 64 MiB
@@ -102,6 +104,8 @@ TABLE: tuple[RouteSpec, ...] = (
         token=Requirement("reports:"),
         timeout_seconds=30.0,
     ),
+    # Server-Sent Events (docs/live.md): an idle timeout of its own instead of a deadline.
+    RouteSpec("live", "live", "/live", token=ANY_TOKEN, stream=True),
 )
 # The gateway's own endpoints that are never throttled: probes (gateway.app serves them).
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})

@@ -47,7 +47,7 @@ class Role:
     """What one service does on the broker."""
 
     user: str  # the broker username (settings.events_producers names it as the owner of `owns`)
-    owns: str  # the event type prefix it alone may publish: "user" for user.*
+    owns: str | None  # the event type prefix it alone may publish: "user" for user.*; None: publishes none
     binds: tuple[str, ...] = ()  # type prefixes its queues are bound to
     queues: bool = False  # declares and consumes queues named <service>.*
 
@@ -58,9 +58,10 @@ ROLES: dict[str, Role] = {
     "todos": Role("quartet_todos", owns="todo", binds=("user",), queues=True),
     # The reports worker shares the service's user: it consumes report.requested from reports.jobs.
     "reports": Role("quartet_reports", owns="report", binds=("todo", "user", "report"), queues=True),
+    "live": Role("quartet_live", owns=None, binds=("todo", "user", "report"), queues=True),
 }
 # Which services run with which role's user (workers share their service's).
-ROLE_OF = {"auth": "auth", "todos": "todos", "reports": "reports", "reports-worker": "reports"}
+ROLE_OF = {"auth": "auth", "todos": "todos", "reports": "reports", "reports-worker": "reports", "live": "live"}
 ADMIN_USER = "quartet_admin"  # compose only: the management UI (127.0.0.1:15672)
 
 
@@ -89,7 +90,7 @@ def permissions(role: Role, exchange: str, queue_prefix: str) -> Permissions:
         configure=_alternatives([ex, alternate, unrouted, *queues]),
         write=_alternatives([ex, unrouted, *default, *queues]),
         read=_alternatives([ex, alternate, *queues]) if role.queues else _alternatives([alternate]),
-        topic_write=f"^{re.escape(role.owns)}\\.",
+        topic_write=f"^{re.escape(role.owns)}\\." if role.owns else "^$",
         topic_read=topic_read,
     )
 

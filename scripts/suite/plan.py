@@ -130,6 +130,8 @@ def service_env(svc: Service, environ: Mapping[str, str], shared: Mapping[str, s
         # Consumers accept an event only from its owner's user: this checkout's users.
         env["EVENTS_PRODUCERS"] = environ.get("EVENTS_PRODUCERS") or json.dumps(secrets.event_producers(environ))
     env |= secrets.secrets_of(svc.name, environ)
+    if "LIVE_REDIS_URL" in env:  # this checkout's own keys: another checkout's live never reads them
+        env["LIVE_KEY_PREFIX"] = environ.get("LIVE_KEY_PREFIX") or checkout.suffixed("quartet", environ) + ":"
     if svc.has_database:
         env["DATABASE_URL"] = database_url(svc, environ)
         env["DB_POOL_MAX"] = str(pool)  # consumers cap their prefetch at it (kit.events.wiring)

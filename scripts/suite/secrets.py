@@ -119,7 +119,7 @@ def service_amqp_url(service: str, environ: Mapping[str, str]) -> str | None:
 
 def event_producers(environ: Mapping[str, str]) -> dict[str, str]:
     """EVENTS_PRODUCERS for the users of :func:`service_amqp_url`: event type prefix -> broker user."""
-    return {role.owns: checkout.broker_user(role.user, environ) for role in broker.ROLES.values()}
+    return {role.owns: checkout.broker_user(role.user, environ) for role in broker.ROLES.values() if role.owns}
 
 
 def write_definitions(environ: Mapping[str, str]) -> Path:

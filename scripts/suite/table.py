@@ -65,6 +65,8 @@ SERVICES: tuple[Service, ...] = (
         has_database=True,
         extras=(Extra("reports-worker", "services.reports.worker", metrics_port=9104),),
     ),
+    # Server-Sent Events (docs/live.md): no database; per-user feeds in the machine's Redis.
+    Service("live", "services.live", 8005, has_database=False, env={"LIVE_REDIS_URL": "redis://127.0.0.1:6379/0"}),
 )
 # The gateway routes to every row of SERVICES (its `<NAME>_URLS` settings).
 GATEWAY = Service("gateway", "gateway", 8080, has_database=False)

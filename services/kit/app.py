@@ -52,6 +52,7 @@ __all__ = [
     "current_kit",
     "handler_deadline",
     "kit_of",
+    "long_lived",
     "problem_response",
     "request_id",
 ]
@@ -79,6 +80,17 @@ def handler_deadline(seconds: Deadline) -> Callable[[Callable[..., Any]], Callab
         return handler
 
     return mark
+
+
+def long_lived(response: Response) -> Response:
+    """Let a streamed ``response`` (Server-Sent Events) outlive the request's deadlines.
+
+    The handler's deadline still covers everything up to the response (token, checks); the
+    body then streams without Quart's ``RESPONSE_TIMEOUT``. Such a body must end by rules of
+    its own (a write to a client that went away fails; services/live ends streams itself).
+    """
+    response.timeout = None
+    return response
 
 
 class NullSessionInterface(SecureCookieSessionInterface):

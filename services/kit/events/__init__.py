@@ -22,7 +22,7 @@ from services.kit.events.broker import (
     unrouted_name,
 )
 from services.kit.events.bus import EventBus
-from services.kit.events.envelope import Event, Handler, MalformedEvent
+from services.kit.events.envelope import DirectHandler, Event, Handler, MalformedEvent
 from services.kit.events.options import EventOptions
 from services.kit.events.producers import ProducerCheck
 from services.kit.events.wiring import install
@@ -32,6 +32,7 @@ MIGRATIONS = MigrationSource("kit.events", Path(__file__).parent / "migrations")
 
 __all__ = [
     "MIGRATIONS",
+    "DirectHandler",
     "Event",
     "EventBus",
     "EventOptions",

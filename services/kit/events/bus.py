@@ -11,7 +11,7 @@ from services.kit.db import Database
 from services.kit.events.broker import Broker, Setup, dead_letter_queue, events_queue, retry_queue
 from services.kit.events.consumer import EventConsumer
 from services.kit.events.depths import QueueDepths
-from services.kit.events.envelope import Handler
+from services.kit.events.envelope import DirectHandler, Handler
 from services.kit.events.metrics import EventMetrics
 from services.kit.events.options import EventOptions
 from services.kit.events.relay import OutboxRelay
@@ -33,16 +33,16 @@ class EventBus:
     def __init__(
         self,
         settings: ServiceSettings,
-        db: Database,
+        db: Database | None,
         registry: CollectorRegistry,
-        handlers: Mapping[str, Handler] | None = None,
+        handlers: Mapping[str, Handler] | Mapping[str, DirectHandler] | None = None,
         *,
         options: EventOptions | None = None,
     ) -> None:
         self.options = options or EventOptions()
         self.metrics = EventMetrics(registry)
         self._broker = Broker(settings, self.options, self.metrics)
-        self._relay = OutboxRelay(settings, db, self._broker, self.metrics, self.options)
+        self._relay = OutboxRelay(settings, db, self._broker, self.metrics, self.options) if db is not None else None
         self._consumer = (
             EventConsumer(settings, db, self._broker, self.metrics, self.options, handlers) if handlers else None
         )
@@ -55,14 +55,16 @@ class EventBus:
     async def start(self) -> None:
         """Start the broker connection, the relay and (with handlers) the consumer."""
         await self._broker.start()
-        await self._relay.start()
+        if self._relay is not None:
+            await self._relay.start()
         await self._depths.start()
 
     async def stop(self) -> None:
         """Graceful: stop consuming, finish in-flight handlers and the relay's batch, close."""
         if self._consumer is not None:
             await self._consumer.stop()
-        await self._relay.stop()
+        if self._relay is not None:
+            await self._relay.stop()
         await self._depths.stop()
         await self._broker.close()
 
@@ -84,4 +86,5 @@ class EventBus:
 
     def wake_relay(self) -> None:
         """Make the relay look at the outbox now (NOTIFY does this on every commit)."""
-        self._relay.wake()
+        if self._relay is not None:
+            self._relay.wake()

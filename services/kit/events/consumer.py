@@ -29,7 +29,7 @@ import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
@@ -45,7 +45,7 @@ from services.kit.events.broker import (
     events_queue,
     retry_queue,
 )
-from services.kit.events.envelope import TYPE_PATTERN, Event, Handler, MalformedEvent
+from services.kit.events.envelope import TYPE_PATTERN, DirectHandler, Event, Handler, MalformedEvent
 from services.kit.events.metrics import EventMetrics
 from services.kit.events.options import EventOptions
 from services.kit.events.producers import PRODUCER_HEADER, ProducerCheck
@@ -96,11 +96,11 @@ class EventConsumer:
     def __init__(
         self,
         settings: ServiceSettings,
-        db: Database,
+        db: Database | None,
         broker: Broker,
         metrics: EventMetrics,
         options: EventOptions,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler] | Mapping[str, DirectHandler],
     ) -> None:
         self._db = db
         self._metrics = metrics
@@ -230,14 +230,25 @@ class EventConsumer:
                 self._metrics.duplicates.labels(event.type).inc()
                 log.info("duplicate event skipped")
 
-    async def _handle(self, event: Event, handler: Handler) -> bool:
+    async def _handle(self, event: Event, handler: Handler | DirectHandler) -> bool:
+        if self._db is None:  # no inbox: the handler de-duplicates (see DirectHandler)
+            deadline = asyncio.timeout(self._options.handler_timeout)
+            try:
+                async with deadline:
+                    return await cast(DirectHandler, handler)(event)
+            except OSError as exc:
+                if isinstance(exc, TimeoutError) and deadline.expired():
+                    raise _HandlerFailed("the handler ran past its timeout") from exc
+                raise  # its store is unreachable: requeued, not counted
+            except Exception as exc:
+                raise _HandlerFailed(str(exc)) from exc
         async with self._db.transaction() as conn:
             if not await inbox.record(conn, event):
                 return False
             deadline = asyncio.timeout(self._options.handler_timeout)
             try:
                 async with deadline:
-                    await handler(conn, event)
+                    await cast(Handler, handler)(conn, event)
             except _DB_UNAVAILABLE as exc:
                 if isinstance(exc, TimeoutError) and deadline.expired():
                     raise _HandlerFailed("the handler ran past its timeout") from exc

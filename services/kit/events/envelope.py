@@ -59,3 +59,9 @@ class Event(BaseModel):
 # What a consuming service provides per event type. It runs inside the transaction
 # that also records the event id in the inbox, so its effect happens exactly once.
 Handler: TypeAlias = Callable[[Connection, Event], Awaitable[None]]
+
+# A consumer without a database (:class:`services.kit.events.EventBus` built with ``db=None``)
+# has no inbox: its handler is its own, and de-duplicates the event where it writes (Redis,
+# say), answering False for an id it has already handled. Raising an ``OSError`` (such as
+# ``ConnectionError``) means its store is unreachable: the event is requeued, not counted.
+DirectHandler: TypeAlias = Callable[[Event], Awaitable[bool]]

@@ -1,0 +1,1 @@
+"""Live: the suite's events pushed to signed-in users as Server-Sent Events (docs/live.md)."""
