@@ -71,7 +71,7 @@ def test_every_app_service_runs_its_module_from_the_one_image(services: dict[str
 
 
 def test_http_services_publish_the_ports_of_the_contract(services: dict[str, Any]) -> None:
-    assert HTTP_PORTS == {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "gateway": 8080}
+    assert HTTP_PORTS == {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "live": 8005, "gateway": 8080}
     for name, port in HTTP_PORTS.items():
         assert f"{port}:{port}" in services[name]["ports"], name
         assert services[name]["environment"]["PORT"] == str(port), name
@@ -139,8 +139,9 @@ def test_every_dependency_waits_for_a_healthy_service(services: dict[str, Any]) 
             assert dep in services, (name, dep)
             assert how == {"condition": "service_healthy"}, (name, dep)
             assert services[dep].get("healthcheck"), (name, dep)
-    for name in APP_SERVICES - {"ping", "gateway", *WORKERS}:
+    for name in APP_SERVICES - {"ping", "gateway", "live", *WORKERS}:
         assert {"postgres", "rabbitmq"} <= set(services[name]["depends_on"]), name
+    assert {"redis", "rabbitmq"} <= set(services["live"]["depends_on"])  # no database of its own
     assert set(services["gateway"]["depends_on"]) == {s.name for s in suite_table.SERVICES} | {"redis"}
 
 
@@ -298,6 +299,7 @@ def test_generated_definitions_hold_the_service_users_with_least_permissions(
         "quartet_auth": ("quartet.events", r"^user\."),
         "quartet_todos": ("quartet.events", r"^todo\."),
         "quartet_reports": ("quartet.events", r"^report\."),
+        "quartet_live": ("quartet.events", "^$"),  # it publishes nothing
     }
     perms = {p["user"]: p for p in data["permissions"]}
     # auth consumes nothing: it reads only the alternate exchange (to bind quartet.events.unrouted to it)
@@ -312,7 +314,7 @@ def test_generated_definitions_hold_the_service_users_with_least_permissions(
     assert not re.fullmatch(perms["quartet_todos"]["configure"], "reports.events")
     assert not re.fullmatch(perms["quartet_todos"]["read"], "reports.jobs")
     # The consumers' owners are exactly these users (services/kit/config.py).
-    assert {r.owns: r.user for r in suite_broker.ROLES.values()} == DEFAULT_EVENT_PRODUCERS
+    assert {r.owns: r.user for r in suite_broker.ROLES.values() if r.owns} == DEFAULT_EVENT_PRODUCERS
 
 
 def test_every_process_exports_traces_to_jaeger(services: dict[str, Any]) -> None:

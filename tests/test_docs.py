@@ -40,6 +40,7 @@ SETTINGS_MODULES = (
     "services.todos.config",
     "services.ping.config",
     "services.reports.config",
+    "services.live.config",
     "gateway.config",
 )
 PATH_SUFFIXES = (".py", ".md", ".sql", ".yaml", ".yml", ".toml", ".json", ".js", ".css", ".html", ".txt", ".png", ".sh")

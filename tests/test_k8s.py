@@ -38,7 +38,7 @@ BASE = K8S / "base"
 LOCAL = K8S / "overlays" / "local"
 
 # The public contract (docs/ARCHITECTURE): the HTTP processes and their ports.
-CONTRACT_PORTS = {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "gateway": 8080}
+CONTRACT_PORTS = {"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "live": 8005, "gateway": 8080}
 HTTP_PORTS = {s.name: s.port for s in (*suite_table.SERVICES, suite_table.GATEWAY)}
 WORKERS = {name: extra.module for name, (_, extra) in suite_table.workers().items()}
 WORKER_METRICS_PORTS = {name: extra.metrics_port for name, (_, extra) in suite_table.workers().items()}
@@ -63,6 +63,7 @@ SECRET_KEYS = {
     "AUTH_AMQP_URL",
     "TODOS_AMQP_URL",
     "REPORTS_AMQP_URL",
+    "LIVE_AMQP_URL",
     "SIGNING_KEK",
 }
 # Generated per developer into the local overlay's git-ignored secrets.env (scripts/suite/ k8s-local-secrets).
@@ -73,6 +74,7 @@ GENERATED = {
     "AUTH_AMQP_URL",
     "TODOS_AMQP_URL",
     "REPORTS_AMQP_URL",
+    "LIVE_AMQP_URL",
 }
 PLACEHOLDER = "REPLACE_ME"
 # Who reads the generated application secrets (auth seeds the worker's client with its secret).

@@ -59,8 +59,8 @@ def test_plan_runs_two_instances_of_each_service_by_default_on_port_plus_ten() -
     plan = build_plan({})
     ports = {p.name: p.port for p in plan.services}
     assert ports == {
-        **{"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004},
-        **{"auth-2": 8011, "todos-2": 8012, "ping-2": 8013, "reports-2": 8014},
+        **{"auth": 8001, "todos": 8002, "ping": 8003, "reports": 8004, "live": 8005},
+        **{"auth-2": 8011, "todos-2": 8012, "ping-2": 8013, "reports-2": 8014, "live-2": 8015},
     }
     assert [p.name for p in plan.extras] == ["reports-worker"]
     assert plan.gateway is not None and plan.gateway.port == 8080

@@ -6,9 +6,10 @@ from quart import Blueprint, Response, request
 
 from services.kit.app import long_lived
 from services.kit.security import authenticate, current_user_id
-from services.live.hub import Hub, Subscriber
+from services.live.hub import Hub
 from services.live.schemas import last_event_id
 from services.live.state import live_state
+from services.live.subscriber import Subscriber
 
 bp = Blueprint("live", __name__)
 

@@ -14,6 +14,8 @@ class LiveSettings(ServiceSettings):
     live_key_prefix: str = Field("quartet:", pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
     # Each Redis command's timeout (the blocking read has its block time on top).
     live_redis_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    # Connections to Redis per instance (a burst of new streams waits for one at most the timeout).
+    live_redis_max_connections: int = Field(64, ge=2, le=10_000)
     # A comment line this often on every stream (the gateway's idle timeout is 3 of them).
     live_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
     # Resume: a reconnect within this window (and at most this many events back per user)

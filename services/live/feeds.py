@@ -130,7 +130,11 @@ class Feeds:
         }
         self.redis = redis.Redis(
             connection_pool=redis.BlockingConnectionPool.from_url(
-                settings.live_redis_url, max_connections=32, timeout=timeout, socket_timeout=timeout, **common
+                settings.live_redis_url,
+                max_connections=settings.live_redis_max_connections,
+                timeout=timeout,
+                socket_timeout=timeout,
+                **common,
             )
         )
         # The blocking read has a connection of its own, its timeout above the block time.

@@ -13,14 +13,12 @@ leases, and on drain closes every stream with ``event: closing``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from services.kit.logging import get_logger
@@ -28,101 +26,13 @@ from services.kit.problem import Problem
 from services.kit.security.claims import Claims
 from services.live import frames
 from services.live.feeds import Feeds, FeedsUnavailable, StreamId, format_id, parse_id
+from services.live.subscriber import LiveMetrics, Subscriber
 
 log = get_logger("live.hub")
 
-_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Seconds a client refused for its user's cap is asked to wait (a lease frees within LIVE_LEASE_SECONDS).
 CAP_RETRY_AFTER = 5
 TICK_SECONDS = 1.0
-
-
-class LiveMetrics:
-    def __init__(self, registry: CollectorRegistry, hub: Hub) -> None:
-        Gauge("live_streams_open", "Streams open on this instance.", registry=registry).set_function(
-            lambda: len(hub.subscribers)
-        )
-        self.delivered = Counter(
-            "live_events_delivered", "Events written to clients, by type.", ["type"], registry=registry
-        )
-        self.lag = Histogram(
-            "live_delivery_lag_seconds",
-            "From the event's occurred_at to its write to the client.",
-            buckets=_LAG_BUCKETS,
-            registry=registry,
-        )
-        self._delivered: dict[str, Any] = {}
-
-    def count(self, event_type: str) -> None:
-        child = self._delivered.get(event_type)
-        if child is None:
-            child = self._delivered[event_type] = self.delivered.labels(event_type)
-        child.inc()
-
-
-class Subscriber:
-    """One open stream: what it may see, where it is, and the frames waiting to be written."""
-
-    __slots__ = (
-        "closed",
-        "cursor",
-        "expires_at",
-        "frames",
-        "id",
-        "pending",
-        "ready",
-        "reports",
-        "todos",
-        "user",
-        "wake",
-    )
-
-    def __init__(self, user: str, claims: Claims, cursor: StreamId) -> None:
-        self.id = uuid.uuid4().hex
-        self.user = user
-        self.todos = "todos:read" in claims.scopes
-        self.reports = "reports:read" in claims.scopes
-        self.expires_at = float(claims.exp)
-        self.cursor = cursor
-        # (frame, event type or "", occurred at) in write order.
-        self.frames: collections.deque[tuple[bytes, str, float]] = collections.deque()
-        self.wake = asyncio.Event()
-        self.closed = False
-        self.ready = False  # until its catch-up read is in, the reader's entries wait in pending
-        self.pending: list[tuple[StreamId, str, bytes, float]] = []
-
-    def allows(self, event_type: str) -> bool:
-        if event_type.startswith("todo."):
-            return self.todos
-        return event_type == "report.completed" and self.reports
-
-    def offer(self, entry_id: StreamId, event_type: str, frame: bytes, occurred: float, limit: int) -> None:
-        if self.closed:
-            return
-        if not self.ready:
-            self.pending.append((entry_id, event_type, frame, occurred))
-            return
-        if entry_id <= self.cursor:
-            return
-        self.cursor = entry_id
-        if self.allows(event_type):
-            if len(self.frames) >= limit:  # a client this far behind reconnects and resumes
-                self.close()
-                return
-            self.frames.append((frame, event_type, occurred))
-            self.wake.set()
-
-    def push(self, frame: bytes) -> None:
-        if not self.closed:
-            self.frames.append((frame, "", 0.0))
-            self.wake.set()
-
-    def close(self, last: bytes = b"") -> None:
-        if not self.closed:
-            if last:
-                self.frames.append((last, "", 0.0))
-            self.closed = True
-            self.wake.set()
 
 
 class Feed:
@@ -140,7 +50,7 @@ class Hub:
     def __init__(self, feeds: Feeds, registry: CollectorRegistry, draining: Callable[[], bool]) -> None:
         self.feeds = feeds
         self.settings = feeds.settings
-        self.metrics = LiveMetrics(registry, self)
+        self.metrics = LiveMetrics(registry, lambda: len(self.subscribers))
         self.subscribers: set[Subscriber] = set()
         self._feeds: dict[str, Feed] = {}  # by user
         self._by_key: dict[str, Feed] = {}
@@ -149,6 +59,7 @@ class Hub:
         self._released: dict[str, list[str]] = {}
         self._blocking = False
         self._woken = False
+        self._chores: set[asyncio.Task[Any]] = set()  # catch-up reads and wakes: held until done
 
     # opening a stream ---------------------------------------------------------------------
 
@@ -176,7 +87,7 @@ class Hub:
         first = frames.opening(resumed=start.resumed, window_seconds=self.settings.live_window_seconds)
         if last_event_id is not None and not start.resumed:
             first += frames.reset("window")
-        asyncio.get_running_loop().create_task(self._catch_up(subscriber))
+        self._chore(self._catch_up(subscriber))
         return subscriber, first
 
     def _join(self, subscriber: Subscriber) -> None:
@@ -246,13 +157,18 @@ class Hub:
                     self.metrics.lag.observe(max(0.0, now - occurred))
         return b"".join(parts)
 
+    def _chore(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+        return task
+
     # the reader ---------------------------------------------------------------------------
 
     def _wake_reader(self) -> None:
         if self._blocking and not self._woken:
             self._woken = True
-            task = asyncio.get_running_loop().create_task(self.feeds.wake())
-            task.add_done_callback(_ignore_failure)
+            self._chore(self.feeds.wake()).add_done_callback(_ignore_failure)
 
     async def read_forever(self) -> None:
         limit = self.settings.live_max_queued_frames

@@ -19,7 +19,7 @@ async def test_merged_openapi_lists_every_running_services_paths(
             "TODOS_URLS": suite.todos_url,
             "PING_URLS": ping_service.url,
         }
-    )  # reports: nothing listening
+    )  # reports and live: nothing listening
     resp = httpx.get(f"{gateway.url}/openapi.json", timeout=15)
     assert resp.status_code == 200
     spec = resp.json()
@@ -30,7 +30,7 @@ async def test_merged_openapi_lists_every_running_services_paths(
     assert any(path.startswith("/.well-known/") for path in paths)
     # Only what the gateway routes: each service's own probes stay private.
     assert not {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"} & paths
-    assert spec["x-unavailable"] == ["reports"]
+    assert spec["x-unavailable"] == ["live", "reports"]
     # Every reference resolves inside the merged document.
     text = resp.text
     schemas = spec.get("components", {}).get("schemas", {})

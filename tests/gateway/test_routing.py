@@ -42,6 +42,7 @@ DECISIONS = [
     ("/reports", "reports", REPORTS, DEFAULT),
     ("/reports/summary", "reports", REPORTS, DEFAULT),
     ("/reports/abc/file", "reports-file", REPORTS, DEFAULT),
+    ("/live/events", "live", ANY_TOKEN, DEFAULT),
 ]
 
 

@@ -15,6 +15,7 @@ from scripts.suite.plan import plan as build_plan
 from scripts.suite.secrets import with_env_file
 from services.auth.config import AuthSettings
 from services.kit.config import ServiceSettings
+from services.live.config import LiveSettings
 from services.ping.config import PingSettings
 from services.reports.config import ReportsSettings
 from services.todos.config import TodosSettings
@@ -26,6 +27,7 @@ SECTIONS: dict[str, type[ServiceSettings]] = {
     "todos": TodosSettings,
     "ping": PingSettings,
     "reports": ReportsSettings,
+    "live": LiveSettings,
     "gateway": GatewaySettings,
 }
 

@@ -64,10 +64,19 @@ class Live:
         self.instances: list[ServiceProcess] = []
 
     def start(self, **env: str) -> ServiceProcess:
-        port = free_port()
-        full = {
-            "PORT": str(port),
-            "INSTANCE": f"live-{len(self.instances) + 1}",
+        full = self.env_for(self.start_env(), **env)
+        name = f"{self.queue_prefix}-{len(self.instances) + 1}"
+        proc = launch(name, full, self.log_dir, module="services.live")
+        self.instances.append(proc)
+        return proc
+
+    def start_env(self) -> dict[str, str]:
+        """What a new instance gets besides the test's settings: a port and a name."""
+        return {"PORT": str(free_port()), "INSTANCE": f"live-{len(self.instances) + 1}"}
+
+    def env_for(self, own: dict[str, str], **env: str) -> dict[str, str]:
+        return {
+            **own,
             "AUTH_URL": self.issuer.issuer,
             "AMQP_URL": AMQP_URL,
             "EVENTS_EXCHANGE": self.exchange,
@@ -78,10 +87,6 @@ class Live:
             **self.env,
             **env,
         }
-        name = f"{self.queue_prefix}-{len(self.instances) + 1}"
-        proc = launch(name, full, self.log_dir, module="services.live")
-        self.instances.append(proc)
-        return proc
 
     def url(self, n: int = 0) -> str:
         return self.instances[n].url + "/live/events"

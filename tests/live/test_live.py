@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.live.sse import open_stream
-from tests.support import assert_problem
+from tests.support import ServiceProcess, assert_problem, free_port
 
 
 async def test_a_stream_opens_with_ready_and_carries_only_the_callers_events(make_live: Any) -> None:
@@ -37,7 +37,8 @@ async def test_a_stream_opens_with_ready_and_carries_only_the_callers_events(mak
         (bobs,) = await b.events(1)
         assert bobs.json()["data"] == {"content": "bob's"}
         # A heartbeat comment arrives on an idle stream.
-        assert any(frame.event == "comment" for frame in [await a.frame(5, skip_heartbeats=False)])
+        beat = await a.frame(5, skip_heartbeats=False)
+        assert beat is not None and beat.event == "comment"
 
 
 async def test_scopes_choose_the_event_types(make_live: Any) -> None:
@@ -174,3 +175,20 @@ async def test_forged_malformed_and_repeated_events_are_not_delivered(make_live:
         await live.publish("todo.deleted", user.id, {"n": "last"})
         got = await s.events(2)
     assert [f.json()["data"]["n"] for f in got] == ["once", "last"]
+
+
+async def test_without_redis_a_new_stream_is_503_and_readiness_says_why(make_live: Any) -> None:
+    live = make_live(0)
+    proc = ServiceProcess(
+        "services.live",
+        {**live.env_for(live.start_env()), "LIVE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"},
+        live.log_dir / f"{live.queue_prefix}-no-redis.log",
+    )
+    live.instances.append(proc)
+    proc.wait_ready("/healthz")
+    async with httpx.AsyncClient() as http:
+        ready = await http.get(proc.url + "/readyz")
+        assert ready.status_code == 503 and "redis" in ready.text
+        async with open_stream(http, proc.url + "/live/events", live.issuer.user().token) as s:
+            assert s.response.headers["retry-after"]
+            assert_problem(s.response, 503)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -232,30 +232,24 @@ class EventConsumer:
 
     async def _handle(self, event: Event, handler: Handler | DirectHandler) -> bool:
         if self._db is None:  # no inbox: the handler de-duplicates (see DirectHandler)
-            deadline = asyncio.timeout(self._options.handler_timeout)
-            try:
-                async with deadline:
-                    return await cast(DirectHandler, handler)(event)
-            except OSError as exc:
-                if isinstance(exc, TimeoutError) and deadline.expired():
-                    raise _HandlerFailed("the handler ran past its timeout") from exc
-                raise  # its store is unreachable: requeued, not counted
-            except Exception as exc:
-                raise _HandlerFailed(str(exc)) from exc
+            return bool(await self._run(lambda: cast(DirectHandler, handler)(event)))
         async with self._db.transaction() as conn:
             if not await inbox.record(conn, event):
                 return False
-            deadline = asyncio.timeout(self._options.handler_timeout)
-            try:
-                async with deadline:
-                    await cast(Handler, handler)(conn, event)
-            except _DB_UNAVAILABLE as exc:
-                if isinstance(exc, TimeoutError) and deadline.expired():
-                    raise _HandlerFailed("the handler ran past its timeout") from exc
-                raise  # a slow or unreachable database is not the event's fault: requeued, not counted
-            except Exception as exc:
-                raise _HandlerFailed(str(exc)) from exc
+            await self._run(lambda: cast(Handler, handler)(conn, event))
         return True
+
+    async def _run(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        deadline = asyncio.timeout(self._options.handler_timeout)
+        try:
+            async with deadline:
+                return await call()
+        except _DB_UNAVAILABLE as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                raise _HandlerFailed("the handler ran past its timeout") from exc
+            raise  # a slow or unreachable store is not the event's fault: requeued, not counted
+        except Exception as exc:
+            raise _HandlerFailed(str(exc)) from exc
 
     async def _handler_failed(
         self, message: AbstractIncomingMessage, event: Event, attempts: int, error: BaseException
