@@ -371,9 +371,11 @@ async def test_a_token_the_server_finds_expired_is_refreshed_and_the_call_retrie
     # The live stream's reconnects (no live service in this suite: 502s) are not the calls in question.
     page.on(
         "response",
-        lambda r: None
-        if urlsplit(r.url).path.startswith("/live/")
-        else statuses.append((f"{r.request.method} {urlsplit(r.url).path}", r.status)),
+        lambda r: (
+            None
+            if urlsplit(r.url).path.startswith("/live/")
+            else statuses.append((f"{r.request.method} {urlsplit(r.url).path}", r.status))
+        ),
     )
     await asyncio.sleep(ACCESS_TOKEN_TTL_SECONDS + 3)
     await page.clock.resume()

@@ -111,7 +111,8 @@ async def watch_for(page: Page, text: str) -> None:
             window.seen = null;
             const list = document.getElementById('todo-list');
             const check = () => {
-                if (window.seen === null && [...list.querySelectorAll('.content')].some((e) => e.textContent === text)) {
+                const texts = [...list.querySelectorAll('.content')].map((e) => e.textContent);
+                if (window.seen === null && texts.includes(text)) {
                     window.seen = Date.now();
                 }
             };
