@@ -77,17 +77,21 @@ async def live_web(log_dir: Path) -> AsyncIterator[Suite]:
 
 @pytest.fixture
 async def contexts(browser: Browser, live_web: Suite) -> AsyncIterator[Any]:
+    """New browser contexts; no uncaught script error may happen on any of their pages."""
     made: list[BrowserContext] = []
+    errors: list[str] = []
 
     async def make() -> BrowserContext:
         ctx = await browser.new_context(base_url=live_web.gateway_url, viewport={"width": 1100, "height": 900})
         ctx.set_default_timeout(15_000)
+        ctx.on("page", lambda page: page.on("pageerror", lambda error: errors.append(str(error))))
         made.append(ctx)
         return ctx
 
     yield make
     for ctx in made:
         await ctx.close()
+    assert errors == [], errors
 
 
 async def signed_in(make: Any, email: str) -> tuple[BrowserContext, Page]:
@@ -236,3 +240,23 @@ async def test_without_the_stream_the_indicator_shows_and_reports_poll_as_before
     await page.get_by_role("link", name="Todos").click()
     await add_todo(page, "still works")
     await expect(todo_texts(page)).to_have_text(["still works"])
+
+
+@pytest.mark.slow
+async def test_a_stream_whose_token_expires_comes_back_with_a_fresh_one(contexts: Any, live_web: Suite) -> None:
+    """For real (access tokens live 60 s here): the live service ends the stream with `expired`
+    when the token it was opened with runs out; the app refreshes and reconnects with its
+    Last-Event-ID, and changes keep arriving."""
+    alice = await api_register(live_web)
+    _, first = await signed_in(contexts, alice)
+    _, second = await signed_in(contexts, alice)
+    await add_todo(first, "before expiry")
+    await expect(todo_texts(second)).to_have_text(["before expiry"])
+    wait_ms = (ACCESS_TOKEN_TTL_SECONDS + 15) * 1000
+    async with second.expect_request(lambda r: r.url.endswith("/live/events"), timeout=wait_ms) as reopened:
+        pass
+    headers = (await reopened.value).headers
+    assert headers["authorization"].startswith("Bearer ") and headers.get("last-event-id"), headers
+    await expect_live(second)
+    await add_todo(first, "after expiry")
+    await expect(todo_texts(second)).to_have_text(["after expiry", "before expiry"])
