@@ -3,6 +3,7 @@
 import { completeLogin, logout, onChange, resume, signedIn, takeEndedReason } from './auth.js';
 import { apiJson } from './api.js';
 import { clearFlash, h } from './dom.js';
+import { startLive } from './live.js';
 import { loginView } from './views/login.js';
 import { registerView } from './views/register.js';
 import { todosView } from './views/todos.js';
@@ -129,6 +130,7 @@ async function boot() {
   } else {
     await resume();
   }
+  startLive();
   await renderAccount();
   await render();
 }

@@ -1,9 +1,12 @@
 // Reports: live statistics with a chart, report requests with status and progress, downloads.
-// The reports service may be absent or down: the page then says so in one sentence.
+// The reports service may be absent or down: the page then says so in one sentence. A finished
+// report arrives as a live `report.completed` event (docs/live.md); the page polls its
+// unfinished jobs only while live updates are off.
 
 import { api, apiJson } from '../api.js';
 import { barChart, legend } from '../chart.js';
 import { flash, formatDate, h } from '../dom.js';
+import { isLive, onLiveChange, subscribe } from '../live.js';
 
 const FORMATS = [['csv', 'CSV'], ['pdf', 'PDF'], ['json', 'JSON']];
 const POLL_MS = 700;
@@ -140,11 +143,11 @@ export async function reportsView(root) {
     }
   }
 
-  // Watch unfinished reports until each is done or failed.
+  // Without live updates: watch unfinished reports until each is done or failed.
   function poll() {
     clearTimeout(pollTimer);
     const waiting = [...reports.values()].filter((r) => r.status === 'queued' || r.status === 'running');
-    if (!waiting.length || !alive) return;
+    if (!waiting.length || !alive || isLive()) return;
     pollTimer = setTimeout(async () => {
       await Promise.all(waiting.map(async (r) => {
         try {
@@ -156,6 +159,40 @@ export async function reportsView(root) {
       poll();
     }, POLL_MS);
   }
+
+  // The newest page again (a report requested in another tab, or a `reset`), keeping the cursor.
+  let refreshing = null;
+  function refreshFirstPage() {
+    refreshing ??= apiJson('/reports?limit=10')
+      .then((page) => {
+        if (!alive) return;
+        for (const report of page.items) reports.set(report.id, report);
+        draw();
+      })
+      .catch(() => { /* the next event or reload tries again */ })
+      .finally(() => { refreshing = null; });
+    return refreshing;
+  }
+
+  function applyLive(event) {
+    if (event.type === 'reset') {
+      refreshFirstPage();
+      return;
+    }
+    const done = event.data?.data;
+    if (event.type !== 'report.completed' || !done?.id) return;
+    const known = reports.get(done.id);
+    if (!known) {
+      refreshFirstPage();
+      return;
+    }
+    const { status, todo_count: todoCount, error, finished_at: finishedAt } = done;
+    reports.set(done.id, { ...known, status, todo_count: todoCount, error, finished_at: finishedAt, progress: 100 });
+    draw();
+  }
+  const unsubscribe = subscribe((event) => { if (alive) applyLive(event); });
+  // Live updates stopped: poll again; they came back: the stream says what finished meanwhile.
+  const unwatch = onLiveChange((open) => (open ? clearTimeout(pollTimer) : poll()));
 
   // The file needs the Authorization header, so it is fetched here and handed over as a blob.
   async function download(report) {
@@ -175,6 +212,8 @@ export async function reportsView(root) {
   await Promise.all([loadSummary(), loadList()]);
   return () => {
     alive = false;
+    unsubscribe();
+    unwatch();
     resized.disconnect();
     clearTimeout(pollTimer);
   };

@@ -1,10 +1,13 @@
 // Todos: newest first, "load more" with the cursor, optimistic add / edit / finish, and a delete
 // that can be undone for a few seconds (the DELETE is sent only when that time is up, or when the
-// user leaves the page). Every refused action says why beside the field (docs/web.md).
+// user leaves the page). Every refused action says why beside the field (docs/web.md). Changes made
+// elsewhere (another tab, another device) arrive as live events and are patched into the list
+// in place, keeping an edit in progress, the focus and the scroll position (docs/live.md).
 
 import { api, apiJson } from '../api.js';
 import { config } from '../config.js';
 import { flash, formatDate, formatDay, h, shorten } from '../dom.js';
+import { subscribe } from '../live.js';
 
 const MAX = 1000; // what the API accepts (services/todos/schemas.py)
 const UNDO_MS = 5000;
@@ -55,6 +58,9 @@ export async function todosView(root) {
   let alive = true;
   // Todos added here while a first page was loading: that page may predate them, keep them.
   let addedMeanwhile = new Set();
+  let reloadWanted = false; // a live `reset` came while a page was loading: load the first page again after
+  let editorNode = null; // the open editor, kept across redraws so the text being typed stays
+  let deferred = []; // live events of new todos while one added here is still unconfirmed
 
   const list = h('ul', { id: 'todo-list', class: 'todos', 'aria-label': 'Todos' });
   const empty = h('p', { id: 'todo-empty', class: 'empty', hidden: true });
@@ -97,6 +103,10 @@ export async function todosView(root) {
     } finally {
       state.loading = false;
       more.disabled = false;
+      if (reloadWanted && alive) {
+        reloadWanted = false;
+        load(true);
+      }
     }
   }
 
@@ -120,9 +130,12 @@ export async function todosView(root) {
 
   const shows = (todo) => state.filter === 'all' || (state.filter === 'finished') === todo.is_finished;
 
-  // Redraw the list, keeping keyboard focus on the control it was on.
+  // Redraw the list, keeping keyboard focus on the control it was on (and the caret in a field).
   function draw() {
-    const focused = document.activeElement?.dataset?.focusKey;
+    const active = document.activeElement;
+    const focused = active?.dataset?.focusKey;
+    const caret = active instanceof HTMLInputElement ? [active.selectionStart, active.selectionEnd] : null;
+    if (!state.editing) editorNode = null;
     list.replaceChildren(...state.items.map(item));
     empty.hidden = state.items.length > 0;
     empty.textContent = EMPTY[state.filter];
@@ -131,14 +144,84 @@ export async function todosView(root) {
     if (focused) {
       // The same control, else the first control of the same todo (Finish became Reopen).
       const todoId = focused.split(':')[0];
-      (list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)
-        ?? list.querySelector(`li[data-id="${CSS.escape(todoId)}"] button`))?.focus();
+      const again = list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)
+        ?? list.querySelector(`li[data-id="${CSS.escape(todoId)}"] button`);
+      again?.focus({ preventScroll: true });
+      if (again === active && caret) active.setSelectionRange(...caret);
     }
+  }
+
+  // A live redraw keeps what the user looks at where it is: the first todo in view stays put
+  // when todos appear or go above it.
+  function keepingScroll(change) {
+    const anchor = window.scrollY > 0 ? [...list.children].find((li) => li.getBoundingClientRect().bottom > 0) : null;
+    const before = anchor?.getBoundingClientRect().top;
+    change();
+    draw();
+    if (!anchor?.isConnected) return;
+    const moved = anchor.getBoundingClientRect().top - before;
+    if (moved) window.scrollBy(0, moved);
+  }
+
+  const when = (iso) => (iso ? Date.parse(iso) : 0);
+  // The list's order (services/todos/store.py: created_at DESC, id DESC); < 0 when a comes first.
+  const newestFirst = (a, b) => when(b.created_at) - when(a.created_at) || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0);
+
+  // A todo.* event carries the todo's whole state; the newest updated_at wins (events may repeat).
+  function applyLive(event) {
+    if (event.type === 'reset') {
+      if (state.loading) reloadWanted = true;
+      else load(true);
+      return;
+    }
+    const todo = event.data?.data;
+    if (!event.type.startsWith('todo.') || !todo?.id || deleting.has(todo.id)) return;
+    const current = state.items.find((t) => t.id === todo.id);
+    if (current && when(current.updated_at) > when(todo.updated_at)) return; // older than what is shown
+    if (!current && state.items.some((t) => t.pending && t.content === todo.content)) {
+      deferred.push(event); // most likely the one being added here: decide when its POST answers
+      return;
+    }
+    if (current && (current.content !== todo.content || current.is_finished !== todo.is_finished)) {
+      etags.delete(todo.id); // changed elsewhere: the ETag we hold is stale now
+    }
+    if (event.type === 'todo.deleted') {
+      if (!current || state.editing === todo.id) return; // the editor stays; saving says it is gone
+      keepingScroll(() => { state.items = state.items.filter((t) => t.id !== todo.id); });
+      return;
+    }
+    if (current) {
+      if (state.editing === todo.id) {
+        replaceItem(todo.id, { ...current, ...todo }); // the editor keeps the user's text
+        return;
+      }
+      keepingScroll(() => {
+        state.items = shows(todo) ? state.items.map((t) => (t.id === todo.id ? { ...t, ...todo } : t)) : state.items.filter((t) => t.id !== todo.id);
+      });
+      return;
+    }
+    if (!shows(todo)) return;
+    // Only inside what is loaded: older than the last shown todo it comes with "Load more".
+    const last = state.items.at(-1);
+    if (state.cursor && last && !last.pending && newestFirst(todo, last) > 0) return;
+    keepingScroll(() => {
+      const pending = state.items.filter((t) => t.pending);
+      state.items = [...pending, ...[...state.items.filter((t) => !t.pending), todo].sort(newestFirst)];
+    });
+  }
+
+  function flushDeferred() {
+    const waiting = deferred;
+    deferred = [];
+    for (const event of waiting) applyLive(event);
   }
 
   function item(todo) {
     const key = (name) => ({ 'data-focus-key': `${todo.id}:${name}` });
-    if (state.editing === todo.id) return editor(todo);
+    if (state.editing === todo.id) {
+      if (editorNode?.dataset.id !== todo.id) editorNode = editor(todo);
+      return editorNode;
+    }
     const name = shorten(todo.content);
     const button = (verb, onclick, extra = {}) => h('button', {
       type: 'button', ...key(verb.toLowerCase()), disabled: todo.pending, 'aria-label': `${verb}: ${name}`, onclick, ...extra,
@@ -165,7 +248,7 @@ export async function todosView(root) {
 
   function editor(todo) {
     const id = `edit-${todo.id}`;
-    const field = h('input', { id, value: todo.content, autocomplete: 'off' });
+    const field = h('input', { id, value: todo.content, autocomplete: 'off', 'data-focus-key': `${todo.id}:editor` });
     const help = fieldHelp(field, id);
     const form = h('form', { class: 'edit', novalidate: true },
       h('label', { for: id, class: 'visually-hidden' }, 'Edit todo'),
@@ -255,10 +338,13 @@ export async function todosView(root) {
         const resp = await api('/todos', { method: 'POST', json: { content }, headers: { 'Idempotency-Key': temp.id } });
         const created = remember(resp, await resp.json());
         addedMeanwhile.add(created.id);
-        replaceItem(temp.id, created);
+        // Its live event may have come first (from another tab's view it is just a new todo).
+        if (state.items.some((t) => t.id === created.id)) state.items = state.items.filter((t) => t.id !== temp.id);
+        else replaceItem(temp.id, created);
         draw();
       },
       'Could not add the todo');
+    flushDeferred();
   }
 
   async function save(todo, content) {
@@ -357,8 +443,10 @@ export async function todosView(root) {
   const flushDeletes = () => { for (const entry of [...deleting.values()]) entry.commit({ keepalive: true }); };
   window.addEventListener('pagehide', flushDeletes);
 
+  const unsubscribe = subscribe((event) => { if (alive) applyLive(event); });
   await load(true);
   return () => {
+    unsubscribe();
     flushDeletes();
     window.removeEventListener('pagehide', flushDeletes);
     alive = false;
