@@ -161,7 +161,12 @@ class AuthClient:
         return query_of(location)
 
     async def exchange(self, code: str, verifier: str | None, **extra: str) -> httpx.Response:
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri, "client_id": WEB_CLIENT}
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "client_id": WEB_CLIENT,
+        }
         if verifier is not None:
             form["code_verifier"] = verifier
         form.update(extra)
