@@ -4,7 +4,9 @@ Proxied requests are the gateway's hot path, and aiohttp's general client (its r
 and response objects, header preparation, client middlewares, a timer context per
 request) cost as much as the rest of the gateway together. This client does only what
 the proxy needs, on an ``asyncio.Protocol`` with MagicStack's ``httptools`` (llhttp, the
-parser uvicorn uses) reading the answers:
+parser uvicorn uses) reading the answers. It is over 300 lines because the protocol, the
+connection's exchange and the pool share one connection's state and invariants (reuse only
+after a clean end); split apart, each would reach into the others' internals:
 
 1. **Pools.** :class:`InstancePool` keeps the idle keep-alive connections of one
    instance (last used first). A connection idle for ``UPSTREAM_KEEPALIVE_SECONDS`` or
