@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import asyncpg
 import httpx
+import redis.asyncio as redis
 
 from scripts.suite.procs import free_port as free_port
 from services.kit.events import alternate_exchange_name, dead_letter_queue, events_queue, retry_queue, unrouted_name
@@ -154,3 +155,14 @@ async def delete_event_queues(
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.exchange_delete(name)
+
+
+async def drop_keys(url: str, prefix: str) -> None:
+    """Delete the Redis keys under ``prefix`` (a test's own, so tests beside it and a running suite keep theirs)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await client.delete(*keys[start : start + 500])
+    finally:
+        await client.aclose()

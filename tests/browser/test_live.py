@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as redis
 from playwright.async_api import Browser, BrowserContext, Page, Request, expect
 
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import ACCESS_TOKEN_TTL_SECONDS
 from tests.browser.test_app import add_todo, api_register, sign_in, sign_in_to, todo_texts
 from tests.suite import SERVICES, Suite, launch, launch_gateway
-from tests.support import free_port, unique
+from tests.support import drop_keys, free_port, unique
 
 pytestmark = pytest.mark.browser
 
@@ -66,13 +65,7 @@ async def live_web(log_dir: Path) -> AsyncIterator[Suite]:
         yield suite
     finally:
         await suite.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=key_prefix + "*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+        await drop_keys(REDIS_URL, key_prefix)
 
 
 @pytest.fixture

@@ -14,11 +14,10 @@ from typing import Any
 
 import aio_pika
 import pytest
-import redis.asyncio as redis
 
 from tests.factories import TestIssuer
 from tests.suite import launch
-from tests.support import AMQP_URL, TEST_BROKER_USER, ServiceProcess, delete_event_queues, free_port, unique
+from tests.support import AMQP_URL, TEST_BROKER_USER, ServiceProcess, delete_event_queues, drop_keys, free_port, unique
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -125,13 +124,7 @@ class Live:
         for proc in self.instances:
             proc.stop()
         await delete_event_queues(AMQP_URL, self.exchange, [self.queue_prefix], (0.2, 0.5))
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [key async for key in client.scan_iter(match=self.key_prefix + "*", count=1000)]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+        await drop_keys(REDIS_URL, self.key_prefix)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from services.todos.config import TodosSettings
 from services.todos.demo_data import seed_demo
 from tests.factories import TestIssuer, User
 from tests.inprocess import InProcessService, migrated_database, serve, settings_for
-from tests.support import TEST_BROKER_USER, free_port, unique
+from tests.support import TEST_BROKER_USER, drop_keys, free_port, unique
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -73,15 +73,6 @@ async def start_instances(
             await stack.enter_async_context(serve(create_app(settings, fetch_jwks=issuer.fetch_jwks), issuer))
         )
     return services, prefix, dsn
-
-
-async def drop_keys(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(scope="module")
