@@ -7,10 +7,7 @@ names against) needs no settings, and the settings need no built routes.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-
-import aiohttp
 
 from gateway.balancer import Upstream
 from gateway.bulkheads import Bulkhead
@@ -27,13 +24,6 @@ class Route:
     timeout_seconds: float
     connect_timeout_seconds: float
     bulkhead: Bulkhead | None  # the route's own cap on requests in flight, if it has one
-
-    @functools.cached_property
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        """The aiohttp timeouts of one exchange with an instance, built once per route."""
-        return aiohttp.ClientTimeout(
-            total=self.timeout_seconds, connect=self.connect_timeout_seconds, sock_connect=self.connect_timeout_seconds
-        )
 
     @property
     def name(self) -> str:
