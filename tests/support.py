@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -166,3 +167,29 @@ async def drop_keys(url: str, prefix: str) -> None:
             await client.delete(*keys[start : start + 500])
     finally:
         await client.aclose()
+
+
+@contextlib.contextmanager
+def private_redis(port: int, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``redis-server`` of the test's own on ``port`` (``args``: more of its options), to stop or pause."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: `make bootstrap` installs it")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        # PONG, or NOAUTH from a server with a password: either way it listens.
+        while not subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"private redis-server on {port} did not start")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a paused one cannot stop
+            proc.terminate()
+            proc.wait(10)

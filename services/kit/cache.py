@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.kit.logging import get_logger
+from services.kit.redis_link import RedisLink, ReplyError, Script
 
 log = get_logger("kit.cache")
 
@@ -88,6 +90,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_READ_SCRIPT, _STORE_SCRIPT, _INVALIDATE_SCRIPT, _RELEASE_SCRIPT = map(Script, (_READ, _STORE, _INVALIDATE, _RELEASE))
+
 
 @dataclass(frozen=True)
 class CachedPage:
@@ -121,9 +125,6 @@ class CacheSettings:
     retry_after_seconds: float = 2.0
     lock_ttl_seconds: float = 2.0
     lock_wait_seconds: float = 1.0
-    max_connections: int = 64
-    # How long a call waits for a free connection of the pool (busy, not broken: longer than timeout).
-    pool_timeout_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -171,24 +172,11 @@ class PageCache:
     def __init__(self, settings: CacheSettings) -> None:
         self._settings = settings
         self.metrics = CacheMetrics.build()
-        self._redis: Any = None
-        self._scripts: dict[str, Any] = {}
-        if settings.url:
-            import redis.asyncio as redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
-            pool = redis.BlockingConnectionPool.from_url(
-                settings.url,
-                max_connections=settings.max_connections,
-                timeout=settings.pool_timeout_seconds,
-                socket_timeout=settings.timeout_seconds,
-                socket_connect_timeout=settings.timeout_seconds,
-                retry=Retry(NoBackoff(), 0),  # the breaker decides when to try again, not the client
-            )
-            self._redis = redis.Redis(connection_pool=pool)
-            sources = {"read": _READ, "store": _STORE, "invalidate": _INVALIDATE, "release": _RELEASE}
-            self._scripts = {name: self._redis.register_script(source) for name, source in sources.items()}
+        # One pipelined connection (services/kit/redis_link.py): a call is answered within the
+        # timeout or fails; the breaker below decides when to try again, not the client.
+        self._redis = RedisLink(settings.url, timeout=settings.timeout_seconds) if settings.url else None
+        # Fresh version tokens: unique per process (a random seed) and per call (a counter).
+        self._seed, self._counter = secrets.token_hex(8), itertools.count()
         self._flights: dict[tuple[str, str, str], asyncio.Future[CachedPage]] = {}
         self._open_until = 0.0
         self._tripped = False
@@ -197,6 +185,11 @@ class PageCache:
         self._flushing = asyncio.Lock()
         # Any page stored before a lost invalidation is gone by then (plus a reader's last store).
         self._stale_horizon = settings.page_ttl_seconds + settings.lock_ttl_seconds + settings.timeout_seconds
+
+    @property
+    def _link(self) -> RedisLink:
+        assert self._redis is not None, "only called with a Redis URL"
+        return self._redis
 
     @property
     def enabled(self) -> bool:
@@ -257,7 +250,7 @@ class PageCache:
         try:
             held = not locked and bool(
                 await self._call(
-                    self._redis.set(lock_key, mine, nx=True, px=int(self._settings.lock_ttl_seconds * 1000))
+                    self._link.call("SET", lock_key, mine, "NX", "PX", int(self._settings.lock_ttl_seconds * 1000))
                 )
             )
         except RedisUnavailable:
@@ -270,9 +263,10 @@ class PageCache:
         page = await self._load(load)
         try:
             await self._call(
-                self._scripts["store"](
-                    keys=[self._version_key(owner), self._index_key(owner)],
-                    args=[
+                self._link.run(
+                    _STORE_SCRIPT,
+                    [self._version_key(owner), self._index_key(owner)],
+                    [
                         token,
                         self._key("p", owner, token, variant),
                         page.encode(),
@@ -281,7 +275,7 @@ class PageCache:
                 )
             )
             if held:
-                await self._call(self._scripts["release"](keys=[lock_key], args=[mine]))
+                await self._call(self._link.run(_RELEASE_SCRIPT, [lock_key], [mine]))
         except RedisUnavailable:
             pass  # the page is answered all the same; the lock expires by itself
         return page
@@ -307,10 +301,11 @@ class PageCache:
 
     async def _read(self, owner: str, variant: str) -> tuple[str, CachedPage | None, bool]:
         token, value, locked = await self._call(
-            self._scripts["read"](
-                keys=[self._version_key(owner)],
-                args=[
-                    secrets.token_hex(8),
+            self._link.run(
+                _READ_SCRIPT,
+                [self._version_key(owner)],
+                [
+                    self._fresh_token(),
                     int(self._settings.version_ttl_seconds * 1000),
                     self._key("p", owner, ""),
                     variant,
@@ -336,7 +331,7 @@ class PageCache:
         """``owner``'s data changed (call after the commit, before answering): no instance serves
         an earlier page again."""
         self.metrics.invalidations.inc()
-        await self._set_version(owner, secrets.token_hex(8))
+        await self._set_version(owner, self._fresh_token())
 
     async def forget(self, owner: str) -> None:
         """``owner``'s account is gone: drop their pages and cache nothing for them again."""
@@ -356,9 +351,10 @@ class PageCache:
 
     async def _send_version(self, owner: str, token: str) -> None:
         await self._call(
-            self._scripts["invalidate"](
-                keys=[self._version_key(owner), self._index_key(owner)],
-                args=[token, int(self._settings.version_ttl_seconds * 1000)],
+            self._link.run(
+                _INVALIDATE_SCRIPT,
+                [self._version_key(owner), self._index_key(owner)],
+                [token, int(self._settings.version_ttl_seconds * 1000)],
             )
         )
 
@@ -400,14 +396,14 @@ class PageCache:
                     del self._pending[owner]
             return True
 
-    async def _call(self, awaitable: Awaitable[Any]) -> Any:
-        import redis.exceptions
+    def _fresh_token(self) -> str:
+        return f"{self._seed}{next(self._counter):x}"
 
+    async def _call(self, awaitable: Awaitable[Any]) -> Any:
         try:
-            # The socket timeouts bound each read and connect; this bounds the whole call (pool wait too).
-            async with asyncio.timeout(self._settings.pool_timeout_seconds + self._settings.timeout_seconds * 2):
-                result = await awaitable
-        except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
+            # The link bounds each call: a connect within the timeout, then the answer within it.
+            result = await awaitable
+        except (ReplyError, OSError, TimeoutError) as error:
             if time.monotonic() >= self._open_until:
                 log.warning("redis unavailable; page cache bypassed", error=repr(error), kind=type(error).__name__)
             self._open_until = time.monotonic() + self._settings.retry_after_seconds

@@ -183,16 +183,17 @@ def request_id_trace_config() -> aiohttp.TraceConfig:
 
 
 class ClientSpan:
-    """A CLIENT span around one outgoing HTTP exchange made without aiohttp's client (the gateway's proxy).
+    """A CLIENT span around one outgoing exchange made without an instrumented client (the gateway's
+    proxy, the page cache's Redis link).
 
     Current from its start until :meth:`end`, so :func:`current_carrier` gives the headers
     that make the upstream's server span its child, as the aiohttp client instrumentation does.
     """
 
-    def __init__(self, method: str, url: str) -> None:
-        self._span = trace.get_tracer(_TRACER_NAME).start_span(
-            method, kind=SpanKind.CLIENT, attributes={"http.request.method": method, "server.address": url}
-        )
+    def __init__(self, method: str, url: str, system: str = "") -> None:
+        attributes = {"db.system.name": system} if system else {"http.request.method": method}
+        attributes["server.address"] = url
+        self._span = trace.get_tracer(_TRACER_NAME).start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def end(self, *, status: int, failure: str = "") -> None:
@@ -204,6 +205,7 @@ class ClientSpan:
         self._span.end()
 
 
-def client_span(method: str, url: str) -> ClientSpan:
-    """A :class:`ClientSpan` for ``method`` to ``url`` (call only when :func:`tracing_enabled`)."""
-    return ClientSpan(method, url)
+def client_span(method: str, url: str, system: str = "") -> ClientSpan:
+    """A :class:`ClientSpan` for ``method`` to ``url`` (call only when :func:`tracing_enabled`);
+    with ``system`` (``"redis"``) a database call named by its command instead of an HTTP exchange."""
+    return ClientSpan(method, url, system)

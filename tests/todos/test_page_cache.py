@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import shutil
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +30,7 @@ from services.todos.config import TodosSettings
 from services.todos.demo_data import seed_demo
 from tests.factories import TestIssuer, User
 from tests.inprocess import InProcessService, migrated_database, serve, settings_for
-from tests.support import TEST_BROKER_USER, drop_keys, free_port, unique
+from tests.support import TEST_BROKER_USER, drop_keys, free_port, private_redis, unique
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -357,27 +355,6 @@ async def test_two_instances_never_serve_a_stale_or_foreign_page(pair: Instances
 
 
 # ----------------------------------------------------------------------- Redis outage
-
-
-@contextmanager
-def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    binary = shutil.which("redis-server") or pytest.skip("redis-server is not installed")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"private redis-server on {port} did not start")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
 
 
 async def read_loop(api: httpx.AsyncClient, expected: list[str], stop: asyncio.Event, failures: list[str]) -> int:
