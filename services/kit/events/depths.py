@@ -34,6 +34,7 @@ class QueueDepths:
         self._queues: list[str] = []
         self._connection: AbstractConnection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         broker.on_connect(self._remember)
 
     def watch(self, queues: Sequence[str]) -> None:
@@ -45,10 +46,12 @@ class QueueDepths:
 
     async def start(self) -> None:
         if self._task is None and self._queues:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="events-queue-depths")
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -62,6 +65,10 @@ class QueueDepths:
                     await self.refresh(connection)
                 except Exception as exc:  # the broker went away mid-round: the next round tries again
                     log.debug("queue depths not refreshed", error=f"{type(exc).__name__}: {exc}")
+            # On Python 3.11, asyncio.wait_for (inside aio-pika's declare) can swallow a cancel that
+            # comes as its awaitable finishes; the loop would then sleep on and stop() wait forever.
+            if self._stopping:
+                return
             await asyncio.sleep(self._interval)
 
     async def refresh(self, connection: AbstractConnection) -> None:
